@@ -1,0 +1,3 @@
+from vertseg_tf.cli import main
+
+raise SystemExit(main())

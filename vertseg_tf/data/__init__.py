@@ -1,0 +1,11 @@
+"""Data: image reading, the native dataset format, importers, synthetic data, patches."""
+
+from vertseg_tf.data.dataset import (
+    Dataset,
+    ImageRecord,
+    VertebraRecord,
+    load_dataset,
+    save_dataset,
+)
+
+__all__ = ["Dataset", "ImageRecord", "VertebraRecord", "load_dataset", "save_dataset"]
