@@ -7,5 +7,14 @@ from vertseg_tf.data.dataset import (
     load_dataset,
     save_dataset,
 )
+from vertseg_tf.data.images import read_image, write_image
 
-__all__ = ["Dataset", "ImageRecord", "VertebraRecord", "load_dataset", "save_dataset"]
+__all__ = [
+    "Dataset",
+    "ImageRecord",
+    "VertebraRecord",
+    "load_dataset",
+    "save_dataset",
+    "read_image",
+    "write_image",
+]
