@@ -14,7 +14,7 @@ __all__ = [
     "ImageRecord",
     "VertebraRecord",
     "load_dataset",
-    "save_dataset",
     "read_image",
+    "save_dataset",
     "write_image",
 ]

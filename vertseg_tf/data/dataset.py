@@ -19,17 +19,17 @@ import numpy as np
 from vertseg_tf.errors import DataError
 
 __all__ = [
-    "FORMAT",
     "DATASET_FILE",
+    "FORMAT",
     "HARD_CONDITIONS",
     "SPLITS",
     "Dataset",
     "ImageRecord",
     "VertebraRecord",
-    "load_dataset",
-    "save_dataset",
     "dataset_from_json",
     "dataset_to_json",
+    "load_dataset",
+    "save_dataset",
 ]
 
 FORMAT = "vertseg-dataset/1"
