@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 
 from vertseg_tf import __version__
@@ -69,6 +70,50 @@ def main(argv: list[str] | None = None) -> int:
 def train_main(argv: list[str] | None = None) -> int:
     """`vertseg-tf-train ...` is `vertseg-tf train ...`."""
     return main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+class _Progress:
+    """`label: done/total` on stderr at most once a second, plus an ETA; silent for quick jobs."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.start = time.monotonic()
+        self.last = self.start
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0 and done < total:
+            return
+        if now - self.start < 1.0:
+            return
+        self.last = now
+        eta = (now - self.start) / done * (total - done)
+        print(f"{self.label}: {done}/{total} ({eta:.0f} s left)", file=sys.stderr)
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DIR", help="dataset folder holding dataset.json")
+    parser.add_argument("--strict", action="store_true", help="stop at the first error")
+
+
+@command(
+    "validate",
+    "Check a native dataset: every problem as one line 'SEVERITY: FILE: FIELD: PROBLEM'.",
+    "vertseg-tf validate runs/synthetic\nvertseg-tf validate my_dataset --strict",
+    _validate_arguments,
+)
+def _validate(args) -> int:
+    from vertseg_tf.data.dataset import validate_dataset
+
+    problems = validate_dataset(args.dataset, strict=args.strict, progress=_Progress("validate"))
+    for problem in problems:
+        print(problem)
+    errors = sum(problem.is_error for problem in problems)
+    warnings = len(problems) - errors
+    verdict = "not usable" if errors else "usable"
+    stopped = " (stopped at the first error: --strict)" if args.strict and errors else ""
+    print(f"{args.dataset}: {errors} error(s), {warnings} warning(s); {verdict}{stopped}")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

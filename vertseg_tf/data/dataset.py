@@ -311,7 +311,7 @@ class Problem:
 
     `str(problem)` is one line, `SEVERITY: FILE: FIELD: PROBLEM` (FIELD is left out when the
     problem concerns the whole file), e.g.
-    `error: data/images/a.png: images[2].vertebrae[0].contour: 2 distinct points, needs 3`.
+    `error: data/images/a.png: images[2].vertebrae[0].contour: 2 distinct points, a polygon needs at least 3`.
 
     Args:
         file: the image file the problem belongs to (the dataset folder as given, joined with
@@ -430,7 +430,7 @@ def validate_dataset(path, *, strict: bool = False, progress=None) -> list[Probl
     `pixel_spacing_mm` not positive and finite; image `file` absolute, leaving the dataset
     folder, missing or not decodable; vertebra `label` not a spine level (C1-C7, T1-T12,
     L1-L5, S1) or repeated within its image; `contour` with NaN/infinite coordinates, fewer
-    than 3 distinct points or zero area; `center` NaN/infinite or outside the image.
+    than 3 distinct points or all on one line; `center` NaN/infinite or outside the image.
 
     Warnings: no images; an image with no vertebrae; two records sharing one image file;
     `pixel_spacing_mm` disagreeing with the DICOM's own spacing; vertebrae not listed top to
@@ -593,9 +593,11 @@ def _validate_vertebra(
                 f"{where}.contour",
                 f"{distinct} distinct points, a polygon needs at least 3",
             )
-        elif polygon_area_centroid(contour)[0] == 0.0:
+        elif np.linalg.matrix_rank(contour - contour[0]) < 2:
             findings.add(
-                image_file, f"{where}.contour", "encloses no area (all points on one line)"
+                image_file,
+                f"{where}.contour",
+                "all points lie on one line: the polygon encloses no area",
             )
         else:
             contour_usable = True
@@ -626,7 +628,7 @@ def _validate_vertebra(
                 f"{where}.center",
                 f"({center[0]:g}, {center[1]:g}) lies outside the {shape[1]} x {shape[0]} image",
             )
-        if contour_usable and not _point_in_polygon(center, contour):
+        elif contour_usable and not _point_in_polygon(center, contour):
             findings.warn(image_file, f"{where}.center", "lies outside its own contour")
     unknown = [c for c in vertebra.conditions if c not in HARD_CONDITIONS]
     if unknown:
