@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from vertseg_tf import __version__
-from vertseg_tf.errors import VertsegError
+from vertseg_tf.errors import ConfigError, VertsegError
 
 __all__ = ["main", "train_main", "build_parser"]
 
@@ -114,6 +114,78 @@ def _validate(args) -> int:
     stopped = " (stopped at the first error: --strict)" if args.strict and errors else ""
     print(f"{args.dataset}: {errors} error(s), {warnings} warning(s); {verdict}{stopped}")
     return 1 if errors else 0
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    from vertseg_tf.data.dataset import SPLITS
+    from vertseg_tf.data.importers import IMPORT_FORMATS, PIXEL_ORIGINS
+
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        required=True,
+        choices=IMPORT_FORMATS,
+        help="annotation format of SRC",
+    )
+    parser.add_argument(
+        "source",
+        metavar="SRC",
+        help="labelme: a Labelme JSON file or a folder of them; coco: the COCO JSON file",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="new dataset folder (must not exist or be empty)",
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=SPLITS,
+        help="split of every imported image (default: train)",
+    )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        help="hard-link (or symlink) the images instead of copying them",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        default=None,
+        help="coco: folder the file_names are relative to (default: beside the JSON, then ../images)",
+    )
+    parser.add_argument(
+        "--pixel-origin",
+        choices=PIXEL_ORIGINS,
+        default="corner",
+        help="where the tool puts (0, 0): 'corner' of the top-left pixel (Labelme, COCO, CVAT; "
+        "coordinates are shifted by -0.5) or its 'center' (default: corner)",
+    )
+
+
+@command(
+    "import",
+    "Convert Labelme or COCO (CVAT) polygon annotations of C3-C7 into a native dataset folder.",
+    "vertseg-tf import --from labelme labelme_project/ --out my_dataset --split train\n"
+    "vertseg-tf import --from coco export/annotations/instances_default.json --out my_dataset --link",
+    _import_arguments,
+)
+def _import(args) -> int:
+    from vertseg_tf.data.importers import import_dataset
+
+    options = {"split": args.split, "link": args.link, "pixel_origin": args.pixel_origin}
+    if args.images is not None:
+        if args.source_format != "coco":
+            raise ConfigError("--images applies to --from coco only")
+        options["images_dir"] = args.images
+    dataset = import_dataset(args.source_format, args.source, args.out, **options)
+    vertebrae = sum(len(image.vertebrae) for image in dataset.images)
+    print(
+        f"{args.out}: imported {len(dataset.images)} image(s), {vertebrae} vertebra(e); "
+        f"check it with: vertseg-tf validate {args.out}"
+    )
+    return 0
 
 
 if __name__ == "__main__":
