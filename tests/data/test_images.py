@@ -88,8 +88,12 @@ def test_window_center_width(tmp_path, photometric):
 
 def test_window_after_rescale(tmp_path):
     path = _write_dicom(
-        tmp_path / "a.dcm", STORED, RescaleSlope=2, RescaleIntercept=-1000,
-        WindowCenter=3000, WindowWidth=4001,
+        tmp_path / "a.dcm",
+        STORED,
+        RescaleSlope=2,
+        RescaleIntercept=-1000,
+        WindowCenter=3000,
+        WindowWidth=4001,
     )
     image, _ = read_image(path)
     modality = 2.0 * STORED - 1000.0
@@ -108,8 +112,13 @@ def test_voi_lut_sequence_is_preferred_over_the_window(tmp_path):
     stored = np.array([[0, 1, 2], [3, 9, 4]], np.uint16)
     lut = np.array([10, 20, 40, 80, 160], np.uint16)
     path = _write_dicom(
-        tmp_path / "a.dcm", stored, "MONOCHROME1", bits_stored=4,
-        VOILUTSequence=Sequence([_lut_item(0, lut, 8)]), WindowCenter=2, WindowWidth=2,
+        tmp_path / "a.dcm",
+        stored,
+        "MONOCHROME1",
+        bits_stored=4,
+        VOILUTSequence=Sequence([_lut_item(0, lut, 8)]),
+        WindowCenter=2,
+        WindowWidth=2,
     )
     image, _ = read_image(path)
     np.testing.assert_array_equal(image, 255.0 - lut[np.minimum(stored, 4)])
@@ -119,7 +128,9 @@ def test_modality_lut_sequence(tmp_path):
     stored = np.array([[0, 1], [2, 7]], np.uint16)
     lut = np.array([5, 500, 5000], np.uint16)
     path = _write_dicom(
-        tmp_path / "a.dcm", stored, bits_stored=4,
+        tmp_path / "a.dcm",
+        stored,
+        bits_stored=4,
         ModalityLUTSequence=Sequence([_lut_item(0, lut, 16)]),
     )
     image, _ = read_image(path)
@@ -150,8 +161,11 @@ def test_multi_frame_is_refused(tmp_path):
 
 def test_colour_dicom_is_refused(tmp_path):
     path = _write_dicom(
-        tmp_path / "rgb.dcm", np.zeros((2, 2 * 3), np.uint16), "RGB",
-        SamplesPerPixel=3, PlanarConfiguration=0,
+        tmp_path / "rgb.dcm",
+        np.zeros((2, 2 * 3), np.uint16),
+        "RGB",
+        SamplesPerPixel=3,
+        PlanarConfiguration=0,
     )
     with pytest.raises(DataError, match=r"rgb\.dcm: PhotometricInterpretation: colour DICOM"):
         read_image(path)
@@ -229,7 +243,9 @@ def test_jpeg_is_decoded(tmp_path):
 def test_write_image_raster_round_trip_is_exact(tmp_path, suffix, dtype):
     stored = np.random.default_rng(1).integers(0, np.iinfo(dtype).max, (9, 7), dtype=dtype)
     write_image(tmp_path / f"a{suffix}", stored)
-    np.testing.assert_array_equal(cv2.imread(str(tmp_path / f"a{suffix}"), cv2.IMREAD_UNCHANGED), stored)
+    np.testing.assert_array_equal(
+        cv2.imread(str(tmp_path / f"a{suffix}"), cv2.IMREAD_UNCHANGED), stored
+    )
     np.testing.assert_array_equal(read_image(tmp_path / f"a{suffix}")[0], stored)
     assert [p.name for p in tmp_path.iterdir()] == [f"a{suffix}"]
 
@@ -257,9 +273,10 @@ def test_write_image_dicom_bytes_are_deterministic(tmp_path):
     second = write_image(tmp_path / "b.dcm", stored, window=(5, 10)).read_bytes()
     other = write_image(tmp_path / "c.dcm", stored + 1, window=(5, 10)).read_bytes()
     assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
-    assert pydicom.dcmread(tmp_path / "a.dcm").SOPInstanceUID != pydicom.dcmread(
-        tmp_path / "c.dcm"
-    ).SOPInstanceUID
+    assert (
+        pydicom.dcmread(tmp_path / "a.dcm").SOPInstanceUID
+        != pydicom.dcmread(tmp_path / "c.dcm").SOPInstanceUID
+    )
     assert first != other
 
 
