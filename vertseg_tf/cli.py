@@ -153,7 +153,8 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         "--images",
         metavar="DIR",
         default=None,
-        help="coco: folder the file_names are relative to (default: beside the JSON, then ../images)",
+        help="coco: folder the file_names are relative to "
+        "(default: beside the JSON file, then ../images)",
     )
     parser.add_argument(
         "--pixel-origin",
@@ -168,7 +169,8 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     "import",
     "Convert Labelme or COCO (CVAT) polygon annotations of C3-C7 into a native dataset folder.",
     "vertseg-tf import --from labelme labelme_project/ --out my_dataset --split train\n"
-    "vertseg-tf import --from coco export/annotations/instances_default.json --out my_dataset --link",
+    "vertseg-tf import --from coco export/annotations/instances_default.json \\\n"
+    "    --out my_dataset --link",
     _import_arguments,
 )
 def _import(args) -> int:

@@ -315,7 +315,8 @@ def test_cli_import(tmp_path, capsys):
     assert main(["import", "--from", "coco", str(source), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == (
-        f"vertseg-tf import: error: {out}: output folder exists and is not empty; choose a new folder"
+        f"vertseg-tf import: error: {out}: "
+        "output folder exists and is not empty; choose a new folder"
     )
     assert (
         main(

@@ -311,7 +311,7 @@ class Problem:
 
     `str(problem)` is one line, `SEVERITY: FILE: FIELD: PROBLEM` (FIELD is left out when the
     problem concerns the whole file), e.g.
-    `error: data/images/a.png: images[2].vertebrae[0].contour: 2 distinct points, a polygon needs at least 3`.
+    `error: data/images/a.png: images[2].vertebrae[0].center: has NaN or infinite coordinates`.
 
     Args:
         file: the image file the problem belongs to (the dataset folder as given, joined with
@@ -391,7 +391,7 @@ def _self_intersects(contour: np.ndarray) -> bool:
 
 
 def _point_in_polygon(point: np.ndarray, polygon: np.ndarray) -> bool:
-    """Even-odd rule: does a ray from `point` towards +x cross the outline an odd number of times."""
+    """Even-odd rule: a ray from `point` towards +x crosses the outline an odd number of times."""
     x, y = point
     xi, yi = polygon[:, 0], polygon[:, 1]
     xj, yj = np.roll(xi, -1), np.roll(yi, -1)
@@ -525,7 +525,8 @@ def _validate_image(
             findings.add(
                 image_file,
                 f"{vertebra_where}.label",
-                f"unknown label {vertebra.label!r}; expected a spine level C1-C7, T1-T12, L1-L5 or S1",
+                f"unknown label {vertebra.label!r}; "
+                "expected a spine level C1-C7, T1-T12, L1-L5 or S1",
             )
         elif vertebra.label in index_of_label:
             findings.add(
@@ -635,7 +636,8 @@ def _validate_vertebra(
         findings.warn(
             image_file,
             f"{where}.conditions",
-            f"unknown condition(s) {', '.join(map(repr, unknown))}; known: {', '.join(HARD_CONDITIONS)}",
+            f"unknown condition(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(HARD_CONDITIONS)}",
         )
 
 

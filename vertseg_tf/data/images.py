@@ -96,10 +96,14 @@ def _read_raster(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
 
     # OpenCV would also print its own warning for a broken file; the DataError says it all.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    source_format = next((name for magic, name in _MAGIC_FORMATS if data.startswith(magic)), "raster")
+    source_format = next(
+        (name for magic, name in _MAGIC_FORMATS if data.startswith(magic)), "raster"
+    )
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise DataError(path, f"cannot decode image (corrupt, truncated or unsupported {source_format} file)")
+        raise DataError(
+            path, f"cannot decode image (corrupt, truncated or unsupported {source_format} file)"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3:
@@ -140,7 +144,8 @@ def _read_dicom(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         stored = ds.pixel_array
         values = apply_voi_lut(apply_modality_lut(stored, ds), ds, index=0)
     except Exception as error:  # noqa: BLE001
-        raise DataError(path, f"cannot decode DICOM pixel data ({error})", field="PixelData") from None
+        problem = f"cannot decode DICOM pixel data ({error})"
+        raise DataError(path, problem, field="PixelData") from None
     values = np.asarray(values, dtype=np.float64)
     if photometric == "MONOCHROME1":
         low, high = _nominal_output_range(ds)
@@ -227,12 +232,16 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _WRITABLE_SUFFIXES:
-        raise ConfigError(f"{path}: cannot write {suffix or 'no'} suffix; use one of {_WRITABLE_SUFFIXES}")
+        raise ConfigError(
+            f"{path}: cannot write {suffix or 'no'} suffix; use one of {_WRITABLE_SUFFIXES}"
+        )
     if photometric not in _PHOTOMETRICS:
         raise ConfigError(f"photometric must be one of {_PHOTOMETRICS}, got {photometric!r}")
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
-        raise DataError(path, f"expected a non-empty 2-D uint8/uint16 array, got {image.dtype} {image.shape}")
+        raise DataError(
+            path, f"expected a non-empty 2-D uint8/uint16 array, got {image.dtype} {image.shape}"
+        )
     if suffix == ".dcm":
         data = _dicom_bytes(image, pixel_spacing_mm, photometric, window)
     else:
@@ -272,9 +281,18 @@ def _dicom_bytes(image: np.ndarray, spacing, photometric: str, window) -> bytes:
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[key, "series"])
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                    "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-                    "PatientOrientation"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "PatientOrientation",
+    ):
         setattr(ds, keyword, "")
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
