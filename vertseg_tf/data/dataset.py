@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
 
 __all__ = [
@@ -546,8 +547,6 @@ def _validate_image(
 def _decoded_shape(record, index, root, image_file, findings, shape_of_file, spacing):
     """Decode the record's image once per file; its (H, W), or None when it cannot be read."""
     where = f"images[{index}]"
-    from vertseg_tf.data.images import read_image
-
     try:
         resolved = resolve_inside(root, record.file, field=f"{where}.file")
     except DataError as error:
