@@ -301,3 +301,17 @@ def test_write_image_refuses_bad_arguments(tmp_path):
     with pytest.raises(DataError, match="a.png"):
         write_image(tmp_path / "a.png", np.zeros((2, 2, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_window_is_a_data_error(tmp_path):
+    path = _write_dicom(tmp_path / "w.dcm", STORED, WindowCenter=100, WindowWidth=0)
+    with pytest.raises(DataError, match=r"w\.dcm: VOI LUT: cannot apply"):
+        read_image(path)
+
+
+def test_unknown_photometric_interpretation_is_refused(tmp_path):
+    path = _write_dicom(tmp_path / "p.dcm", STORED, "HSV")
+    with pytest.raises(
+        DataError, match=r"p\.dcm: PhotometricInterpretation: 'HSV' is not supported"
+    ):
+        read_image(path)

@@ -27,6 +27,15 @@ RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 _WRITABLE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
 _PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR_PHOTOMETRICS = (
+    "RGB",
+    "PALETTE COLOR",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_420",
+    "YBR_ICT",
+    "YBR_RCT",
+)
 _MAGIC_FORMATS = (
     (b"\x89PNG\r\n\x1a\n", "png"),
     (b"\xff\xd8\xff", "jpeg"),
@@ -122,34 +131,45 @@ def _read_dicom(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         has_pixels = "PixelData" in ds and "Rows" in ds
+        photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
     except Exception as error:  # noqa: BLE001
         raise DataError(path, f"not a readable DICOM file ({error})") from None
     if not has_pixels:
         raise DataError(path, "not a DICOM image: no pixel data (corrupt, truncated or not DICOM)")
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if samples != 1 or photometric not in _PHOTOMETRICS:
+    if samples != 1 or photometric in _COLOUR_PHOTOMETRICS:
         raise DataError(
             path,
-            f"colour DICOM ({photometric or 'no'} photometric interpretation, {samples} samples "
-            "per pixel) is not supported; expected a MONOCHROME1/MONOCHROME2 radiograph",
+            f"colour DICOM ({photometric}, {samples} samples per pixel) is not supported; "
+            "expected a MONOCHROME1/MONOCHROME2 radiograph",
             field="PhotometricInterpretation",
         )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if photometric not in _PHOTOMETRICS:
+        raise DataError(
+            path,
+            f"{photometric!r} is not supported; expected MONOCHROME1 or MONOCHROME2",
+            field="PhotometricInterpretation",
+        )
     if frames != 1:
         raise DataError(
             path, f"multi-frame DICOM ({frames} frames) is not supported", field="NumberOfFrames"
         )
     try:
         stored = ds.pixel_array
-        values = apply_voi_lut(apply_modality_lut(stored, ds), ds, index=0)
     except Exception as error:  # noqa: BLE001
         problem = f"cannot decode DICOM pixel data ({error})"
         raise DataError(path, problem, field="PixelData") from None
-    values = np.asarray(values, dtype=np.float64)
-    if photometric == "MONOCHROME1":
-        low, high = _nominal_output_range(ds)
-        values = low + high - values
+    try:
+        values = np.asarray(
+            apply_voi_lut(apply_modality_lut(stored, ds), ds, index=0), dtype=np.float64
+        )
+        if photometric == "MONOCHROME1":
+            low, high = _nominal_output_range(ds)
+            values = low + high - values
+    except Exception as error:  # noqa: BLE001
+        problem = f"cannot apply the Modality/VOI LUT or window ({error})"
+        raise DataError(path, problem, field="VOI LUT") from None
     meta = {
         "source_format": "dicom",
         "photometric_interpretation": photometric,
