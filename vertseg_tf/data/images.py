@@ -20,10 +20,9 @@ import numpy as np
 
 from vertseg_tf.errors import ConfigError, DataError
 
-__all__ = ["DICOM_SUFFIXES", "RASTER_SUFFIXES", "read_image", "write_image"]
+__all__ = ["DICOM_SUFFIXES", "read_image", "write_image"]
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
-RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 _WRITABLE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
 _PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
