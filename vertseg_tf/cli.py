@@ -176,7 +176,12 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 def _import(args) -> int:
     from vertseg_tf.data.importers import import_dataset
 
-    options = {"split": args.split, "link": args.link, "pixel_origin": args.pixel_origin}
+    options = {
+        "split": args.split,
+        "link": args.link,
+        "pixel_origin": args.pixel_origin,
+        "progress": _Progress("import"),
+    }
     if args.images is not None:
         if args.source_format != "coco":
             raise ConfigError("--images applies to --from coco only")

@@ -334,3 +334,11 @@ def test_cli_import(tmp_path, capsys):
         == 1
     )
     assert "--images applies to --from coco only" in capsys.readouterr().err
+
+
+def test_progress_is_called_per_image(tmp_path):
+    calls = []
+    import_labelme(
+        _labelme_project(tmp_path / "src"), tmp_path / "out", progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(1, 2), (2, 2)]

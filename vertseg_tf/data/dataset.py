@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,7 +421,9 @@ class _Findings:
         self.add(file, field, message, "warning")
 
 
-def validate_dataset(path, *, strict: bool = False, progress=None) -> list[Problem]:
+def validate_dataset(
+    path, *, strict: bool = False, progress: Callable[[int, int], None] | None = None
+) -> list[Problem]:
     """Check a native dataset against every rule of the format and report all problems.
 
     Unlike `load_dataset`, parsing is lenient: a structurally broken image or vertebra is

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,7 @@ def import_labelme(
     split: str = "train",
     link: bool = False,
     pixel_origin: str = "corner",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
     """Import Labelme JSON files (one file or a folder of them) as a native dataset.
 
@@ -82,6 +83,7 @@ def import_labelme(
         link: hard-link the images into `out/images/` (symbolic link when the folders are on
             different file systems) instead of copying them.
         pixel_origin: "corner" (Labelme's convention: subtract 0.5) or "center".
+        progress: optional `progress(done, total)` called after each image is placed.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
@@ -104,7 +106,7 @@ def import_labelme(
     else:
         raise DataError(source, "annotation file or folder not found")
     annotated = [_read_labelme(path, shift) for path in files]
-    return _write_dataset(annotated, Path(out), split, link)
+    return _write_dataset(annotated, Path(out), split, link, progress)
 
 
 def _read_labelme(path: Path, shift: float) -> _Annotated:
@@ -143,6 +145,7 @@ def import_coco(
     split: str = "train",
     link: bool = False,
     pixel_origin: str = "corner",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
     """Import a COCO instance-segmentation JSON file (e.g. CVAT's "COCO 1.0" export).
 
@@ -164,6 +167,7 @@ def import_coco(
         split: the split given to every imported image ("train", "val" or "test").
         link: hard-link (or symbolic-link) the images instead of copying them.
         pixel_origin: "corner" (COCO's convention: subtract 0.5) or "center".
+        progress: optional `progress(done, total)` called after each image is placed.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
@@ -222,7 +226,7 @@ def import_coco(
         _add_outline(annotated[image_id], level, points, is_center, source, where)
     if not annotated:
         raise DataError(source, "no annotations to import", field="annotations")
-    return _write_dataset(list(annotated.values()), Path(out), split, link)
+    return _write_dataset(list(annotated.values()), Path(out), split, link, progress)
 
 
 def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) -> np.ndarray:
@@ -358,7 +362,7 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 
-def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: bool) -> Dataset:
+def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: bool, progress):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(out, "output folder exists and is not empty; choose a new folder")
     records, placements, taken = [], [], set()
@@ -373,8 +377,10 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing.", dir=out.parent))
     try:
         (building / "images").mkdir()
-        for image, file in placements:
+        for done, (image, file) in enumerate(placements, start=1):
             _place(image, building / file, link)
+            if progress is not None:
+                progress(done, len(placements))
         save_dataset(Dataset(records), building)
         if out.exists():
             out.rmdir()
