@@ -65,7 +65,10 @@ def test_distance_matches_brute_force_on_random_points(monkeypatch):
     polyline = rng.uniform(0, 10, (7, 2))
     points = rng.uniform(-2, 12, (50, 2))
     dense = np.concatenate(
-        [a + np.linspace(0, 1, 20001)[:, None] * (b - a) for a, b in zip(polyline, np.roll(polyline, -1, 0))]
+        [
+            a + np.linspace(0, 1, 20001)[:, None] * (b - a)
+            for a, b in zip(polyline, np.roll(polyline, -1, 0))
+        ]
     )
     brute = np.sqrt(((points[:, None] - dense[None]) ** 2).sum(-1)).min(1)
     monkeypatch.setattr(geometry, "_PAIRS_PER_CHUNK", 20)
