@@ -298,3 +298,21 @@ def test_from_dataset_names_file_and_field_of_duplicate_centre(tmp_path, counted
 def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VERTSEG_TF_CACHE", str(tmp_path))
     assert patches.default_cache_dir() == tmp_path / "patches"
+
+
+def test_cli_prints_counts_and_writes_contact_sheet(tmp_path, counted_reader, capsys):
+    from vertseg_tf.cli import main
+
+    write_dataset(tmp_path / "ds")
+    sheet = tmp_path / "out" / "sheet.png"
+    argv = ["patches", "--dataset", str(tmp_path / "ds"), "--split", "train", "--augment"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--sheet", str(sheet), "--count", "6"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "135 patches from 3 vertebrae (train)" in out
+    assert "C4: 1 vertebrae, 45 patches (45 per vertebra)" in out
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main([*argv[:-2], "--count", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vertseg-tf patches: error: count must be >= 1, got 0"]

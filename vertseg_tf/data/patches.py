@@ -640,9 +640,11 @@ def save_contact_sheet(
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    count = min(count, len(patch_set))
     if count < 1:
+        raise ConfigError(f"count must be >= 1, got {count}")
+    if len(patch_set) == 0:
         raise ConfigError("the patch set is empty: nothing to draw")
+    count = min(count, len(patch_set))
     chosen = np.sort(np.random.default_rng(seed).choice(len(patch_set), count, replace=False))
     columns = columns or int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
