@@ -71,7 +71,7 @@ def test_distance_matches_brute_force_on_random_points(monkeypatch):
         ]
     )
     brute = np.sqrt(((points[:, None] - dense[None]) ** 2).sum(-1)).min(1)
-    monkeypatch.setattr(geometry, "_PAIRS_PER_CHUNK", 20)
+    monkeypatch.setattr(geometry, "_POINTS_PER_CHUNK", 7)
     exact = geometry.point_to_polyline_distance(points, polyline)
     assert np.all(exact <= brute + 1e-12)
     np.testing.assert_allclose(exact, brute, atol=1e-3)
@@ -109,3 +109,14 @@ def test_area_and_centroid_of_rectangle():
     assert geometry.polygon_area(rectangle) == pytest.approx(8.0)
     assert geometry.polygon_area(rectangle[::-1]) == pytest.approx(-8.0)
     np.testing.assert_allclose(geometry.polygon_centroid(rectangle), [3.0, 3.0])
+
+
+def test_single_vertex_and_repeated_vertex_polylines():
+    points = np.array([[3.0, 4.0], [0.0, -2.0]])
+    np.testing.assert_allclose(
+        geometry.point_to_polyline_distance(points, np.zeros((1, 2))), [5.0, 2.0]
+    )
+    repeated = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_allclose(
+        geometry.point_to_polyline_distance(points, repeated), [np.hypot(2.0, 3.0), 2.0]
+    )

@@ -26,8 +26,8 @@ __all__ = [
     "resample_closed",
 ]
 
-# Point-segment pairs evaluated at once; bounds the temporary arrays to a few tens of MB.
-_PAIRS_PER_CHUNK = 1 << 20
+# Points handled at once; bounds the temporary arrays to a few tens of MB.
+_POINTS_PER_CHUNK = 1 << 20
 
 
 def polygon_to_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -98,8 +98,10 @@ def point_to_polyline_distance(
 ) -> np.ndarray:
     """Exact Euclidean distance from each point to the nearest point of a polyline.
 
-    Every segment is measured exactly (projection clamped to the segment), vectorised over
-    points and segments in chunks so memory stays bounded.
+    Every segment is measured exactly (projection clamped to the segment). The work is
+    vectorised over points, one pass per segment keeping a running minimum, in chunks of
+    points so memory stays bounded; on a 64 x 64 grid this is several times faster than
+    forming the whole point x segment table, which does not fit the CPU cache.
 
     Args:
         points: (P, 2) xy points.
@@ -116,18 +118,23 @@ def point_to_polyline_distance(
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     starts, ends = _segments(polyline, closed)
-    direction = ends - starts
-    length_sq = np.einsum("kd,kd->k", direction, direction)
-    safe_length_sq = np.where(length_sq > 0, length_sq, 1.0)
-    chunk = max(1, _PAIRS_PER_CHUNK // len(starts))
+    directions = ends - starts
+    lengths_sq = np.einsum("kd,kd->k", directions, directions)
     out = np.empty(len(points), dtype=np.float64)
-    for begin in range(0, len(points), chunk):
-        block = points[begin : begin + chunk]
-        offset = block[:, None, :] - starts[None, :, :]
-        t = np.einsum("pkd,kd->pk", offset, direction) / safe_length_sq
-        t = np.clip(np.where(length_sq > 0, t, 0.0), 0.0, 1.0)
-        residual = offset - t[..., None] * direction[None, :, :]
-        out[begin : begin + chunk] = np.sqrt(np.einsum("pkd,pkd->pk", residual, residual).min(1))
+    for begin in range(0, len(points), _POINTS_PER_CHUNK):
+        xs = points[begin : begin + _POINTS_PER_CHUNK, 0]
+        ys = points[begin : begin + _POINTS_PER_CHUNK, 1]
+        best = np.full(len(xs), np.inf)
+        for (start_x, start_y), (dx, dy), length_sq in zip(starts, directions, lengths_sq):
+            offset_x = xs - start_x
+            offset_y = ys - start_y
+            if length_sq > 0:
+                t = (offset_x * dx + offset_y * dy) / length_sq
+                np.clip(t, 0.0, 1.0, out=t)
+                offset_x -= t * dx
+                offset_y -= t * dy
+            np.minimum(best, offset_x * offset_x + offset_y * offset_y, out=best)
+        out[begin : begin + _POINTS_PER_CHUNK] = np.sqrt(best)
     return out
 
 
