@@ -172,9 +172,16 @@ def test_mask_to_image_inverts_an_unscaled_cut():
     np.testing.assert_array_equal(back, polygon_to_mask(rectangle, (140, 200)))
 
 
-def test_contour_count_must_match_centres():
+def test_contour_count_and_shape_are_checked():
+    centers, square, _ = rotated_spine()
     with pytest.raises(DataError, match="2 contours for 3"):
-        patches.extract_patches(np.zeros((50, 50)), rotated_spine()[0], [np.eye(3)[:, :2]] * 2)
+        patches.extract_patches(np.zeros((50, 50)), centers, [square] * 2)
+    with pytest.raises(DataError, match=r"contours\[1\]: must be \(K, 2\) with K >= 3"):
+        patches.extract_patches(np.zeros((50, 50)), centers, [square, square[:2], square])
+    broken = square.copy()
+    broken[2, 0] = np.nan
+    with pytest.raises(DataError, match=r"contours\[2\]: has a point that is not finite"):
+        patches.extract_patches(np.zeros((50, 50)), centers, [square, square, broken])
 
 
 def test_y_true_and_x_layout_and_save_load(tmp_path):
@@ -290,6 +297,10 @@ def test_from_dataset_names_file_and_field_of_duplicate_centre(tmp_path, counted
     dataset = write_dataset(tmp_path / "ds")
     dataset.images[1].vertebrae[1].center = dataset.images[1].vertebrae[0].center.copy()
     with pytest.raises(DataError, match=r"dataset\.json: images\[1\]\.vertebrae\[1\]\.center"):
+        patches.PatchSet.from_dataset(dataset, "test", False, cache_dir=tmp_path, progress=False)
+    dataset.images[1].vertebrae[1].center += 5.0
+    dataset.images[1].vertebrae[0].contour[1, 1] = np.inf
+    with pytest.raises(DataError, match=r"dataset\.json: images\[1\]\.vertebrae\[0\]\.contour"):
         patches.PatchSet.from_dataset(dataset, "test", False, cache_dir=tmp_path, progress=False)
     with pytest.raises(DataError, match="no images in split 'val'"):
         patches.PatchSet.from_dataset(dataset, "val", False, cache_dir=tmp_path, progress=False)

@@ -480,9 +480,10 @@ class PatchSet:
                 )
             except DataError as error:
                 field_name = where
-                if (error.field or "").startswith("centers["):
-                    vertebra = error.field.replace("centers[", f"{where}.vertebrae[")
-                    field_name = f"{vertebra}.center"
+                for array, key in (("centers[", "center"), ("contours[", "contour")):
+                    if (error.field or "").startswith(array):
+                        vertebra = error.field.replace(array, f"{where}.vertebrae[")
+                        field_name = f"{vertebra}.{key}"
                 raise DataError(json_path, error.problem, field=field_name) from None
             except ConfigError as error:
                 raise DataError(json_path, str(error), field=f"{where}.vertebrae") from None
@@ -554,7 +555,8 @@ def extract_patches(
         then angle.
 
     Raises:
-        DataError: a non-2D image, bad centres, a contour count that does not match.
+        DataError: a non-2D image, bad centres, a contour that is not a finite (K >= 3, 2)
+            polygon, or a contour count that does not match.
         ConfigError: see `vertebra_poses`.
 
     Example:
@@ -571,8 +573,18 @@ def extract_patches(
     axes, scales = vertebra_poses(centers, scale)
     centers = np.asarray(centers, dtype=np.float64)
     count = len(centers)
-    if contours is not None and len(contours) != count:
-        raise DataError("contours", f"{len(contours)} contours for {count} centres")
+    if contours is not None:
+        if len(contours) != count:
+            raise DataError("contours", f"{len(contours)} contours for {count} centres")
+        contours = [np.asarray(contour, dtype=np.float64) for contour in contours]
+        for k, contour in enumerate(contours):
+            if contour.ndim != 2 or contour.shape[1] != 2 or len(contour) < 3:
+                problem = f"must be (K, 2) with K >= 3, got shape {contour.shape}"
+                raise DataError("contours", problem, field=f"contours[{k}]")
+            if not np.isfinite(contour).all():
+                raise DataError(
+                    "contours", "has a point that is not finite", field=f"contours[{k}]"
+                )
     labels = [str(k) for k in range(count)] if labels is None else list(labels)
     conditions = [[] for _ in range(count)] if conditions is None else conditions
     grid = [(float(a), float(t)) for a in alphas for t in angles]
