@@ -261,7 +261,7 @@ def sample_spine(
             corner_power=rng.uniform(3.5, 6.5),
             concavity_top=rng.uniform(0.02, 0.08),
             concavity_bottom=rng.uniform(0.03, 0.10),
-            lip=rng.uniform(0.04, 0.16) if label != "T1" else 0.0,
+            lip=rng.uniform(0.04, 0.16) if label != "T1" and label not in fractures else 0.0,
             osteophyte_mm=rng.uniform(1.5, 3.2) * scale if label in degenerative else 0.0,
             harmonics=_harmonics(rng, 0.012),
             fracture=fractures.get(label),

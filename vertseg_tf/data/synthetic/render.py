@@ -5,7 +5,7 @@ because it is smooth, plus bone and metal filled at full resolution with anti-al
 polygons. Transmission is `exp(-attenuation)`; scatter adds a heavily blurred copy of the
 transmitted field, the detector blurs, quantum noise has variance proportional to the signal.
 The displayed image is the optical density `-log(transmission)` (bone bright) through a random
-window and gamma, quantised to 16 bits. Metal sets the top of the window, so it saturates.
+window and gamma, quantised to 16 bits. Metal sets the top of the window and saturates.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ class Rendered:
 
 def _fill_mask(shape, polygons: list[np.ndarray], origin: np.ndarray) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
-    points = [np.round((p - origin) * (1 << _SHIFT)).astype(np.int32) for p in polygons]
-    cv2.fillPoly(mask, points, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+    for polygon in polygons:
+        # One call per polygon: a single fillPoly call would leave overlaps empty (even-odd).
+        points = np.round((polygon - origin) * (1 << _SHIFT)).astype(np.int32)
+        cv2.fillPoly(mask, [points], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
     return mask
 
 
@@ -237,6 +239,9 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     if abs(gamma - 1.0) > 1e-3:
         scaled = cv2.pow(scaled, gamma)
     image = (scaled * MAX_VALUE + 0.5).astype(np.uint16)
+    if metal is not None:
+        # Metal stops the beam: whatever blur and scatter did, the detector saturates there.
+        image[metal >= 128] = MAX_VALUE
     extra.update({
         "scatter_fraction": float(scatter_fraction),
         "blur_mm": float(blur_mm),
