@@ -8,7 +8,7 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 from vertseg_tf.cli import main
-from vertseg_tf.data.dataset import HARD_CONDITIONS, load_dataset
+from vertseg_tf.data.dataset import HARD_CONDITIONS, load_dataset, validate_dataset
 from vertseg_tf.data.images import read_image
 from vertseg_tf.data.synthetic import default_dataset_path, generate, synthesize
 from vertseg_tf.data.synthetic.conditions import SECOND_CONDITION_PROBABILITY, sample_conditions
@@ -205,6 +205,13 @@ def test_split_follows_paper_proportions():
 
     splits = [_split(i, (124, 172)) for i in range(296)]
     assert splits.count("train") == 124 and splits.count("test") == 172
+
+
+@pytest.mark.parametrize("image_format", ["png", "dicom"])
+def test_output_passes_validation(tmp_path, image_format):
+    generate(4, 8, tmp_path / "ds", size="small", image_format=image_format, hard_fraction=1.0,
+             facing="random", progress=False)
+    assert [str(problem) for problem in validate_dataset(tmp_path / "ds")] == []
 
 
 def test_refuses_non_empty_out_dir_and_leaves_nothing_behind(tmp_path):

@@ -20,13 +20,21 @@ import numpy as np
 
 from vertseg_tf.errors import ConfigError, DataError
 
-__all__ = ["DICOM_SUFFIXES", "RASTER_SUFFIXES", "read_image", "write_image"]
+__all__ = ["DICOM_SUFFIXES", "read_image", "write_image"]
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
-RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 _WRITABLE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
 _PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
+_COLOUR_PHOTOMETRICS = (
+    "RGB",
+    "PALETTE COLOR",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_420",
+    "YBR_ICT",
+    "YBR_RCT",
+)
 _MAGIC_FORMATS = (
     (b"\x89PNG\r\n\x1a\n", "png"),
     (b"\xff\xd8\xff", "jpeg"),
@@ -96,10 +104,14 @@ def _read_raster(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
 
     # OpenCV would also print its own warning for a broken file; the DataError says it all.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    source_format = next((name for magic, name in _MAGIC_FORMATS if data.startswith(magic)), "raster")
+    source_format = next(
+        (name for magic, name in _MAGIC_FORMATS if data.startswith(magic)), "raster"
+    )
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise DataError(path, f"cannot decode image (corrupt, truncated or unsupported {source_format} file)")
+        raise DataError(
+            path, f"cannot decode image (corrupt, truncated or unsupported {source_format} file)"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3:
@@ -118,33 +130,45 @@ def _read_dicom(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         has_pixels = "PixelData" in ds and "Rows" in ds
+        photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
     except Exception as error:  # noqa: BLE001
         raise DataError(path, f"not a readable DICOM file ({error})") from None
     if not has_pixels:
         raise DataError(path, "not a DICOM image: no pixel data (corrupt, truncated or not DICOM)")
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if samples != 1 or photometric not in _PHOTOMETRICS:
+    if samples != 1 or photometric in _COLOUR_PHOTOMETRICS:
         raise DataError(
             path,
-            f"colour DICOM ({photometric or 'no'} photometric interpretation, {samples} samples "
-            "per pixel) is not supported; expected a MONOCHROME1/MONOCHROME2 radiograph",
+            f"colour DICOM ({photometric}, {samples} samples per pixel) is not supported; "
+            "expected a MONOCHROME1/MONOCHROME2 radiograph",
             field="PhotometricInterpretation",
         )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if photometric not in _PHOTOMETRICS:
+        raise DataError(
+            path,
+            f"{photometric!r} is not supported; expected MONOCHROME1 or MONOCHROME2",
+            field="PhotometricInterpretation",
+        )
     if frames != 1:
         raise DataError(
             path, f"multi-frame DICOM ({frames} frames) is not supported", field="NumberOfFrames"
         )
     try:
         stored = ds.pixel_array
-        values = apply_voi_lut(apply_modality_lut(stored, ds), ds, index=0)
     except Exception as error:  # noqa: BLE001
-        raise DataError(path, f"cannot decode DICOM pixel data ({error})", field="PixelData") from None
-    values = np.asarray(values, dtype=np.float64)
-    if photometric == "MONOCHROME1":
-        low, high = _nominal_output_range(ds)
-        values = low + high - values
+        problem = f"cannot decode DICOM pixel data ({error})"
+        raise DataError(path, problem, field="PixelData") from None
+    try:
+        values = np.asarray(
+            apply_voi_lut(apply_modality_lut(stored, ds), ds, index=0), dtype=np.float64
+        )
+        if photometric == "MONOCHROME1":
+            low, high = _nominal_output_range(ds)
+            values = low + high - values
+    except Exception as error:  # noqa: BLE001
+        problem = f"cannot apply the Modality/VOI LUT or window ({error})"
+        raise DataError(path, problem, field="VOI LUT") from None
     meta = {
         "source_format": "dicom",
         "photometric_interpretation": photometric,
@@ -227,12 +251,16 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _WRITABLE_SUFFIXES:
-        raise ConfigError(f"{path}: cannot write {suffix or 'no'} suffix; use one of {_WRITABLE_SUFFIXES}")
+        raise ConfigError(
+            f"{path}: cannot write {suffix or 'no'} suffix; use one of {_WRITABLE_SUFFIXES}"
+        )
     if photometric not in _PHOTOMETRICS:
         raise ConfigError(f"photometric must be one of {_PHOTOMETRICS}, got {photometric!r}")
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
-        raise DataError(path, f"expected a non-empty 2-D uint8/uint16 array, got {image.dtype} {image.shape}")
+        raise DataError(
+            path, f"expected a non-empty 2-D uint8/uint16 array, got {image.dtype} {image.shape}"
+        )
     if suffix == ".dcm":
         data = _dicom_bytes(image, pixel_spacing_mm, photometric, window)
     else:
@@ -272,9 +300,18 @@ def _dicom_bytes(image: np.ndarray, spacing, photometric: str, window) -> bytes:
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[key, "series"])
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                    "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-                    "PatientOrientation"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "PatientOrientation",
+    ):
         setattr(ds, keyword, "")
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1

@@ -5,7 +5,6 @@ from vertseg_tf.data.synthetic.generator import (
     SyntheticImage,
     default_dataset_path,
     generate,
-    polygon_centroid,
     synthesize,
 )
 
@@ -14,6 +13,5 @@ __all__ = [
     "SyntheticImage",
     "default_dataset_path",
     "generate",
-    "polygon_centroid",
     "synthesize",
 ]

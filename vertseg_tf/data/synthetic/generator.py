@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
     VertebraRecord,
+    polygon_area_centroid,
     save_dataset,
 )
 from vertseg_tf.data.images import write_image
@@ -38,7 +40,6 @@ __all__ = [
     "SyntheticImage",
     "default_dataset_path",
     "generate",
-    "polygon_centroid",
     "synthesize",
 ]
 
@@ -63,20 +64,6 @@ class SyntheticImage:
     image: np.ndarray
     record: ImageRecord
     photometric: str
-
-
-def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
-    """The area centroid (x, y) of a simple closed polygon given without its closing point.
-
-    Example:
-        >>> polygon_centroid(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]))
-        array([1., 1.])
-    """
-    x, y = polygon[:, 0], polygon[:, 1]
-    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y_next - x_next * y
-    area = cross.sum() / 2.0
-    return np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
 
 
 def _split(index: int, split_ratio: tuple[int, int]) -> str:
@@ -161,7 +148,7 @@ def synthesize(
         if fracture is not None:
             extra = {"synthetic": {"fracture": fracture.kind,
                                    "anterior_height_loss": fracture.anterior_height_loss}}
-        vertebrae.append(VertebraRecord(label, polygon_centroid(contour), contour,
+        vertebrae.append(VertebraRecord(label, polygon_area_centroid(contour)[1], contour,
                                         plan.of_level(label), extra))
     record = ImageRecord(
         id=f"syn_{index:05d}",
@@ -175,22 +162,21 @@ def synthesize(
     return SyntheticImage(image, record, photometric)
 
 
-class _Progress:
-    """Line-based progress on stderr: count, rate and time left, at most once a second."""
+class _ProgressLines:
+    """Progress lines on stderr: count, rate and time left, at most once a second."""
 
-    def __init__(self, total: int, enabled: bool, label: str = "synth"):
-        self.total, self.enabled, self.label = total, enabled, label
+    def __init__(self):
         self.start = self.last = time.monotonic()
 
-    def update(self, done: int) -> None:
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if not self.enabled or (now - self.last < 1.0 and done < self.total):
+        if now - self.last < 1.0 and done < total:
             return
         self.last = now
         rate = done / max(now - self.start, 1e-9)
-        left = (self.total - done) / max(rate, 1e-9)
-        print(f"{self.label}: {done}/{self.total} images, {rate:.1f} images/s, "
-              f"{left:.0f} s left", file=sys.stderr, flush=True)
+        left = (total - done) / max(rate, 1e-9)
+        print(f"synth: {done}/{total} images, {rate:.1f} images/s, {left:.0f} s left",
+              file=sys.stderr, flush=True)
 
 
 def _publish(folder: Path, out_dir: Path) -> None:
@@ -214,7 +200,7 @@ def generate(
     facing: str = "left",
     split_ratio: tuple[int, int] = PAPER_SPLIT,
     preview: bool = False,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
 ) -> Dataset:
     """Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.
 
@@ -230,7 +216,8 @@ def generate(
         facing: "left" (anterior towards smaller x), "right" or "random".
         split_ratio: (train, test) proportions, the paper's 124:172 by default.
         preview: also write a contact sheet of the first 12 images with outlines drawn.
-        progress: print progress lines to stderr.
+        progress: True prints progress lines to stderr; a callable gets (done, total)
+            after every image; False is silent.
 
     Returns:
         The `Dataset`; its root is `out_dir` when written, else None.
@@ -255,7 +242,7 @@ def generate(
         folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         records, tiles = [], []
-        meter = _Progress(int(n_images), progress)
+        report = _ProgressLines() if progress is True else progress or None
         for index in range(int(n_images)):
             item = synthesize(seed, index, size=size, image_format=image_format,
                               hard_fraction=hard_fraction, facing=facing, split_ratio=split_ratio)
@@ -267,7 +254,8 @@ def generate(
                             photometric=item.photometric)
                 if preview and index < PREVIEW_IMAGES:
                     tiles.append(preview_tile(item.image, item.record))
-            meter.update(index + 1)
+            if report is not None:
+                report(index + 1, int(n_images))
         if folder is None:
             return Dataset(records, None)
         save_dataset(Dataset(records), folder)
