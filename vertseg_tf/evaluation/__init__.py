@@ -1,0 +1,31 @@
+"""Evaluation: the paper's metrics, per-vertebra records, statistics, tables, figures, report.
+
+numpy / scipy / matplotlib (Agg) only; no TensorFlow. The report module loads matplotlib
+when first imported, so import `vertseg_tf.evaluation.report` only where figures are needed.
+"""
+
+from vertseg_tf.evaluation.metrics import (
+    contour_to_mask,
+    dice,
+    fit_failure_rate,
+    pixel_accuracy,
+    point_to_curve_error,
+)
+from vertseg_tf.evaluation.records import (
+    VertebraResult,
+    evaluate_masks,
+    read_records_csv,
+    write_records_csv,
+)
+
+__all__ = [
+    "pixel_accuracy",
+    "dice",
+    "point_to_curve_error",
+    "fit_failure_rate",
+    "contour_to_mask",
+    "VertebraResult",
+    "evaluate_masks",
+    "write_records_csv",
+    "read_records_csv",
+]
