@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -29,7 +30,7 @@ def reference_point_to_polygon(points, polygon):
     """Exact distance of each point to the closed polygon, one segment at a time."""
     closed = np.vstack([polygon, polygon[:1]])
     best = np.full(len(points), np.inf)
-    for a, b in zip(closed[:-1], closed[1:]):
+    for a, b in itertools.pairwise(closed):
         for i, p in enumerate(points):
             t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
             best[i] = min(best[i], float(np.hypot(*(a + t * (b - a) - p))))

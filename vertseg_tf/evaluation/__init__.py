@@ -19,13 +19,13 @@ from vertseg_tf.evaluation.records import (
 )
 
 __all__ = [
-    "pixel_accuracy",
-    "dice",
-    "point_to_curve_error",
-    "fit_failure_rate",
-    "contour_to_mask",
     "VertebraResult",
+    "contour_to_mask",
+    "dice",
     "evaluate_masks",
-    "write_records_csv",
+    "fit_failure_rate",
+    "pixel_accuracy",
+    "point_to_curve_error",
     "read_records_csv",
+    "write_records_csv",
 ]

@@ -21,11 +21,11 @@ from vertseg_tf.geometry import mask_to_contours, point_to_polyline_distance, po
 
 __all__ = [
     "FIT_FAILURE_THRESHOLD",
-    "pixel_accuracy",
-    "dice",
-    "point_to_curve_error",
-    "fit_failure_rate",
     "contour_to_mask",
+    "dice",
+    "fit_failure_rate",
+    "pixel_accuracy",
+    "point_to_curve_error",
 ]
 
 FIT_FAILURE_THRESHOLD = 2.0

@@ -22,11 +22,11 @@ from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.evaluation.metrics import dice, pixel_accuracy, point_to_curve_error
 
 __all__ = [
-    "VertebraResult",
     "CSV_COLUMNS",
+    "VertebraResult",
     "evaluate_masks",
-    "write_records_csv",
     "read_records_csv",
+    "write_records_csv",
 ]
 
 CSV_COLUMNS = (

@@ -24,19 +24,19 @@ from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD, fit_failure_rat
 from vertseg_tf.evaluation.records import VertebraResult
 
 __all__ = [
-    "METHOD_ORDER",
-    "NETWORKS",
     "ASMS",
+    "METHOD_ORDER",
     "METRICS",
-    "MetricSummary",
+    "NETWORKS",
     "MethodSummary",
+    "MetricSummary",
     "PairedTest",
+    "hard_subset",
     "ordered_methods",
-    "summarize_metric",
-    "summarize",
     "paired_t_test",
     "paper_comparisons",
-    "hard_subset",
+    "summarize",
+    "summarize_metric",
 ]
 
 METHOD_ORDER = ("ASM-RF", "ASM-M", "ASM-G", "UNet", "UNet-S")
