@@ -88,9 +88,9 @@ def point_to_curve_error(pred_mask, gt_contour) -> float:
     """Mean exact distance from the predicted mask's sub-pixel contour to the true outline.
 
     The predicted contour is traced by marching squares at level 0.5 over every connected
-    component (`vertseg_tf.geometry.mask_to_contours`); each distinct contour point counts once
-    (the repeated closing point of a closed contour is dropped). Its distance is the exact
-    Euclidean distance to the closed ground-truth polyline.
+    component (`vertseg_tf.geometry.mask_to_contours`: closed contours whose first point is not
+    repeated, so each contour point counts once). A point's distance is the exact Euclidean
+    distance to the closed ground-truth polyline.
 
     Args:
         pred_mask: (H, W) predicted mask; non-zero = vertebra.
@@ -111,13 +111,8 @@ def point_to_curve_error(pred_mask, gt_contour) -> float:
     gt_contour = np.asarray(gt_contour, dtype=np.float64)
     if gt_contour.ndim != 2 or gt_contour.shape[1] != 2 or len(gt_contour) < 2:
         raise ConfigError(f"gt_contour must be (K, 2) with K >= 2, got shape {gt_contour.shape}")
-    pieces = []
-    for contour in mask_to_contours(pred_mask != 0):
-        contour = np.asarray(contour, dtype=np.float64)
-        if len(contour) > 1 and np.array_equal(contour[0], contour[-1]):
-            contour = contour[:-1]
-        pieces.append(contour)
-    if not pieces or sum(len(p) for p in pieces) == 0:
+    pieces = mask_to_contours(pred_mask != 0)
+    if not pieces:
         return float("inf")
     points = np.concatenate(pieces)
     return float(np.mean(point_to_polyline_distance(points, gt_contour, closed=True)))
@@ -156,7 +151,7 @@ def contour_to_mask(contour, shape: tuple[int, int]) -> np.ndarray:
         The (H, W) uint8 mask, 1 inside the polygon.
 
     Example:
-        >>> contour_to_mask([(0.5, 0.5), (2.5, 0.5), (2.5, 2.5), (0.5, 2.5)], (4, 4)).sum()
+        >>> int(contour_to_mask([(0.5, 0.5), (2.5, 0.5), (2.5, 2.5), (0.5, 2.5)], (4, 4)).sum())
         4
     """
     return np.asarray(polygon_to_mask(np.asarray(contour, dtype=np.float64), shape), np.uint8)
