@@ -489,7 +489,21 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, gt_mask: np.ndarray, pred_mask: np.ndarray) -> np.ndarray:
-    """RGB overlay: true positive green, false positive blue, false negative red."""
+    """RGB overlay of a prediction on a patch: true positive green, false positive blue, false
+    negative red, blended over the min-max scaled grey image.
+
+    Args:
+        image: (H, W) patch image.
+        gt_mask: (H, W) ground-truth mask.
+        pred_mask: (H, W) predicted mask.
+
+    Returns:
+        (H, W, 3) float64 RGB in [0, 1].
+
+    Example:
+        >>> overlay(np.zeros((4, 4)), np.ones((4, 4)), np.zeros((4, 4)))[0, 0]  # missed: red
+        array([0.45, 0.  , 0.  ])
+    """
     rgb = _grey(image)
     gt = np.asarray(gt_mask) != 0
     pred = np.asarray(pred_mask) != 0
@@ -502,7 +516,7 @@ def overlay(image: np.ndarray, gt_mask: np.ndarray, pred_mask: np.ndarray) -> np
 def _case_scores(records, samples: QualitativeSamples, methods) -> np.ndarray:
     """Per patch: mean error over the methods, an empty prediction counted as the patch size."""
     cap = float(max(np.asarray(samples.images).shape[1:]))
-    errors = {(r.method, r.key): r.error for r in records}
+    errors = _error_lookup(records)
     scores = np.full(len(samples.images), np.nan)
     for k, key in enumerate(zip(samples.image_ids, samples.labels)):
         key = (str(key[0]), str(key[1]))
@@ -521,6 +535,16 @@ def select_figure8_cases(
     artefact: the vertebra with that condition whose mean error is the median of its group
     (a typical case); worst failure: the highest mean error (an empty prediction counts as an
     error of the patch size).
+
+    Args:
+        records: per-vertebra results (their errors rank the cases).
+        samples: the patches and the methods whose errors are averaged.
+
+    Returns:
+        Category -> patch index into `samples`, or None.
+
+    Example:
+        >>> select_figure8_cases(records, samples)["worst failure"]
     """
     methods = [p.method for p in samples.predictions]
     scores = _case_scores(records, samples, methods)
@@ -565,10 +589,8 @@ def _note_figure(path: Path, title: str, note: str) -> None:
 
 def _figure8_qualitative(records, samples, path: Path) -> dict[str, int | None]:
     cases = select_figure8_cases(records, samples)
-    predictions = sorted(
-        samples.predictions,
-        key=lambda p: ordered_methods([q.method for q in samples.predictions]).index(p.method),
-    )
+    by_method = {p.method: p for p in samples.predictions}
+    predictions = [by_method[m] for m in ordered_methods(by_method)]
     errors = _error_lookup(records)
     columns = 2 + len(predictions)
     figure = Figure(figsize=(1.6 * columns, 1.75 * len(cases) + 0.5))
@@ -836,7 +858,7 @@ def _compose_markdown(
     return "\n".join(out) + "\n"
 
 
-def _figure_notes(records, samples, written_cases, hard_cases) -> dict[str, str]:
+def _figure_notes(samples, written_cases, hard_cases) -> dict[str, str]:
     notes = {}
     if samples is None:
         text = "Not drawn: the report was written without patch images and predicted masks."
@@ -915,7 +937,7 @@ def write_report(
         markdown = _compose_markdown(
             records,
             tables,
-            _figure_notes(records, samples, cases, hard_cases),
+            _figure_notes(samples, cases, hard_cases),
             title=title,
             command_line=command_line,
             paper_reference=paper_reference,
