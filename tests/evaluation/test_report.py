@@ -1,14 +1,17 @@
 import csv
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from vertseg_tf.evaluation.records import evaluate_masks, read_records_csv
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.evaluation.metrics import contour_to_mask
+from vertseg_tf.evaluation.records import evaluate_patch_set, read_records_csv
 from vertseg_tf.evaluation.report import (
     PAPER_TABLE2,
-    PredictionSet,
-    QualitativeSamples,
     build_tables,
     ordering_statements,
     select_figure8_cases,
@@ -57,26 +60,34 @@ def synthetic():
     gt_masks = np.stack([square(x, y, 7) for x, y in corners])
     gt_contours = [outline(x, y, 7) for x, y in corners]
     images = rng.normal(0.2, 0.05, (n, SIZE, SIZE)) + 0.6 * gt_masks
-    predictions = []
+    mask_predictions, contour_predictions = {}, {}
     for m, method in enumerate(METHODS):
         shift = 4 - m
-        masks = np.stack(
-            [
-                square(x + int(rng.integers(0, shift + 1)), y - int(rng.integers(0, 2)), 7)
-                for x, y in corners
+        moves = [(int(rng.integers(0, shift + 1)), -int(rng.integers(0, 2))) for _ in range(n)]
+        if method in ("ASM-M", "ASM-G"):  # ASMs predict contours
+            contour_predictions[method] = [
+                outline(x + dx, y + dy, 7) for (x, y), (dx, dy) in zip(corners, moves)
             ]
-        )
+            continue
+        masks = np.stack([square(x + dx, y + dy, 7) for (x, y), (dx, dy) in zip(corners, moves)])
         if method == "ASM-RF":
             masks[0] = 0
-        predictions.append(PredictionSet(method, masks))
-    samples = QualitativeSamples(
-        images, gt_masks, gt_contours, image_ids, labels, conditions, predictions
+        mask_predictions[method] = masks
+    patches = SimpleNamespace(
+        images=images,
+        masks=gt_masks,
+        contours=gt_contours,
+        image_ids=image_ids,
+        labels=labels,
+        conditions=conditions,
     )
-    records = []
-    for p in predictions:
-        records += evaluate_masks(
-            p.method, gt_masks, gt_contours, p.masks, image_ids, labels, conditions
-        )
+    records, samples = evaluate_patch_set(patches, mask_predictions, contour_predictions)
+    # The ASM contours run along pixel edges, so their rasterised masks are the squares.
+    asm_g = next(p.masks for p in samples.predictions if p.method == "ASM-G")
+    np.testing.assert_array_equal(
+        asm_g[3], contour_to_mask(contour_predictions["ASM-G"][3], (SIZE, SIZE))
+    )
+    assert asm_g[3].sum() == 49
     return records, samples
 
 
@@ -167,3 +178,24 @@ def test_report_with_a_subset_of_methods_and_no_samples(synthetic, tmp_path):
     assert "UNet < ASM-G in mean point-to-curve error" in text
     assert "UNet-S" not in (folder / "table1_masks.md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_records_follow_methods_and_patches(synthetic):
+    records, samples = synthetic
+    assert len(records) == len(METHODS) * len(samples.images)
+    assert {r.method for r in records} == set(METHODS)
+
+
+def test_report_without_results_raises(tmp_path):
+    with pytest.raises(ConfigError):
+        write_report([], tmp_path / "r", title="nothing")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluation_imports_no_tensorflow():
+    code = (
+        "import sys, vertseg_tf.evaluation.report, vertseg_tf.evaluation.statistics; "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -2,6 +2,8 @@
 
 A list of `VertebraResult` is the one input of the statistics and the report. Methods are
 compared on the same vertebrae by pairing their results on (image_id, label).
+`evaluate_patch_set` scores every method's predictions on one test patch set and returns the
+records with the `QualitativeSamples` the report's Figures 8 and 9 draw from.
 """
 
 from __future__ import annotations
@@ -11,20 +13,28 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError, DataError
-from vertseg_tf.evaluation.metrics import dice, pixel_accuracy, point_to_curve_error
+from vertseg_tf.evaluation.metrics import (
+    contour_to_mask,
+    dice,
+    pixel_accuracy,
+    point_to_curve_error,
+)
 
 __all__ = [
     "CSV_COLUMNS",
+    "PredictionSet",
+    "QualitativeSamples",
     "VertebraResult",
     "evaluate_masks",
+    "evaluate_patch_set",
     "read_records_csv",
     "write_records_csv",
 ]
@@ -131,6 +141,118 @@ def evaluate_masks(
         )
         for i in range(n)
     ]
+
+
+@dataclass(frozen=True)
+class PredictionSet:
+    """One method's predicted masks on the shared test patches.
+
+    Args:
+        method: the method's name (as in the records).
+        masks: (N, H, W) predicted masks, in the order of `QualitativeSamples`' patches.
+    """
+
+    method: str
+    masks: np.ndarray
+
+
+@dataclass(frozen=True)
+class QualitativeSamples:
+    """The test patches and every method's masks, for the qualitative Figures 8 and 9.
+
+    Args:
+        images: (N, H, W) patch images.
+        gt_masks: (N, H, W) ground-truth masks.
+        gt_contours: N ground-truth polygons, (K, 2) xy in patch pixels.
+        image_ids: N image ids.
+        labels: N vertebra labels.
+        conditions: N lists of clinical conditions.
+        predictions: one `PredictionSet` per method.
+
+    Example:
+        >>> samples = QualitativeSamples(patches.images, patches.masks, patches.contours,
+        ...                              patches.image_ids, patches.labels, patches.conditions,
+        ...                              [PredictionSet("UNet-S", unet_s_masks)])
+    """
+
+    images: np.ndarray
+    gt_masks: np.ndarray
+    gt_contours: Sequence[np.ndarray]
+    image_ids: Sequence[str]
+    labels: Sequence[str]
+    conditions: Sequence[Sequence[str]]
+    predictions: Sequence[PredictionSet] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        n = len(self.images)
+        lengths = {
+            len(self.gt_masks),
+            len(self.gt_contours),
+            len(self.image_ids),
+            len(self.labels),
+            len(self.conditions),
+            *(len(p.masks) for p in self.predictions),
+        }
+        if lengths != {n}:
+            raise ConfigError(
+                f"QualitativeSamples: {n} images but inputs of lengths {sorted(lengths)}"
+            )
+
+
+def evaluate_patch_set(
+    patches,
+    mask_predictions: Mapping[str, np.ndarray] | None = None,
+    contour_predictions: Mapping[str, Sequence[np.ndarray]] | None = None,
+) -> tuple[list[VertebraResult], QualitativeSamples]:
+    """Score several methods on one set of test patches: the `eval` command's core.
+
+    Networks give masks; ASMs give patch-space contours, rasterised with `contour_to_mask`
+    like the ground truth.
+
+    Args:
+        patches: the test patches: anything with `images`, `masks`, `contours`, `image_ids`,
+            `labels` and `conditions` (a `vertseg_tf.data.patches.PatchSet`).
+        mask_predictions: method -> (N, H, W) predicted masks.
+        contour_predictions: method -> N predicted (K, 2) contours.
+
+    Returns:
+        The per-vertebra results of every method, and the `QualitativeSamples` for the
+        report's Figures 8 and 9.
+
+    Example:
+        >>> records, samples = evaluate_patch_set(test, {"UNet-S": masks}, {"ASM-G": contours})
+        >>> write_report(records, "runs/report", title="Evaluation", samples=samples)
+    """
+    gt_masks = np.asarray(patches.masks)
+    shape = gt_masks.shape[1:]
+    masks = {m: np.asarray(v) for m, v in (mask_predictions or {}).items()}
+    for method, contours in (contour_predictions or {}).items():
+        if method in masks:
+            raise ConfigError(f"method {method!r} given both as masks and as contours")
+        masks[method] = np.stack([contour_to_mask(c, shape) for c in contours])
+    if not masks:
+        raise ConfigError("evaluate_patch_set: no predictions given")
+    records = []
+    for method, predicted in masks.items():
+        records += evaluate_masks(
+            method,
+            gt_masks,
+            patches.contours,
+            predicted,
+            patches.image_ids,
+            patches.labels,
+            patches.conditions,
+        )
+    samples = QualitativeSamples(
+        np.asarray(patches.images),
+        gt_masks,
+        patches.contours,
+        patches.image_ids,
+        patches.labels,
+        patches.conditions,
+        [PredictionSet(m, v) for m, v in masks.items()],
+    )
+    return records, samples
 
 
 def write_records_csv(records: Sequence[VertebraResult], path) -> Path:

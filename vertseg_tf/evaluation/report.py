@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,13 @@ from vertseg_tf import __version__
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD
-from vertseg_tf.evaluation.records import VertebraResult, write_records_csv, write_text_atomic
+from vertseg_tf.evaluation.records import (
+    PredictionSet,
+    QualitativeSamples,
+    VertebraResult,
+    write_records_csv,
+    write_text_atomic,
+)
 from vertseg_tf.evaluation.statistics import (
     ASMS,
     METRICS,
@@ -114,62 +120,6 @@ _OVERLAY_COLOURS = {"tp": (0.0, 0.8, 0.0), "fp": (0.0, 0.3, 1.0), "fn": (1.0, 0.
 _OVERLAY_ALPHA = 0.45
 _CDF_MAX_ERROR = 5.0
 _FIGURE9_CASES = 4
-
-
-@dataclass(frozen=True)
-class PredictionSet:
-    """One method's predicted masks on the shared test patches.
-
-    Args:
-        method: the method's name (as in the records).
-        masks: (N, H, W) predicted masks, in the order of `QualitativeSamples`' patches.
-    """
-
-    method: str
-    masks: np.ndarray
-
-
-@dataclass(frozen=True)
-class QualitativeSamples:
-    """The test patches and every method's masks, for the qualitative Figures 8 and 9.
-
-    Args:
-        images: (N, H, W) patch images.
-        gt_masks: (N, H, W) ground-truth masks.
-        gt_contours: N ground-truth polygons, (K, 2) xy in patch pixels.
-        image_ids: N image ids.
-        labels: N vertebra labels.
-        conditions: N lists of clinical conditions.
-        predictions: one `PredictionSet` per method.
-
-    Example:
-        >>> samples = QualitativeSamples(patches.images, patches.masks, patches.contours,
-        ...                              patches.image_ids, patches.labels, patches.conditions,
-        ...                              [PredictionSet("UNet-S", unet_s_masks)])
-    """
-
-    images: np.ndarray
-    gt_masks: np.ndarray
-    gt_contours: Sequence[np.ndarray]
-    image_ids: Sequence[str]
-    labels: Sequence[str]
-    conditions: Sequence[Sequence[str]]
-    predictions: Sequence[PredictionSet] = field(default_factory=tuple)
-
-    def __post_init__(self):
-        n = len(self.images)
-        lengths = {
-            len(self.gt_masks),
-            len(self.gt_contours),
-            len(self.image_ids),
-            len(self.labels),
-            len(self.conditions),
-            *(len(p.masks) for p in self.predictions),
-        }
-        if lengths != {n}:
-            raise ConfigError(
-                f"QualitativeSamples: {n} images but inputs of lengths {sorted(lengths)}"
-            )
 
 
 @dataclass(frozen=True)
