@@ -12,17 +12,23 @@ from vertseg_tf.evaluation.metrics import (
     point_to_curve_error,
 )
 from vertseg_tf.evaluation.records import (
+    PredictionSet,
+    QualitativeSamples,
     VertebraResult,
     evaluate_masks,
+    evaluate_patch_set,
     read_records_csv,
     write_records_csv,
 )
 
 __all__ = [
+    "PredictionSet",
+    "QualitativeSamples",
     "VertebraResult",
     "contour_to_mask",
     "dice",
     "evaluate_masks",
+    "evaluate_patch_set",
     "fit_failure_rate",
     "pixel_accuracy",
     "point_to_curve_error",
