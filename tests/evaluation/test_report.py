@@ -1,4 +1,5 @@
 import csv
+import math
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -6,10 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from scipy import stats
 
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import contour_to_mask
-from vertseg_tf.evaluation.records import evaluate_patch_set, read_records_csv
+from vertseg_tf.evaluation.records import VertebraResult, evaluate_patch_set, read_records_csv
 from vertseg_tf.evaluation.report import (
     PAPER_TABLE2,
     build_tables,
@@ -199,3 +201,26 @@ def test_evaluation_imports_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def plain_result(method, k, error, conditions=()):
+    return VertebraResult(method, f"img_{k}", "C3", conditions, 90.0, 0.8, error)
+
+
+def test_ordering_statements_say_where_the_paper_ordering_fails():
+    unet = [1.0, 1.4, 1.2, 1.9]
+    asm_g = [0.5, 0.9, 1.1, 1.0]  # the ASM beats the network here
+    records = [plain_result("UNet", k, e) for k, e in enumerate(unet)]
+    records += [plain_result("ASM-G", k, e) for k, e in enumerate(asm_g)]
+    (statement,) = ordering_statements(records)
+    p = stats.ttest_rel(unet, asm_g).pvalue
+    assert statement.startswith("UNet < ASM-G in mean point-to-curve error: does NOT match")
+    assert f"{np.mean(unet):.3f} vs {np.mean(asm_g):.3f} px" in statement
+    assert f"p = {p:.4f} over 4 vertebrae" in statement
+
+
+def test_ordering_cannot_be_checked_when_every_prediction_is_empty():
+    records = [plain_result("UNet", k, math.inf) for k in range(3)]
+    records += [plain_result("ASM-G", k, 1.0 + k) for k in range(3)]
+    (statement,) = ordering_statements(records)
+    assert "cannot be checked, every prediction of UNet is empty" in statement

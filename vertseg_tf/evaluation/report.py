@@ -115,7 +115,6 @@ _METRIC_TITLES = {
     "dice": "Dice",
     "error": "Point-to-curve error (px)",
 }
-_METRIC_DIGITS = {"pixel_accuracy": 2, "dice": 3, "error": 3}
 _OVERLAY_COLOURS = {"tp": (0.0, 0.8, 0.0), "fp": (0.0, 0.3, 1.0), "fn": (1.0, 0.0, 0.0)}
 _OVERLAY_ALPHA = 0.45
 _CDF_MAX_ERROR = 5.0
@@ -360,6 +359,13 @@ def ordering_statements(records: Sequence[VertebraResult]) -> list[str]:
     for better, worse, relation in claims:
         mean_better = summaries[better].metrics["error"].mean
         mean_worse = summaries[worse].metrics["error"].mean
+        empty = [m for m, mean in ((better, mean_better), (worse, mean_worse)) if math.isnan(mean)]
+        if empty:
+            statements.append(
+                f"{better} {relation} {worse} in mean point-to-curve error: cannot be checked, "
+                f"every prediction of {' and '.join(empty)} is empty (fit failure 100 %)."
+            )
+            continue
         test = paired_t_test(records, better, worse, "error")
         holds = mean_better <= mean_worse if relation == "<=" else mean_better < mean_worse
         significance = (
@@ -698,7 +704,8 @@ def _summary_lines(summaries: dict[str, MethodSummary]) -> list[str]:
         lines.append(
             f"- **{method}**: pixel accuracy {pa.mean:.2f} % mean (median {pa.median:.2f} %), "
             f"Dice {dsc.mean:.3f} mean (median {dsc.median:.3f}), point-to-curve error "
-            f"{err.mean:.3f} px mean (median {err.median:.3f} px), fit failure "
+            f"{_format_cell(err.mean, 3)} px mean (median {_format_cell(err.median, 3)} px), "
+            f"fit failure "
             f"{s.fit_failure_percent:.2f} %, empty predictions {err.n_failed_empty} of {err.n}."
         )
     return lines
