@@ -212,10 +212,10 @@ def build_tables(
     methods = list(summaries)
     reference = _reference_method(methods)
 
-    def p_against_reference(pool, method, metric):
+    def p_against_reference(method, metric):
         if reference is None or method == reference:
             return None
-        return paired_t_test(pool, method, reference, metric).p_value
+        return paired_t_test(records, method, reference, metric).p_value
 
     vs = f" (vs {reference})" if reference else ""
     table1_rows = []
@@ -223,7 +223,7 @@ def build_tables(
         row = [method, s.metrics["pixel_accuracy"].n]
         for metric in ("pixel_accuracy", "dice"):
             m = s.metrics[metric]
-            row += [m.median, m.mean, m.std, p_against_reference(records, method, metric)]
+            row += [m.median, m.mean, m.std, p_against_reference(method, metric)]
         table1_rows.append(tuple(row))
     table1 = Table(
         "table1_masks",
@@ -254,7 +254,7 @@ def build_tables(
                 m.median,
                 m.mean,
                 m.std,
-                p_against_reference(records, method, "error"),
+                p_against_reference(method, "error"),
                 s.fit_failure_percent,
                 m.n_failed_empty,
             )
@@ -711,6 +711,29 @@ def _summary_lines(summaries: dict[str, MethodSummary]) -> list[str]:
     return lines
 
 
+def _hard_case_lines(records, threshold) -> list[str]:
+    hard = [r for r in hard_subset(records) if r.method in NETWORKS]
+    if not hard:
+        return ["No hard vertebra (any clinical condition) was evaluated by UNet or UNet-S."]
+    summaries = summarize(hard, threshold)
+    lines = [
+        f"On the hard vertebrae (Table 3), {method}: pixel accuracy "
+        f"{s.metrics['pixel_accuracy'].mean:.2f} %, Dice {s.metrics['dice'].mean:.3f}, "
+        f"point-to-curve error {_format_cell(s.metrics['error'].mean, 3)} px (means)."
+        for method, s in summaries.items()
+    ]
+    if set(NETWORKS) <= set(summaries):
+        unet, unet_s = (summaries[m].metrics["error"].mean for m in NETWORKS)
+        paper_unet, paper_unet_s = (PAPER_TABLE3[m][2] for m in NETWORKS)
+        if unet > 0 and not math.isnan(unet_s):
+            lines.append(
+                f"UNet-S changes the hard-case mean error by {100 * (unet_s - unet) / unet:+.1f} %"
+                f" relative to UNet (paper: {100 * (paper_unet_s - paper_unet) / paper_unet:+.1f}"
+                " %)."
+            )
+    return lines
+
+
 def _compose_markdown(
     records, tables, figure_notes, *, title, command_line, paper_reference, threshold
 ) -> str:
@@ -732,6 +755,8 @@ def _compose_markdown(
         ),
         "",
         *_summary_lines(summaries),
+        "",
+        " ".join(_hard_case_lines(records, threshold)),
         "",
         "## Does the paper's ordering hold?",
         "",
