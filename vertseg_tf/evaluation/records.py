@@ -113,7 +113,7 @@ def evaluate_masks(
         N `VertebraResult`, in input order.
 
     Example:
-        >>> records = evaluate_masks("UNet", patches.masks, patches.contours, predicted,
+        >>> records = evaluate_masks("UNet", patches.masks, patches.contours, predicted,  # doctest: +SKIP
         ...                          patches.image_ids, patches.labels, patches.conditions)
     """
     gt_masks = np.asarray(gt_masks)
@@ -170,7 +170,7 @@ class QualitativeSamples:
         predictions: one `PredictionSet` per method.
 
     Example:
-        >>> samples = QualitativeSamples(patches.images, patches.masks, patches.contours,
+        >>> samples = QualitativeSamples(patches.images, patches.masks, patches.contours,  # doctest: +SKIP
         ...                              patches.image_ids, patches.labels, patches.conditions,
         ...                              [PredictionSet("UNet-S", unet_s_masks)])
     """
@@ -220,8 +220,8 @@ def evaluate_patch_set(
         report's Figures 8 and 9.
 
     Example:
-        >>> records, samples = evaluate_patch_set(test, {"UNet-S": masks}, {"ASM-G": contours})
-        >>> write_report(records, "runs/report", title="Evaluation", samples=samples)
+        >>> records, samples = evaluate_patch_set(test, {"UNet-S": masks}, {"ASM-G": contours})  # doctest: +SKIP
+        >>> write_report(records, "runs/report", title="Evaluation", samples=samples)  # doctest: +SKIP
     """
     gt_masks = np.asarray(patches.masks)
     shape = gt_masks.shape[1:]
@@ -268,7 +268,7 @@ def write_records_csv(records: Sequence[VertebraResult], path) -> Path:
         The path written.
 
     Example:
-        >>> write_records_csv(records, "report/per_vertebra.csv")
+        >>> write_records_csv(records, "report/per_vertebra.csv")  # doctest: +SKIP
     """
     path = Path(path)
     buffer = io.StringIO()
@@ -301,7 +301,7 @@ def read_records_csv(path) -> list[VertebraResult]:
         The results, in file order.
 
     Example:
-        >>> records = read_records_csv("report/per_vertebra.csv")
+        >>> records = read_records_csv("report/per_vertebra.csv")  # doctest: +SKIP
     """
     path = Path(path)
     try:

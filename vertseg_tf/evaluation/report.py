@@ -204,7 +204,7 @@ def build_tables(
         Tables by name: "table1_masks", "table2_shape", "table3_hard", "paired_tests".
 
     Example:
-        >>> print(build_tables(records)["table2_shape"].markdown())
+        >>> print(build_tables(records)["table2_shape"].markdown())  # doctest: +SKIP
     """
     if not records:
         raise ConfigError("no per-vertebra results to report")
@@ -347,7 +347,7 @@ def ordering_statements(records: Sequence[VertebraResult]) -> list[str]:
         One sentence per comparison the present methods allow (none with a single method).
 
     Example:
-        >>> for line in ordering_statements(records): print(line)
+        >>> for line in ordering_statements(records): print(line)  # doctest: +SKIP
     """
     summaries = summarize(records)
     present = set(summaries)
@@ -500,7 +500,7 @@ def select_figure8_cases(
         Category -> patch index into `samples`, or None.
 
     Example:
-        >>> select_figure8_cases(records, samples)["worst failure"]
+        >>> select_figure8_cases(records, samples)["worst failure"]  # doctest: +SKIP
     """
     methods = [p.method for p in samples.predictions]
     scores = _case_scores(records, samples, methods)
@@ -893,7 +893,7 @@ def write_report(
         The path of `report.md`.
 
     Example:
-        >>> write_report(records, "runs/report", title="vertseg-tf demo", samples=samples)
+        >>> write_report(records, "runs/report", title="vertseg-tf demo", samples=samples)  # doctest: +SKIP
     """
     records = list(records)
     tables = build_tables(records, threshold)

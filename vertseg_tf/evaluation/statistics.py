@@ -164,7 +164,7 @@ def summarize(
         `MethodSummary` per method, in table order.
 
     Example:
-        >>> summarize(records)["UNet-S"].metrics["error"].median
+        >>> summarize(records)["UNet-S"].metrics["error"].median  # doctest: +SKIP
     """
     summaries = {}
     for method in ordered_methods(r.method for r in records):
@@ -193,7 +193,7 @@ def paired_t_test(
         The `PairedTest`.
 
     Example:
-        >>> paired_t_test(records, "UNet", "UNet-S", "error").p_value
+        >>> paired_t_test(records, "UNet", "UNet-S", "error").p_value  # doctest: +SKIP
     """
     _check_metric(metric)
     by_key = {}
@@ -237,7 +237,7 @@ def paper_comparisons(records: Sequence[VertebraResult]) -> list[PairedTest]:
         The tests: UNet vs UNet-S first, then network by network, ASM by ASM.
 
     Example:
-        >>> [t.p_value for t in paper_comparisons(records) if t.metric == "error"]
+        >>> [t.p_value for t in paper_comparisons(records) if t.metric == "error"]  # doctest: +SKIP
     """
     present = {r.method for r in records}
     pairs = []
@@ -251,7 +251,7 @@ def hard_subset(records: Sequence[VertebraResult]) -> list[VertebraResult]:
     """The results on hard vertebrae (any of `HARD_CONDITIONS`), the paper's Table 3 subset.
 
     Example:
-        >>> all(r.hard for r in hard_subset(records))
+        >>> all(r.hard for r in hard_subset(records))  # doctest: +SKIP
         True
     """
     return [r for r in records if r.hard]
