@@ -45,7 +45,8 @@ PROBABILITIES_OUTPUT = "probabilities"
 """Output name of the SavedModel's `serving_default` signature (and of the Keras model)."""
 
 AREA_RATIO_RANGE = (0.5, 2.0)
-"""A vertebra whose area lies outside this multiple of its neighbours' median is flagged."""
+"""A vertebra whose area lies outside this multiple of its neighbours' median is flagged
+(neighbours: the up to four nearest non-empty vertebrae, two above and two below)."""
 
 
 @dataclass
@@ -65,7 +66,8 @@ class VertebraSegmentation:
         components: number of connected components (4-connectivity) of `patch_mask`.
         flags: quality flags: `"empty"` (no vertebra pixel), `"several_components"` (the
             contour is the largest of them), `"area_outlier"` (area outside
-            `AREA_RATIO_RANGE` times the median area of the neighbouring vertebrae).
+            `AREA_RATIO_RANGE` times the median area of the (up to four) nearest non-empty
+            vertebrae, two above and two below: one bad neighbour cannot flag a good one).
     """
 
     label: str
@@ -270,7 +272,8 @@ def _flag_area_outliers(results: list[VertebraSegmentation]) -> None:
     low, high = AREA_RATIO_RANGE
     areas = [result.area_px for result in results]
     for k, result in enumerate(results):
-        neighbours = [areas[j] for j in (k - 1, k + 1) if 0 <= j < len(areas) and areas[j] > 0]
+        neighbours = [areas[j] for j in (k - 2, k - 1, k + 1, k + 2)
+                      if 0 <= j < len(areas) and areas[j] > 0]
         if not neighbours or result.area_px == 0:
             continue
         ratio = result.area_px / float(np.median(neighbours))
