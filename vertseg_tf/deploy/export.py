@@ -135,11 +135,16 @@ def _write_saved_model(model, folder: Path) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
 
+    # A signature does not check shapes itself: a wrong rank would reach the convolution
+    # kernels (and can abort the process), so each signature checks its input first.
+    def checked(patch):
+        return tf.ensure_shape(patch, spec.shape, name="check_patch_shape")
+
     def serving_default(patch):
-        return {PROBABILITIES_OUTPUT: model(patch, training=False)}
+        return {PROBABILITIES_OUTPUT: model(checked(patch), training=False)}
 
     def segment(patch):
-        probabilities = model(normalise_patches(patch), training=False)
+        probabilities = model(normalise_patches(checked(patch)), training=False)
         return {MASK_OUTPUT: tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)}
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[spec])
