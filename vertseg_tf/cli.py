@@ -276,7 +276,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run", metavar="RUN_DIR", help="training run folder with model.keras (or a .keras file)"
+        "run_dir", metavar="RUN_DIR",
+        help="training run folder with model.keras (or a .keras file)",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
@@ -304,7 +305,7 @@ def _export(args: argparse.Namespace) -> int:
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
 
-    target = export_run(args.run, args.out, args.version, tflite=args.tflite)
+    target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
     print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
           f"(fresh process, tolerance 1e-05)")

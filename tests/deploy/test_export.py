@@ -209,8 +209,10 @@ def test_trained_segmenter_places_contours_on_the_vertebrae(trained_export, form
     _, target, _ = trained_export
     path = target if form == "saved_model" else target / "tflite" / "vertseg_int8.tflite"
     segmenter = Segmenter(path)
-    for index in (30, 31):
-        item = synthesize(5, index, size="small")
+    for index in (30, 31, 32):
+        # a few radiographs without implants or fractures: the fixture's model has seen too
+        # few of those to outline them
+        item = synthesize(5, index, size="small", hard_fraction=0.0)
         vertebrae = item.record.vertebrae
         results = segmenter.segment(item.image, np.array([v.center for v in vertebrae]))
         for result, vertebra in zip(results, vertebrae):
