@@ -196,3 +196,14 @@ def test_keras_model_object_is_accepted(radiograph):
     probabilities = Segmenter(model).predict_patches(extract_patches(image, centers).x())
     expected = keras.ops.convert_to_numpy(model(extract_patches(image, centers).x()))
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+def test_serving_base_folder_resolves_to_its_highest_version(tmp_path):
+    from vertseg_tf.deploy.inference import latest_version
+
+    for version in ("1", "2", "10"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "11").mkdir()  # being written: no saved_model.pb yet
+    assert latest_version(tmp_path) == tmp_path / "10"
+    assert latest_version(tmp_path / "2") == tmp_path / "2"
