@@ -39,6 +39,7 @@ __all__ = [
     "parse_centers",
     "read_centers_file",
     "segment_to_dataset",
+    "tflite_predictor",
 ]
 
 PROBABILITIES_OUTPUT = "probabilities"
@@ -116,6 +117,10 @@ def latest_version(path) -> Path:
 
     Raises:
         DataError: `path` holds neither a `saved_model.pb` nor numbered versions with one.
+
+    Example:
+        >>> latest_version("models/vertseg")  # doctest: +SKIP
+        PosixPath('models/vertseg/2')
     """
     path = Path(path)
     if (path / "saved_model.pb").is_file():
@@ -132,8 +137,17 @@ def latest_version(path) -> Path:
 def load_keras_model(path):
     """Load a `.keras` file saved by vertseg-tf, uncompiled.
 
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras.Model` (a `vertseg_tf.model.UNet` for models vertseg-tf built).
+
     Raises:
         DataError: a missing, truncated or foreign file.
+
+    Example:
+        >>> model = load_keras_model("runs/demo/model.keras")  # doctest: +SKIP
     """
     import zipfile
 
@@ -194,6 +208,12 @@ def tflite_predictor(
 
     Raises:
         DataError: the file is missing or is not a TFLite model.
+
+    Example:
+        >>> int8 = Path("models/vertseg/1/tflite/vertseg_int8.tflite")
+        >>> predict = tflite_predictor(int8)  # doctest: +SKIP
+        >>> predict(patches).shape  # doctest: +SKIP
+        (5, 64, 64, 2)
     """
     from ai_edge_litert.interpreter import Interpreter
 
