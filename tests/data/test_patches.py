@@ -327,3 +327,21 @@ def test_cli_prints_counts_and_writes_contact_sheet(tmp_path, counted_reader, ca
     assert main([*argv[:-2], "--count", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["vertseg-tf patches: error: count must be >= 1, got 0"]
+
+
+def test_from_dataset_with_the_real_image_reader(tmp_path):
+    import cv2
+
+    centers, square, _ = rotated_spine()
+    pixels = np.random.default_rng(4).integers(0, 65535, (200, 200)).astype(np.uint16)
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "ds" / "images" / "a.png"), pixels)
+    vertebrae = [VertebraRecord(f"C{3 + k}", centers[k], square) for k in range(3)]
+    save_dataset(
+        Dataset([ImageRecord("a", "images/a.png", "test", None, vertebrae)]), tmp_path / "ds"
+    )
+    cut = patches.PatchSet.from_dataset(
+        load_dataset(tmp_path / "ds"), "test", False, cache_dir=tmp_path / "cache", progress=False
+    )
+    expected = patches.extract_patches(pixels.astype(np.float32), centers, [square] * 3)
+    np.testing.assert_allclose(cut.images, expected.images, atol=1e-5)
