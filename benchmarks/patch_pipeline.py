@@ -11,7 +11,7 @@ Measures, in one run on one machine:
 The paper preset is far too slow to train on a small CPU; the default `demo` preset trains
 faster than the paper model, so its ratio is a lower bound of the ratio for the paper model.
 
-Usage:
+Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
     python benchmarks/patch_pipeline.py --out runs/bench/patch_pipeline.json
     python benchmarks/patch_pipeline.py --images 8 --out /tmp/quick.json   # quick run
 """
