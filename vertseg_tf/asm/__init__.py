@@ -1,0 +1,13 @@
+"""Active shape model baselines on 64x64 vertebra patches: ASM-G, ASM-M, ASM-RF.
+
+numpy / scipy / scikit-learn only (no TensorFlow). Every method has `fit(images, contours)`,
+`predict(images)`, `save(path)` and `load(path)`; `load_asm(path)` reads any of them.
+"""
+
+from __future__ import annotations
+
+from vertseg_tf.asm.asm_g import ASMG
+from vertseg_tf.asm.base import ActiveShapeModel
+from vertseg_tf.asm.pdm import PointDistributionModel, resample_contour
+
+__all__ = ["ASMG", "ActiveShapeModel", "PointDistributionModel", "resample_contour"]
