@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vertseg_tf.asm import ASMG
+from vertseg_tf.asm import ASMG, ASMM
 
 
 def rectangle(first_col, last_col, first_row, last_row, noise_seed=None):
@@ -41,3 +41,20 @@ def test_asm_g_finds_bright_rectangle_from_offset_start(shift):
     found = model.predict([image])[0]
     assert found.shape == (20, 2)
     assert distance_to_polygon(found, outline).mean() < 1.0
+
+
+def fit_on_fixture(cls, make_patches, **options):
+    images, contours = make_patches(24, seed=0)
+    return cls(n_landmarks=20, **options).fit(images, contours)
+
+
+@pytest.mark.parametrize("cls", [ASMG, ASMM])
+def test_each_method_beats_mean_shape_initialisation_on_held_out_patches(cls, make_patches, dice):
+    model = fit_on_fixture(cls, make_patches)
+    images, contours = make_patches(6, seed=1)
+    start = model.pdm.initial_points((64, 64))
+    predicted = model.predict(images)
+    before = np.array([dice(start, truth) for truth in contours])
+    after = np.array([dice(found, truth) for found, truth in zip(predicted, contours)])
+    assert after.mean() > before.mean()
+    assert np.sum(after > before) >= 5

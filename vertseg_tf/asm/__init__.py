@@ -7,7 +7,8 @@ numpy / scipy / scikit-learn only (no TensorFlow). Every method has `fit(images,
 from __future__ import annotations
 
 from vertseg_tf.asm.asm_g import ASMG
+from vertseg_tf.asm.asm_m import ASMM
 from vertseg_tf.asm.base import ActiveShapeModel
 from vertseg_tf.asm.pdm import PointDistributionModel, resample_contour
 
-__all__ = ["ASMG", "ActiveShapeModel", "PointDistributionModel", "resample_contour"]
+__all__ = ["ASMG", "ASMM", "ActiveShapeModel", "PointDistributionModel", "resample_contour"]
