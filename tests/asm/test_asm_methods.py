@@ -1,7 +1,12 @@
+import json
+
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestRegressor
 
-from vertseg_tf.asm import ASMG, ASMM
+from vertseg_tf.asm import ASM_METHODS, ASMG, ASMM, ASMRF, fit_asm_run, load_asm
+from vertseg_tf.asm.asm_rf import flatten_forests, predict_flat_forests
+from vertseg_tf.errors import ConfigError, DataError
 
 
 def rectangle(first_col, last_col, first_row, last_row, noise_seed=None):
@@ -48,9 +53,13 @@ def fit_on_fixture(cls, make_patches, **options):
     return cls(n_landmarks=20, **options).fit(images, contours)
 
 
-@pytest.mark.parametrize("cls", [ASMG, ASMM])
+SMALL_FOREST = {"n_trees": 5, "max_depth": 6, "samples_per_landmark": 6}
+OPTIONS = {ASMG: {}, ASMM: {}, ASMRF: SMALL_FOREST}
+
+
+@pytest.mark.parametrize("cls", [ASMG, ASMM, ASMRF])
 def test_each_method_beats_mean_shape_initialisation_on_held_out_patches(cls, make_patches, dice):
-    model = fit_on_fixture(cls, make_patches)
+    model = fit_on_fixture(cls, make_patches, **OPTIONS[cls])
     images, contours = make_patches(6, seed=1)
     start = model.pdm.initial_points((64, 64))
     predicted = model.predict(images)
@@ -58,3 +67,84 @@ def test_each_method_beats_mean_shape_initialisation_on_held_out_patches(cls, ma
     after = np.array([dice(found, truth) for found, truth in zip(predicted, contours)])
     assert after.mean() > before.mean()
     assert np.sum(after > before) >= 5
+
+
+def test_flat_forest_traversal_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 7))
+    Y = np.stack([np.sin(X[:, 0]) + X[:, 1], X[:, 2] * X[:, 3]], axis=1)
+    forests = [
+        RandomForestRegressor(n_estimators=4, max_depth=depth, random_state=depth).fit(X, Y)
+        for depth in (3, 7)
+    ]
+    trees = flatten_forests(forests)
+    queries = rng.normal(size=(50, 7))
+    found = predict_flat_forests(trees, trees["roots"], np.stack([queries, queries]))
+    for index, forest in enumerate(forests):
+        np.testing.assert_allclose(found[index], forest.predict(queries), atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [ASMG, ASMM, ASMRF])
+def test_save_load_round_trip_gives_identical_predictions(cls, make_patches, tmp_path):
+    model = fit_on_fixture(cls, make_patches, **OPTIONS[cls])
+    images, _ = make_patches(3, seed=5)
+    path = model.save(tmp_path / "model.json")
+    assert path == tmp_path / "model.json" and (tmp_path / "model.npz").is_file()
+    for loaded in (cls.load(path), load_asm(path), load_asm(tmp_path)):
+        assert type(loaded) is cls and loaded.get_config() == model.get_config()
+        for before, after in zip(model.predict(images), loaded.predict(images)):
+            np.testing.assert_array_equal(before, after)
+
+
+def test_load_refuses_tampered_arrays_and_other_methods(make_patches, tmp_path):
+    model = fit_on_fixture(ASMG, make_patches)
+    path = model.save(tmp_path / "g.json")
+    with pytest.raises(DataError, match="'asm-g' model, not 'asm-m'"):
+        ASMM.load(path)
+    npz = tmp_path / "g.npz"
+    npz.write_bytes(npz.read_bytes() + b"x")
+    with pytest.raises(DataError, match="checksum"):
+        load_asm(path)
+    document = json.loads(path.read_text())
+    document["method"] = "asm-x"
+    path.write_text(json.dumps(document))
+    with pytest.raises(DataError, match="unknown ASM method 'asm-x'"):
+        load_asm(path)
+
+
+def test_fit_asm_run_writes_a_loadable_run_folder(make_patches, tmp_path):
+    images, contours = make_patches(12, seed=3)
+    model_path = fit_asm_run(
+        "asm-rf", images, contours, tmp_path / "run", seed=4, n_landmarks=10, **SMALL_FOREST
+    )
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert config["method"] == "asm-rf" and config["options"]["seed"] == 4
+    assert summary["n_training_patches"] == 12 and summary["n_landmarks"] == 10
+    model = load_asm(model_path)
+    assert isinstance(model, ASMRF) and model.seed == 4
+    with pytest.raises(ConfigError, match="unknown ASM method 'asm-q'"):
+        fit_asm_run("asm-q", images, contours, tmp_path / "other")
+    assert set(ASM_METHODS) == {"asm-g", "asm-m", "asm-rf"}
+
+
+@pytest.mark.parametrize("cls", [ASMG, ASMM, ASMRF])
+def test_clear_errors(cls, make_patches):
+    images, contours = make_patches(12, seed=6)
+    with pytest.raises(ConfigError, match="needs at least 20 training shapes, got 12"):
+        cls(n_landmarks=20, **OPTIONS[cls]).fit(images, contours)
+    bad = list(contours)
+    bad[4] = bad[4][:2]
+    with pytest.raises(DataError, match=r"contours\[4\]: contour needs at least 3 distinct"):
+        cls(n_landmarks=8, **OPTIONS[cls]).fit(images, bad)
+    bad[4] = contours[4].copy()
+    bad[4][0, 1] = np.inf
+    with pytest.raises(DataError, match=r"contours\[4\]: contour has non-finite"):
+        cls(n_landmarks=8, **OPTIONS[cls]).fit(images, bad)
+    model = cls(n_landmarks=8, **OPTIONS[cls]).fit(images, contours)
+    with pytest.raises(DataError, match=r"images\[1\]: expected a \(64, 64\) patch"):
+        model.predict([images[0], images[1][:32]])
+    with pytest.raises(DataError, match=r"images\[0\]: patch has non-finite"):
+        model.predict([np.full((64, 64), np.nan)])
+    with pytest.raises(ConfigError, match="not fitted"):
+        cls().predict(images)

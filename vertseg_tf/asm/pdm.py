@@ -215,9 +215,11 @@ class PointDistributionModel:
             explained = np.cumsum(eigenvalues) / total
             n_modes = int(np.searchsorted(explained, self.variance_kept - 1e-12) + 1)
             n_modes = min(n_modes, int(np.sum(eigenvalues > total * 1e-12)))
-        self.variances = eigenvalues[:n_modes]
-        self.modes = eigenvectors[:, :n_modes]
-        self.training_variances = eigenvalues
+        # Contiguous copies: a strided view would take another BLAS path than the same
+        # array reloaded from disk, and round trips must predict bit-identically.
+        self.variances = np.ascontiguousarray(eigenvalues[:n_modes])
+        self.modes = np.ascontiguousarray(eigenvectors[:, :n_modes])
+        self.training_variances = np.ascontiguousarray(eigenvalues)
         centred = shapes - shapes.mean(axis=1, keepdims=True)
         poses = np.array([_align(self.mean, shape) for shape in centred])
         self.mean_pose = complex(np.mean(np.abs(poses)) * np.exp(1j * np.angle(poses.sum())))
