@@ -84,6 +84,16 @@ def test_flat_forest_traversal_matches_scikit_learn():
         np.testing.assert_allclose(found[index], forest.predict(queries), atol=1e-12)
 
 
+def test_asm_rf_search_grid_features_equal_features_sampled_point_by_point(make_patches):
+    model = fit_on_fixture(ASMRF, make_patches, **SMALL_FOREST)
+    image = make_patches(1, seed=7)[0][0]
+    points = model.pdm.initial_points((64, 64)) + 0.3
+    candidates = points[:, None, :] + model._grid[None]
+    np.testing.assert_allclose(
+        model._grid_features(image, points), model._features(image, candidates), atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("cls", [ASMG, ASMM, ASMRF])
 def test_save_load_round_trip_gives_identical_predictions(cls, make_patches, tmp_path):
     model = fit_on_fixture(cls, make_patches, **OPTIONS[cls])

@@ -76,14 +76,18 @@ def predict_flat_forests(trees: dict[str, np.ndarray], roots: np.ndarray, featur
         >>> trees = flatten_forests([forest])
         >>> predict_flat_forests(trees, trees["roots"], X[None])[0]  # == forest.predict(X)
     """
-    features = np.asarray(features, dtype=np.float32)
-    n_forests, n_rows, _ = features.shape
-    node = np.broadcast_to(roots[:, None, :], (n_forests, n_rows, roots.shape[1])).copy()
-    forest_index = np.arange(n_forests)[:, None, None]
-    row_index = np.arange(n_rows)[None, :, None]
+    # float32 like scikit-learn, compared in float64 against the float64 thresholds.
+    features = np.asarray(features, dtype=np.float32).astype(np.float64)
+    n_forests, n_rows, n_features = features.shape
+    n_trees = roots.shape[1]
+    node = np.broadcast_to(roots[:, None, :], (n_forests, n_rows, n_trees)).reshape(-1)
+    row_start = np.repeat(np.arange(n_forests * n_rows) * n_features, n_trees)
+    values = features.reshape(-1)
+    children = np.stack([trees["left"], trees["right"]], axis=1).reshape(-1)
     for _ in range(int(trees["depth"])):
-        x = features[forest_index, row_index, trees["feature"][node]]
-        node = np.where(x <= trees["threshold"][node], trees["left"][node], trees["right"][node])
+        x = values.take(row_start + trees["feature"].take(node))
+        node = children.take(2 * node + (x > trees["threshold"].take(node)))
+    node = node.reshape(n_forests, n_rows, n_trees)
     return trees["value"][node].mean(axis=2)
 
 
@@ -177,9 +181,25 @@ class ASMRF(ActiveShapeModel):
 
     def _features(self, image: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Features (..., n_features) float32 at level-pixel `positions` (..., 2)."""
-        window = sample(image, positions[..., None, :] + self._window)
+        return self._window_features(sample(image, positions[..., None, :] + self._window))
+
+    def _window_features(self, window: np.ndarray) -> np.ndarray:
         pairs = window[..., self.pairs[:, 0]] - window[..., self.pairs[:, 1]]
         return np.concatenate([window, pairs], axis=-1).astype(np.float32)
+
+    def _grid_features(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """`_features` at every search-grid point around each of `points`: (L, C, F).
+
+        Grid and window are both one level pixel apart, so all windows of one landmark lie
+        on a single (2g+2r+1)^2 lattice: sample it once and gather the windows from it.
+        """
+        reach = self.grid_radius + self.window_radius
+        side = np.arange(-reach, reach + 1, dtype=np.float64)
+        lattice = np.stack(np.meshgrid(side, side), axis=-1).reshape(-1, 2)
+        values = sample(image, points[:, None, :] + lattice)  # (L, side**2)
+        grid = (self._grid[:, None, :] + self._window[None, :, :] + reach).astype(np.int64)
+        index = grid[..., 1] * (2 * reach + 1) + grid[..., 0]  # (C, W)
+        return self._window_features(values[:, index])
 
     def _fit_appearance(self, pyramids, landmarks):
         rng = np.random.default_rng(self.seed)
@@ -215,9 +235,8 @@ class ASMRF(ActiveShapeModel):
         self.trees = trees
 
     def _suggest(self, image, points, level):
-        candidates = points[:, None, :] + self._grid[None]  # (L, C, 2)
         displacement = predict_flat_forests(
-            self.trees, self.trees["roots"][level], self._features(image, candidates)
+            self.trees, self.trees["roots"][level], self._grid_features(image, points)
         )
         votes = self._grid[None] + displacement  # relative to the current landmark
         radius = self.grid_radius + int(np.ceil(self.max_displacement)) + 1
