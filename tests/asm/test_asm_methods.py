@@ -122,7 +122,21 @@ def test_load_refuses_tampered_arrays_and_other_methods(make_patches, tmp_path):
         load_asm(path)
 
 
-def test_fit_asm_run_writes_a_loadable_run_folder(make_patches, tmp_path):
+def test_asm_rf_reports_progress_per_forest_and_caps_training_rows(make_patches, monkeypatch):
+    images, contours = make_patches(12, seed=8)
+    rows = []
+    fit = RandomForestRegressor.fit
+    monkeypatch.setattr(
+        RandomForestRegressor, "fit", lambda self, X, y: rows.append(len(X)) or fit(self, X, y)
+    )
+    calls = []
+    options = {**SMALL_FOREST, "max_samples_per_forest": 30}
+    ASMRF(n_landmarks=6, **options).fit(images, contours, progress=lambda *c: calls.append(c))
+    assert calls == [(done, 12) for done in range(1, 13)]  # 2 levels x 6 landmarks
+    assert rows == [5 * 6] * 12  # 30 // 6 = 5 patches x 6 samples each
+
+
+def test_fit_asm_run_writes_a_loadable_run_folder(make_patches, tmp_path, capsys):
     images, contours = make_patches(12, seed=3)
     model_path = fit_asm_run(
         "asm-rf", images, contours, tmp_path / "run", seed=4, n_landmarks=10, **SMALL_FOREST
@@ -133,6 +147,7 @@ def test_fit_asm_run_writes_a_loadable_run_folder(make_patches, tmp_path):
     assert summary["n_training_patches"] == 12 and summary["n_landmarks"] == 10
     model = load_asm(model_path)
     assert isinstance(model, ASMRF) and model.seed == 4
+    assert "asm-rf: 20/20, ETA 0 s" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown ASM method 'asm-q'"):
         fit_asm_run("asm-q", images, contours, tmp_path / "other")
     assert set(ASM_METHODS) == {"asm-g", "asm-m", "asm-rf"}

@@ -49,16 +49,17 @@ class ASMG(ActiveShapeModel):
             "search_step": self.search_step,
         }
 
-    def _fit_appearance(self, pyramids, landmarks):
+    def _fit_appearance(self, pyramids, landmarks, progress):
         offsets = np.array([-0.5, 0.5])
         step = np.zeros((self.n_levels, self.pdm.n_landmarks))
-        for pyramid, points in zip(pyramids, landmarks):
+        for index, (pyramid, points) in enumerate(zip(pyramids, landmarks)):
             normals = landmark_normals(points)
             for level in range(self.n_levels):
                 profile = sample_normal_profiles(
                     pyramid[level], to_level(points, level), normals, offsets
                 )
                 step[level] += profile[:, 1] - profile[:, 0]
+            progress(index + 1, len(pyramids))
         self.polarity = np.where(step >= 0, 1.0, -1.0)
 
     def _suggest(self, image, points, level):

@@ -75,7 +75,7 @@ class ASMM(ActiveShapeModel):
         # 2h+2 samples at -h-0.5 .. h+0.5: their differences sit at -h .. h.
         return np.arange(-half_length, half_length + 2) - 0.5
 
-    def _fit_appearance(self, pyramids, landmarks):
+    def _fit_appearance(self, pyramids, landmarks, progress):
         k = self.profile_half_length
         offsets = self._sample_offsets(k)
         profiles = np.empty((self.n_levels, len(landmarks), self.pdm.n_landmarks, 2 * k + 1))
@@ -86,6 +86,7 @@ class ASMM(ActiveShapeModel):
                     pyramid[level], to_level(points, level), normals, offsets
                 )
                 profiles[level, index] = normalised_derivative(samples)
+            progress(index + 1, len(pyramids))
         self.profile_mean = profiles.mean(axis=1)
         deviations = profiles - self.profile_mean[:, None]
         covariance = np.einsum("lnpi,lnpj->lpij", deviations, deviations) / max(

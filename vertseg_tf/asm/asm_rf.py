@@ -115,6 +115,9 @@ class ASMRF(ActiveShapeModel):
         samples_per_landmark: displaced training points per landmark and training patch.
         max_displacement: training displacement range, +/- level pixels.
         grid_radius: g, the search grid is (2g+1)^2 points one level pixel apart.
+        max_samples_per_forest: cap on training rows per forest; with more training patches
+            than this allows, each level trains on a random subset of the patches (bounds
+            memory and time on the paper's 45-fold augmented patch sets).
         seed: seed of the training displacements, the pixel pairs and the forests.
         n_levels, max_iterations, **kwargs: `ActiveShapeModel` arguments.
 
@@ -139,6 +142,7 @@ class ASMRF(ActiveShapeModel):
         samples_per_landmark: int = 8,
         max_displacement: float = 3.0,
         grid_radius: int = 2,
+        max_samples_per_forest: int = 20000,
         seed: int = 0,
         n_levels: int = 2,
         max_iterations: int = 5,
@@ -155,6 +159,9 @@ class ASMRF(ActiveShapeModel):
         )
         self.max_displacement = _check_positive_float("max_displacement", max_displacement)
         self.grid_radius = _check_positive_int("grid_radius", grid_radius, 0)
+        self.max_samples_per_forest = _check_positive_int(
+            "max_samples_per_forest", max_samples_per_forest
+        )
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         self.seed = int(seed)
@@ -176,6 +183,7 @@ class ASMRF(ActiveShapeModel):
             "samples_per_landmark": self.samples_per_landmark,
             "max_displacement": self.max_displacement,
             "grid_radius": self.grid_radius,
+            "max_samples_per_forest": self.max_samples_per_forest,
             "seed": self.seed,
         }
 
@@ -201,15 +209,19 @@ class ASMRF(ActiveShapeModel):
         index = grid[..., 1] * (2 * reach + 1) + grid[..., 0]  # (C, W)
         return self._window_features(values[:, index])
 
-    def _fit_appearance(self, pyramids, landmarks):
+    def _fit_appearance(self, pyramids, landmarks, progress):
         rng = np.random.default_rng(self.seed)
         n_window = len(self._window)
         self.pairs = rng.integers(0, n_window, size=(self.n_pair_features, 2)).astype(np.int64)
         n_landmarks = self.pdm.n_landmarks
+        n_used = min(
+            len(pyramids), max(1, self.max_samples_per_forest // self.samples_per_landmark)
+        )
         forests = []
         for level in range(self.n_levels):
             features, targets = [], []
-            for pyramid, points in zip(pyramids, landmarks):
+            used = np.sort(rng.choice(len(pyramids), size=n_used, replace=False))
+            for pyramid, points in zip([pyramids[i] for i in used], landmarks[used]):
                 shift = rng.uniform(
                     -self.max_displacement,
                     self.max_displacement,
@@ -230,6 +242,7 @@ class ASMRF(ActiveShapeModel):
                     n_jobs=1,
                 )
                 forests.append(forest.fit(features[landmark], targets[landmark]))
+                progress(len(forests), self.n_levels * n_landmarks)
         trees = flatten_forests(forests)
         trees["roots"] = trees["roots"].reshape(self.n_levels, n_landmarks, self.n_trees)
         self.trees = trees

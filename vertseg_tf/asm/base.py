@@ -9,6 +9,7 @@ until the shape stops moving.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,10 @@ def check_images(images, source: str, patch_shape: tuple[int, int] | None = None
     if not checked:
         raise DataError(source, "no images given", field="images")
     return np.stack(checked)
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Default `progress` callback: report nothing."""
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
@@ -105,12 +110,16 @@ class ActiveShapeModel(ABC):
             "tolerance": self.tolerance,
         }
 
-    def fit(self, images, contours) -> ActiveShapeModel:
+    def fit(
+        self, images, contours, *, progress: Callable[[int, int], None] | None = None
+    ) -> ActiveShapeModel:
         """Learn the shape model and the appearance model from training patches.
 
         Args:
             images: (n, H, W) patches (or a sequence of 2-D arrays), all the same shape.
             contours: n closed polygons (k_i, 2) in patch pixels; k_i may differ.
+            progress: called as `progress(done, total)` while the appearance model is
+                learned (training patches for ASM-G/ASM-M, forests for ASM-RF).
 
         Returns:
             self.
@@ -136,7 +145,7 @@ class ActiveShapeModel(ABC):
         self.patch_shape = tuple(int(n) for n in images.shape[1:])
         landmarks = self.pdm.landmarks(contours)
         pyramids = [gaussian_pyramid(image, self.n_levels) for image in images]
-        self._fit_appearance(pyramids, landmarks)
+        self._fit_appearance(pyramids, landmarks, progress or _no_progress)
         return self
 
     def predict(self, images) -> list[np.ndarray]:
@@ -214,7 +223,12 @@ class ActiveShapeModel(ABC):
         return model
 
     @abstractmethod
-    def _fit_appearance(self, pyramids: list[list[np.ndarray]], landmarks: np.ndarray) -> None:
+    def _fit_appearance(
+        self,
+        pyramids: list[list[np.ndarray]],
+        landmarks: np.ndarray,
+        progress: Callable[[int, int], None],
+    ) -> None:
         """Learn the appearance model from each image's pyramid and (n, L, 2) patch landmarks."""
 
     @abstractmethod

@@ -140,8 +140,11 @@ def _from_vector(v: np.ndarray) -> np.ndarray:
 
 
 def _align(z: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Complex similarity factor a minimising |a z - reference| (both centred)."""
-    return np.vdot(z, reference) / np.vdot(z, z).real
+    """Complex similarity factor a minimising |a z - reference| along the last axis.
+
+    Both are centred complex shapes; `z` may hold many shapes (..., n_points).
+    """
+    return np.sum(np.conj(z) * reference, axis=-1) / np.sum(np.abs(z) ** 2, axis=-1)
 
 
 class PointDistributionModel:
@@ -221,7 +224,7 @@ class PointDistributionModel:
         self.modes = np.ascontiguousarray(eigenvectors[:, :n_modes])
         self.training_variances = np.ascontiguousarray(eigenvalues)
         centred = shapes - shapes.mean(axis=1, keepdims=True)
-        poses = np.array([_align(self.mean, shape) for shape in centred])
+        poses = _align(np.broadcast_to(self.mean, centred.shape), centred)
         self.mean_pose = complex(np.mean(np.abs(poses)) * np.exp(1j * np.angle(poses.sum())))
         return self
 
@@ -273,14 +276,14 @@ class PointDistributionModel:
         b = np.zeros(self.n_modes)
         for _ in range(n_iterations):
             model = self.mean + _from_vector(self.modes @ b)
-            pose = 1.0 / _align(centred, model)
+            pose = _align(model, centred)
             projected = centred / pose
             projected = projected / np.vdot(projected, self.mean).real
             b = self.modes.T @ (_to_vector(projected) - _to_vector(self.mean))
             if clamp:
                 b = self.clamp(b)
         model = self.mean + _from_vector(self.modes @ b)
-        pose = 1.0 / _align(centred, model)
+        pose = _align(model, centred)
         return b, (pose, translation), _to_points(pose * model + translation)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -328,7 +331,7 @@ def _procrustes(shapes: np.ndarray, max_iterations: int = 100, tolerance: float 
     reference = centred[0]
     mean = reference
     for _ in range(max_iterations):
-        aligned = np.array([_align(z, mean) * z for z in centred])
+        aligned = _align(centred, mean)[:, None] * centred
         new_mean = aligned.mean(axis=0)
         new_mean = _align(new_mean, reference) * new_mean
         new_mean = new_mean / np.linalg.norm(new_mean)
@@ -336,6 +339,6 @@ def _procrustes(shapes: np.ndarray, max_iterations: int = 100, tolerance: float 
         mean = new_mean
         if change < tolerance:
             break
-    aligned = np.array([_align(z, mean) * z for z in centred])
-    aligned = aligned / np.array([np.vdot(z, mean).real for z in aligned])[:, None]
+    aligned = _align(centred, mean)[:, None] * centred
+    aligned = aligned / np.sum(np.conj(aligned) * mean, axis=1).real[:, None]
     return aligned, mean
