@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -120,6 +122,19 @@ def test_load_refuses_tampered_arrays_and_other_methods(make_patches, tmp_path):
     path.write_text(json.dumps(document))
     with pytest.raises(DataError, match="unknown ASM method 'asm-x'"):
         load_asm(path)
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="not a JSON file"):
+        load_asm(path)
+    with pytest.raises(DataError, match="cannot read ASM model"):
+        load_asm(tmp_path / "missing.json")
+
+
+def test_asm_package_imports_no_tensorflow():
+    code = "import sys, vertseg_tf.asm; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
 
 
 def test_asm_rf_reports_progress_per_forest_and_caps_training_rows(make_patches, monkeypatch):

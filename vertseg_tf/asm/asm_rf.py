@@ -261,8 +261,13 @@ class ASMRF(ActiveShapeModel):
         return {"pairs": self.pairs, **{f"tree_{k}": v for k, v in self.trees.items()}}
 
     def _load_appearance(self, arrays):
-        self.pairs = np.asarray(arrays["pairs"], dtype=np.int64)
+        self.pairs = np.asarray(arrays["pairs"])
         self.trees = {k[5:]: v for k, v in arrays.items() if k.startswith("tree_")}
+        for key in ("left", "right", "feature", "roots", "depth"):
+            if not np.issubdtype(self.trees[key].dtype, np.integer):
+                raise ValueError(f"forest {key} must be integers")
+        if not np.issubdtype(self.pairs.dtype, np.integer):
+            raise ValueError("pixel pairs must be integers")
         expected_roots = (self.n_levels, self.pdm.n_landmarks, self.n_trees)
         if self.pairs.shape != (self.n_pair_features, 2) or np.any(
             (self.pairs < 0) | (self.pairs >= len(self._window))

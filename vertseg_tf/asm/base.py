@@ -82,6 +82,10 @@ class ActiveShapeModel(ABC):
         n_levels: pyramid levels searched, coarsest first.
         max_iterations: search iterations per level at most.
         tolerance: stop a level when no landmark moved more than this many level pixels.
+
+    Example:
+        >>> model = ASMG(n_landmarks=40, n_levels=3).fit(train_patches, train_contours)
+        >>> landmarks = model.search(patch, start=model.pdm.initial_points((64, 64)) + 2.0)
     """
 
     method: str = ""

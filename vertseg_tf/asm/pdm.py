@@ -195,6 +195,12 @@ class PointDistributionModel:
     def fit(self, contours) -> PointDistributionModel:
         """Build the model from patch-frame training contours.
 
+        Args:
+            contours: closed polygons (k_i, 2) in patch pixels, k_i >= 3 and may differ.
+
+        Returns:
+            self.
+
         Raises:
             ConfigError: fewer training shapes than landmarks.
             DataError: a contour with < 3 points, no area or non-finite values.
