@@ -181,6 +181,8 @@ def test_clear_errors(cls, make_patches):
     bad[4][0, 1] = np.inf
     with pytest.raises(DataError, match=r"contours\[4\]: contour has non-finite"):
         cls(n_landmarks=8, **OPTIONS[cls]).fit(images, bad)
+    with pytest.raises(DataError, match="12 images but 11 contours"):
+        cls(n_landmarks=8, **OPTIONS[cls]).fit(images, contours[:11])
     model = cls(n_landmarks=8, **OPTIONS[cls]).fit(images, contours)
     with pytest.raises(DataError, match=r"images\[1\]: expected a \(64, 64\) patch"):
         model.predict([images[0], images[1][:32]])
