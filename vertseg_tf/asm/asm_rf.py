@@ -221,7 +221,7 @@ class ASMRF(ActiveShapeModel):
         for level in range(self.n_levels):
             features, targets = [], []
             used = np.sort(rng.choice(len(pyramids), size=n_used, replace=False))
-            for pyramid, points in zip([pyramids[i] for i in used], landmarks[used]):
+            for pyramid, points in zip((pyramids[i] for i in used), landmarks[used]):
                 shift = rng.uniform(
                     -self.max_displacement,
                     self.max_displacement,

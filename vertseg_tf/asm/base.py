@@ -9,7 +9,7 @@ until the shape stops moving.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,10 @@ _MIN_PATCH = 16
 
 
 def check_images(images, source: str, patch_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Images as a float64 (n, H, W) array, or `DataError` naming the bad one.
+    """Images as one (n, H, W) float array, or `DataError` naming the bad one.
+
+    float32 input stays float32 (paper-size training sets are large); anything else becomes
+    float64.
 
     Args:
         images: sequence of 2-D patches (or an (n, H, W) array).
@@ -34,7 +37,9 @@ def check_images(images, source: str, patch_shape: tuple[int, int] | None = None
     """
     checked = []
     for index, image in enumerate(images):
-        array = np.asarray(image, dtype=np.float64)
+        array = np.asarray(image)
+        if array.dtype != np.float32:
+            array = array.astype(np.float64)
         expected = patch_shape or (checked[0].shape if checked else None)
         if array.ndim != 2 or (expected is not None and array.shape != tuple(expected)):
             want = f"{tuple(expected)}" if expected else "2-D"
@@ -71,6 +76,22 @@ def _check_positive_float(name: str, value) -> float:
     if not isinstance(value, (int, float, np.floating)) or not np.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     return float(value)
+
+
+class _Pyramids(Sequence):
+    """Gaussian pyramids of training images, built when read so that they are never all
+    held in memory at once."""
+
+    def __init__(self, images: np.ndarray, n_levels: int):
+        self.images, self.n_levels = images, n_levels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> list[np.ndarray]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return gaussian_pyramid(self.images[index], self.n_levels)
 
 
 class ActiveShapeModel(ABC):
@@ -148,7 +169,7 @@ class ActiveShapeModel(ABC):
         self.pdm.fit(contours)
         self.patch_shape = tuple(int(n) for n in images.shape[1:])
         landmarks = self.pdm.landmarks(contours)
-        pyramids = [gaussian_pyramid(image, self.n_levels) for image in images]
+        pyramids = _Pyramids(images, self.n_levels)
         self._fit_appearance(pyramids, landmarks, progress or _no_progress)
         return self
 
@@ -229,7 +250,7 @@ class ActiveShapeModel(ABC):
     @abstractmethod
     def _fit_appearance(
         self,
-        pyramids: list[list[np.ndarray]],
+        pyramids: Sequence[list[np.ndarray]],
         landmarks: np.ndarray,
         progress: Callable[[int, int], None],
     ) -> None:
