@@ -103,6 +103,10 @@ class ASMRF(ActiveShapeModel):
     position, the landmark moves to the vote-map peak (refined by the centroid of its 3x3
     neighbourhood), and the point distribution model keeps the shape plausible; coarse to fine.
 
+    Patches are already pose-normalised (upright, similar scale), so features are sampled in
+    the patch axes of each pyramid level rather than in a shape-aligned reference frame as in
+    Lindner et al.
+
     Forests are stored as tree arrays and evaluated with `predict_flat_forests` (see the
     module docstring), so save/load round trips are exact.
 
