@@ -54,7 +54,8 @@ def _inset(polygon: np.ndarray, distance: float) -> np.ndarray:
     normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-9)[:, None]
     x, y = polygon[:, 0], polygon[:, 1]
     signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
-    return polygon + np.sign(signed_area) * distance * normal
+    # (t_y, -t_x) points outwards on a polygon of positive signed area.
+    return polygon - np.sign(signed_area) * distance * normal
 
 
 def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:
