@@ -69,9 +69,11 @@ def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:
     shape = (y1 - y0, x1 - x0)
     outer = _fill_mask(shape, part.polygons, origin).astype(np.float32)
     inner = _fill_mask(shape, [_inset(p, part.cortex) for p in part.polygons], origin)
+    # An inset of a sharp spur can fold outside the outline; bone stays inside it.
+    inner = np.minimum(inner.astype(np.float32), outer)
     roi = attenuation[y0:y1, x0:x1]
     roi += (part.cortical / 255.0) * outer
-    roi += ((part.trabecular - part.cortical) / 255.0) * inner.astype(np.float32)
+    roi += ((part.trabecular - part.cortical) / 255.0) * inner
 
 
 def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:

@@ -116,8 +116,11 @@ def _rounded_box(x0, y0, x1, y1, n: int = 40) -> np.ndarray:
     return body_outline(params, n) + [(x0 + x1) / 2.0, (y0 + y1) / 2.0]
 
 
-def _smooth(polygon: np.ndarray, iterations: int = 2) -> np.ndarray:
-    """Round the corners of a closed polygon (Chaikin corner cutting)."""
+def _smooth(polygon: np.ndarray, iterations: int = 2, pieces: int = 4) -> np.ndarray:
+    """Round the corners of a closed polygon: split each edge in `pieces`, then cut corners."""
+    following = np.roll(polygon, -1, axis=0)
+    steps = np.arange(pieces)[None, :, None] / pieces
+    polygon = (polygon[:, None] + steps * (following - polygon)[:, None]).reshape(-1, 2)
     for _ in range(iterations):
         following = np.roll(polygon, -1, axis=0)
         polygon = np.stack([0.75 * polygon + 0.25 * following, 0.25 * polygon + 0.75 * following],
