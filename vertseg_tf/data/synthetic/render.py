@@ -108,8 +108,14 @@ def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     airway_half = np.maximum(profile(soft.airway_width) / 2.0, 1e-3)
     airway = np.clip(1.0 - ((u - profile(soft.airway_center)) / airway_half) ** 2, 0.0, 1.0)
     field -= soft.airway_depth * np.sqrt(airway) * (profile(soft.airway_width) > 0)
-    shoulder_top = soft.shoulder_top_v + soft.shoulder_curvature * (u - 20.0) ** 2
-    field += soft.shoulder_amplitude / (1.0 + np.exp(-(v - shoulder_top) / soft.shoulder_ramp))
+    for top, center, curvature, amplitude, ramp in zip(
+        soft.shoulder_top_v, soft.shoulder_center_u, soft.shoulder_curvature,
+        soft.shoulder_amplitude, soft.shoulder_ramp,
+    ):
+        edge = top + curvature * (u - center) ** 2
+        field += amplitude / (1.0 + np.exp(-np.clip((v - edge) / ramp, -50.0, 50.0)))
+    field += soft.heel_gradient[0] * (xs[None, :] / xs[-1] - 0.5)
+    field += soft.heel_gradient[1] * (ys[:, None] / ys[-1] - 0.5)
     field += rng.normal(0.0, 0.03, size=(1,)).astype(field.dtype)
     field = cv2.GaussianBlur(field.astype(np.float32), (0, 0), 1.5)
     return cv2.resize(field, (cols, rows), interpolation=cv2.INTER_LINEAR)

@@ -58,7 +58,10 @@ class SoftTissue:
     """Smooth soft-tissue attenuation described along the spine (lengths in mm).
 
     The field is evaluated in spine coordinates: v = arc length along the centre curve, u =
-    signed distance to it (positive towards the back). Profiles are (v knots, values).
+    signed distance to it (positive towards the back). Profiles are (v knots, values); each
+    of the two shoulders is a dome `v = top + curvature * (u - center)^2` with a soft edge
+    (`ramp`); `heel_gradient` is the anode-heel change of attenuation across the image
+    (per image width and height).
     """
 
     curve_px: np.ndarray
@@ -69,10 +72,12 @@ class SoftTissue:
     airway_center: np.ndarray
     airway_width: np.ndarray
     airway_depth: float
-    shoulder_top_v: float
-    shoulder_curvature: float
-    shoulder_amplitude: float
-    shoulder_ramp: float
+    shoulder_top_v: np.ndarray
+    shoulder_center_u: np.ndarray
+    shoulder_curvature: np.ndarray
+    shoulder_amplitude: np.ndarray
+    shoulder_ramp: np.ndarray
+    heel_gradient: np.ndarray
 
 
 @dataclass
@@ -272,7 +277,8 @@ def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
     airway_width = np.interp(knots, [v2, v6, v_t1], [16.0, 13.0, 12.0]) * rng.uniform(0.8, 1.2)
     airway_center = -(half_depth + prevertebral + airway_width / 2.0)
     airway_width = np.where(knots < -30.0, 0.0, airway_width)
-    shoulder_top = float(rng.uniform(v_of("C5"), v_t1))
+    # Two shoulders, superimposed with an offset, the higher one usually over C6-C7.
+    shoulder_top = rng.uniform(v_of("C5"), v_t1) + np.array([0.0, rng.uniform(5.0, 25.0)])
     return SoftTissue(
         curve_px=spine.curve,
         knots_v=knots,
@@ -283,9 +289,11 @@ def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
         airway_width=airway_width,
         airway_depth=float(rng.uniform(0.35, 0.6)),
         shoulder_top_v=shoulder_top,
-        shoulder_curvature=float(rng.uniform(0.002, 0.006)),
-        shoulder_amplitude=float(rng.uniform(1.2, 2.4)),
-        shoulder_ramp=float(rng.uniform(4.0, 12.0)),
+        shoulder_center_u=rng.uniform(-10.0, 50.0, size=2),
+        shoulder_curvature=rng.uniform(0.002, 0.006, size=2),
+        shoulder_amplitude=rng.uniform(0.6, 1.3, size=2),
+        shoulder_ramp=rng.uniform(3.0, 10.0, size=2),
+        heel_gradient=rng.uniform(-0.15, 0.15, size=2),
     )
 
 
