@@ -176,9 +176,8 @@ def test_implant_pixels_saturate():
 
 
 def test_dicom_reads_back_bone_bright_with_spacing(tmp_path):
-    index = next(i for i in range(50)
-                 if synthesize(4, i, size="small", image_format="dicom").photometric == "MONOCHROME1")
-    count = index + 1
+    kinds = [synthesize(4, i, size="small", image_format="dicom").photometric for i in range(40)]
+    count = 1 + max(kinds.index("MONOCHROME1"), kinds.index("MONOCHROME2"))
     dicom = generate(count, 4, tmp_path / "dcm", size="small", image_format="dicom", progress=False)
     png = generate(count, 4, tmp_path / "png", size="small", progress=False)
     photometrics = set()
