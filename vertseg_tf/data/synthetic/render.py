@@ -218,7 +218,7 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     small = cv2.GaussianBlur(small, (0, 0), 3.0)
     transmitted += scatter_fraction * cv2.resize(small, (cols, rows),
                                                  interpolation=cv2.INTER_LINEAR)
-    blur_mm = rng.uniform(0.06, 0.16)
+    blur_mm = rng.uniform(0.08, 0.22)
     transmitted = cv2.GaussianBlur(transmitted, (0, 0), max(0.3, blur_mm / spacing))
     if "motion" in artefacts:
         length_mm = rng.uniform(1.0, 2.5)

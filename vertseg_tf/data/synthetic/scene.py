@@ -193,11 +193,14 @@ def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[
     clivus = np.array([[-a2 - 2.0, -b2 - 26.0], [a2 * 0.5, -b2 - 24.0], [-a2 - 22.0, -b2 - 70.0],
                        [-a2 - 34.0, -b2 - 66.0]])
     angle = np.array([-a2 - rng.uniform(8.0, 28.0), b2 + rng.uniform(0.0, 18.0)])
-    mandible = angle + np.array([
+    mandible_shape = np.array([
         [-85.0, 2.0], [-40.0, 4.0], [0.0, 0.0], [6.0, -20.0], [10.0, -52.0], [3.0, -58.0],
         [-4.0, -50.0], [-14.0, -46.0], [-22.0, -62.0], [-28.0, -56.0], [-30.0, -24.0],
         [-50.0, -20.0], [-85.0, -22.0],
-    ]) * rng.uniform(0.75, 0.9)
+    ]) + rng.normal(0.0, 2.0, size=(13, 2))
+    turn = np.deg2rad(rng.uniform(-12.0, 12.0))
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    mandible = angle + mandible_shape @ rotation.T * rng.uniform(0.75, 0.95)
     hyoid_level = spine.level("C3") if rng.uniform() < 0.5 else spine.level("C4")
     hyoid_a = hyoid_level.params.depth / 2.0
     hyoid = _ellipse((-hyoid_a - rng.uniform(22.0, 32.0), 3.0), (6.0, 2.2), rng.uniform(-0.5, 0.2))
