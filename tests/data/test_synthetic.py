@@ -249,3 +249,29 @@ def test_default_dataset_is_generated_once(tmp_path, monkeypatch):
     assert first == second and first.is_relative_to(tmp_path)
     assert (second / "dataset.json").stat().st_mtime_ns == stamp
     assert len(load_dataset(second).images) == 2
+
+
+@pytest.mark.parametrize("kind, posterior_loss", [("wedge", 0.0), ("compression", 0.15)])
+def test_fracture_outline_has_exact_heights_at_the_stations(kind, posterior_loss):
+    from vertseg_tf.data.synthetic.anatomy import (
+        FRACTURE_STATION,
+        BodyParams,
+        Fracture,
+        body_outline,
+    )
+
+    depth, height, loss = 16.0, 12.0, 0.35
+    fracture = Fracture(kind, loss, posterior_loss, irregularity=0.1, phases=(0.3, 1.0, 2.0))
+    params = BodyParams(depth, height, corner_power=6.0, concavity_top=0.0, concavity_bottom=0.0,
+                        lip=0.0, osteophyte_mm=0.0, harmonics=np.zeros((0, 4)), fracture=fracture)
+    outline = body_outline(params, n_points=4000)
+    axis, posterior = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    station = depth / 2 * (1 - 2 * FRACTURE_STATION)
+    anterior_height = _chord(outline, axis, posterior, -station)
+    posterior_height = _chord(outline, axis, posterior, station)
+    # The unfractured superellipse |x/8|^6 + |y/6|^6 = 1 is height 12 * (1 - 0.8^6)^(1/6) there.
+    full = height * (1 - (2 * station / depth) ** 6) ** (1 / 6)
+    # The outline is a polygon through 1024 superellipse samples: chords through it are
+    # within ~1e-3 (relative) of the analytic curve's.
+    np.testing.assert_allclose(posterior_height, full * (1 - posterior_loss), rtol=1e-3)
+    np.testing.assert_allclose(anterior_height / posterior_height, 1 - loss, atol=1e-3)
