@@ -11,7 +11,9 @@ from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import HARD_CONDITIONS, load_dataset, validate_dataset
 from vertseg_tf.data.images import read_image
 from vertseg_tf.data.synthetic import default_dataset_path, generate, synthesize
+from vertseg_tf.data.synthetic.anatomy import FRACTURE_STATION, BodyParams, Fracture, body_outline
 from vertseg_tf.data.synthetic.conditions import SECOND_CONDITION_PROBABILITY, sample_conditions
+from vertseg_tf.data.synthetic.generator import _split
 from vertseg_tf.errors import ConfigError
 
 LEVELS = ["C3", "C4", "C5", "C6", "C7"]
@@ -202,8 +204,6 @@ def test_dicom_reads_back_bone_bright_with_spacing(tmp_path):
 
 
 def test_split_follows_paper_proportions():
-    from vertseg_tf.data.synthetic.generator import _split
-
     splits = [_split(i, (124, 172)) for i in range(296)]
     assert splits.count("train") == 124 and splits.count("test") == 172
 
@@ -253,13 +253,6 @@ def test_default_dataset_is_generated_once(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind, posterior_loss", [("wedge", 0.0), ("compression", 0.15)])
 def test_fracture_outline_has_exact_heights_at_the_stations(kind, posterior_loss):
-    from vertseg_tf.data.synthetic.anatomy import (
-        FRACTURE_STATION,
-        BodyParams,
-        Fracture,
-        body_outline,
-    )
-
     depth, height, loss = 16.0, 12.0, 0.35
     fracture = Fracture(kind, loss, posterior_loss, irregularity=0.1, phases=(0.3, 1.0, 2.0))
     params = BodyParams(depth, height, corner_power=6.0, concavity_top=0.0, concavity_bottom=0.0,
