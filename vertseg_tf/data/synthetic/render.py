@@ -82,9 +82,10 @@ def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     soft = scene.soft
     factor = max(1, round(1.0 / scene.spacing_mm))
     low_rows, low_cols = -(-rows // factor), -(-cols // factor)
-    ys = ((np.arange(low_rows) + 0.5) * factor - 0.5) * scene.spacing_mm
-    xs = ((np.arange(low_cols) + 0.5) * factor - 0.5) * scene.spacing_mm
-    curve = (soft.curve_px + 0.5) * scene.spacing_mm
+    # Millimetres of the coarse cells' centres (pixel i spans [i, i + 1] * spacing).
+    ys = (np.arange(low_rows) + 0.5) * factor * scene.spacing_mm
+    xs = (np.arange(low_cols) + 0.5) * factor * scene.spacing_mm
+    curve = soft.curve_mm
     direction = curve[-1] - curve[0]
     direction /= np.linalg.norm(direction)
     posterior = np.array([direction[1], -direction[0]])

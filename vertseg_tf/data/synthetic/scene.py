@@ -64,7 +64,7 @@ class SoftTissue:
     (per image width and height).
     """
 
-    curve_px: np.ndarray
+    curve_mm: np.ndarray
     knots_v: np.ndarray
     skin_anterior: np.ndarray
     skin_posterior: np.ndarray
@@ -259,12 +259,11 @@ def _implant(spine: Spine, levels: tuple[str, ...], rng: np.random.Generator):
 
 
 def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
-    arc = {level.label: i for i, level in enumerate(spine.levels)}
     steps = np.hypot(*np.diff(spine.curve, axis=0).T)
     curve_arc = np.concatenate([[0.0], np.cumsum(steps)])
 
     def v_of(label: str) -> float:
-        distances = np.hypot(*(spine.curve - spine.levels[arc[label]].center).T)
+        distances = np.hypot(*(spine.curve - spine.level(label).center).T)
         return float(curve_arc[np.argmin(distances)])
 
     v2, v3, v4, v6, v_t1 = (v_of(label) for label in ("C2", "C3", "C4", "C6", "T1"))
@@ -283,7 +282,7 @@ def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
     # Two shoulders, superimposed with an offset, the higher one usually over C6-C7.
     shoulder_top = rng.uniform(v_of("C5"), v_t1) + np.array([0.0, rng.uniform(5.0, 25.0)])
     return SoftTissue(
-        curve_px=spine.curve,
+        curve_mm=spine.curve.copy(),
         knots_v=knots,
         skin_anterior=skin_anterior,
         skin_posterior=skin_posterior,
@@ -365,7 +364,6 @@ def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Sce
     bones = [BonePart([px(p) for p in part.polygons], part.cortex / spacing, part.cortical,
                       part.trabecular) for part in bones_mm]
     soft = _soft_tissue(spine, rng)
-    soft.curve_px = px(spine.curve)
     return Scene(
         shape=(rows, cols),
         spacing_mm=float(spacing),
