@@ -223,6 +223,8 @@ def test_refuses_non_empty_out_dir_and_leaves_nothing_behind(tmp_path):
         generate(1, 0, out, size="small", progress=False)
     with pytest.raises(ConfigError):
         generate(1, 0, tmp_path / "bad", size="huge", progress=False)
+    with pytest.raises(ConfigError):
+        generate(1, -1, tmp_path / "bad", size="small", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
