@@ -190,11 +190,15 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     for part in scene.bones:
         _add_bone(bone, part)
     for line, thickness, value in scene.lines:
-        mask = np.zeros((rows, cols), np.uint8)
-        points = np.round(line * (1 << _SHIFT)).astype(np.int32)
+        x0, y0 = np.maximum(np.floor(line.min(axis=0) - thickness).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(line.max(axis=0) + thickness).astype(int) + 3, [cols, rows])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        points = np.round((line - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
         cv2.polylines(mask, [points], False, 255, max(1, round(thickness)), cv2.LINE_AA,
                       _SHIFT)
-        bone += (value / 255.0) * mask.astype(np.float32)
+        bone[y0:y1, x0:x1] += (value / 255.0) * mask.astype(np.float32)
     texture_amplitude = rng.uniform(0.18, 0.32)
     bone *= 1.0 + texture_amplitude * _texture(scene.shape, spacing, rng)
     attenuation += bone
