@@ -117,8 +117,10 @@ def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         field += amplitude / (1.0 + np.exp(-np.clip((v - edge) / ramp, -50.0, 50.0)))
     field += soft.heel_gradient[0] * (xs[None, :] / xs[-1] - 0.5)
     field += soft.heel_gradient[1] * (ys[:, None] / ys[-1] - 0.5)
-    field += rng.normal(0.0, 0.03, size=(1,)).astype(field.dtype)
-    field = cv2.GaussianBlur(field.astype(np.float32), (0, 0), 1.5)
+    # Fat and muscle are not uniform: a smooth random variation of a few percent (~1 cm blobs).
+    lumps = cv2.GaussianBlur(rng.standard_normal(field.shape).astype(np.float32), (0, 0), 6.0)
+    lumps *= rng.uniform(0.02, 0.06) / max(float(lumps.std()), 1e-6)
+    field = cv2.GaussianBlur(field.astype(np.float32), (0, 0), 1.5) + lumps * (chord > 0)
     return cv2.resize(field, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 

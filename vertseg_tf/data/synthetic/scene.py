@@ -344,7 +344,8 @@ def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Sce
     bones_mm: list[BonePart] = []
     for level in spine.levels:
         body = level.outline(CONTOUR_POINTS)
-        bones_mm.append(BonePart([body], cortex_mm, 1.25 * density, 0.62 * density))
+        level_density = density * rng.uniform(0.92, 1.08)
+        bones_mm.append(BonePart([body], cortex_mm, 1.25 * level_density, 0.62 * level_density))
         bones_mm.extend(_posterior_elements(level, rng, density))
     bones_mm.extend(_head_bones(spine, rng, density))
 
