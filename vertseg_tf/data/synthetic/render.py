@@ -239,22 +239,26 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     noise *= cv2.sqrt(transmitted * np.float32(1.0 / photons))
     transmitted += noise
     np.maximum(transmitted, 1e-5, out=transmitted)
-    density = -cv2.log(transmitted)
+    log_transmitted = cv2.log(transmitted)  # the optical density, negated
 
-    sample = density[:: max(1, rows // 256), :: max(1, cols // 256)]
+    step = (max(1, rows // 256), max(1, cols // 256))
+    sample = -log_transmitted[:: step[0], :: step[1]]
     if metal is not None:
-        sample = sample[metal[:: max(1, rows // 256), :: max(1, cols // 256)] == 0]
+        sample = sample[metal[:: step[0], :: step[1]] == 0]
     low, high = np.percentile(sample, [rng.uniform(0.5, 4.0), rng.uniform(99.0, 99.9)])
     if metal is not None:
         core = cv2.erode(metal, np.ones((3, 3), np.uint8)) == 255
         if core.any():
-            high = min(high, float(density[core].min()))
+            high = min(high, -float(log_transmitted[core].max()))
     gamma = rng.uniform(0.75, 1.35)
-    scaled = (density - np.float32(low)) * np.float32(1.0 / max(high - low, 1e-6))
-    np.clip(scaled, 0.0, 1.0, out=scaled)
+    # (density - low) / (high - low), in 16-bit steps, rounded: one pass, then clip.
+    scale = MAX_VALUE / max(high - low, 1e-6)
+    linear = cv2.addWeighted(log_transmitted, -scale, log_transmitted, 0.0, 0.5 - low * scale)
+    np.clip(linear, 0.0, MAX_VALUE, out=linear)
+    image = linear.astype(np.uint16)
     if abs(gamma - 1.0) > 1e-3:
-        scaled = cv2.pow(scaled, gamma)
-    image = (scaled * MAX_VALUE + 0.5).astype(np.uint16)
+        curve = np.linspace(0.0, 1.0, MAX_VALUE + 1) ** gamma
+        image = np.round(curve * MAX_VALUE).astype(np.uint16)[image]
     if metal is not None:
         # Metal stops the beam: whatever blur and scatter did, the detector saturates there.
         image[metal >= 128] = MAX_VALUE
