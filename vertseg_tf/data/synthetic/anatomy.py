@@ -107,7 +107,8 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
         n_points: number of outline points; the first point is not repeated at the end.
 
     Returns:
-        (n_points, 2) float64 array, counter-clockwise on screen (y down).
+        (n_points, 2) float64 array, clockwise on screen (y down), starting at the middle
+        of the posterior wall.
 
     Example:
         >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
