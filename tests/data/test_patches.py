@@ -345,3 +345,39 @@ def test_from_dataset_with_the_real_image_reader(tmp_path):
     )
     expected = patches.extract_patches(pixels.astype(np.float32), centers, [square] * 3)
     np.testing.assert_allclose(cut.images, expected.images, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def synthetic_dataset(tmp_path_factory):
+    from vertseg_tf.data.synthetic import generate
+
+    return generate(
+        4, 0, out_dir=tmp_path_factory.mktemp("synth") / "ds", size="small", progress=False
+    )
+
+
+def test_synthetic_test_patches_show_upright_bodies_under_the_outline(synthetic_dataset, tmp_path):
+    cut = patches.PatchSet.from_dataset(
+        synthetic_dataset, "test", False, cache_dir=tmp_path, progress=False
+    )
+    vertebrae = sum(len(im.vertebrae) for im in synthetic_dataset.split("test"))
+    assert len(cut) == vertebrae
+    for image, mask in zip(cut.images, cut.masks.astype(bool)):
+        rows, cols = np.nonzero(mask)
+        # Upright: the spine runs down the patch, so a body is wider (anterior-posterior)
+        # than tall, and it sits on the centre; bone is bright under the outline.
+        assert np.ptp(cols) > np.ptp(rows)
+        assert abs(cols.mean() - 31.5) < 4 and abs(rows.mean() - 31.5) < 4
+        assert image[mask].mean() > image[~mask].mean() + 0.3
+
+
+@pytest.mark.slow
+def test_synthetic_training_split_has_45_patches_per_vertebra(synthetic_dataset, tmp_path):
+    cut = patches.PatchSet.from_dataset(
+        synthetic_dataset, "train", True, cache_dir=tmp_path, progress=False
+    )
+    records = synthetic_dataset.split("train")
+    assert len(cut) == 45 * sum(len(im.vertebrae) for im in records)
+    keys = list(zip(cut.image_ids, cut.vertebra_index.tolist()))
+    assert set(keys) == {(im.id, k) for im in records for k in range(len(im.vertebrae))}
+    assert all(keys.count(key) == 45 for key in set(keys))
