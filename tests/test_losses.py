@@ -342,6 +342,7 @@ NUMPY_BACKEND_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     import keras
     import numpy as np
 
+    from vertseg_tf.errors import ConfigError
     from vertseg_tf.losses import ShapeAwareLoss, pixel_log_loss, shape_error
     from vertseg_tf.model import build_unet
 
@@ -357,6 +358,12 @@ NUMPY_BACKEND_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     error = np.asarray(shape_error(y_pred, y_true[..., 1]))
     assert np.isfinite(loss) and loss >= log_loss
     assert error.shape == (2,)
+    try:
+        ShapeAwareLoss(e_mode="py_function")(y_true, y_pred)
+    except ConfigError as refused:
+        assert "needs the TensorFlow backend" in str(refused)
+    else:
+        raise AssertionError("py_function E ran without TensorFlow")
     assert "tensorflow" not in sys.modules
     print("ok", loss)
     """
