@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 
 from vertseg_tf import __version__
-from vertseg_tf.errors import VertsegError
+from vertseg_tf.errors import ConfigError, VertsegError
 
 __all__ = ["main", "train_main", "build_parser"]
 
@@ -69,6 +70,166 @@ def main(argv: list[str] | None = None) -> int:
 def train_main(argv: list[str] | None = None) -> int:
     """`vertseg-tf-train ...` is `vertseg-tf train ...`."""
     return main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+class _Progress:
+    """`label: done/total` on stderr at most once a second, plus an ETA; silent for quick jobs."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.start = time.monotonic()
+        self.last = self.start
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0 and done < total:
+            return
+        if now - self.start < 1.0:
+            return
+        self.last = now
+        eta = (now - self.start) / done * (total - done)
+        print(f"{self.label}: {done}/{total} ({eta:.0f} s left)", file=sys.stderr)
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DIR", help="dataset folder holding dataset.json")
+    parser.add_argument("--strict", action="store_true", help="stop at the first error")
+
+
+@command(
+    "validate",
+    "Check a native dataset: every problem as one line 'SEVERITY: FILE: FIELD: PROBLEM'.",
+    "vertseg-tf validate runs/synthetic\nvertseg-tf validate my_dataset --strict",
+    _validate_arguments,
+)
+def _validate(args) -> int:
+    from vertseg_tf.data.dataset import validate_dataset
+
+    problems = validate_dataset(args.dataset, strict=args.strict, progress=_Progress("validate"))
+    for problem in problems:
+        print(problem)
+    errors = sum(problem.is_error for problem in problems)
+    warnings = len(problems) - errors
+    verdict = "not usable" if errors else "usable"
+    stopped = " (stopped at the first error: --strict)" if args.strict and errors else ""
+    print(f"{args.dataset}: {errors} error(s), {warnings} warning(s); {verdict}{stopped}")
+    return 1 if errors else 0
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    from vertseg_tf.data.dataset import SPLITS
+    from vertseg_tf.data.importers import IMPORT_FORMATS, PIXEL_ORIGINS
+
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        required=True,
+        choices=IMPORT_FORMATS,
+        help="annotation format of SRC",
+    )
+    parser.add_argument(
+        "source",
+        metavar="SRC",
+        help="labelme: a Labelme JSON file or a folder of them; coco: the COCO JSON file",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="new dataset folder (must not exist or be empty)",
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=SPLITS,
+        help="split of every imported image (default: train)",
+    )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        help="hard-link (or symlink) the images instead of copying them",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        default=None,
+        help="coco: folder the file_names are relative to "
+        "(default: beside the JSON file, then ../images)",
+    )
+    parser.add_argument(
+        "--pixel-origin",
+        choices=PIXEL_ORIGINS,
+        default="corner",
+        help="where the tool puts (0, 0): 'corner' of the top-left pixel (Labelme, COCO, CVAT; "
+        "coordinates are shifted by -0.5) or its 'center' (default: corner)",
+    )
+
+
+@command(
+    "import",
+    "Convert Labelme or COCO (CVAT) polygon annotations of C3-C7 into a native dataset folder.",
+    "vertseg-tf import --from labelme labelme_project/ --out my_dataset --split train\n"
+    "vertseg-tf import --from coco export/annotations/instances_default.json \\\n"
+    "    --out my_dataset --link",
+    _import_arguments,
+)
+def _import(args) -> int:
+    from vertseg_tf.data.importers import import_dataset
+
+    options = {
+        "split": args.split,
+        "link": args.link,
+        "pixel_origin": args.pixel_origin,
+        "progress": _Progress("import"),
+    }
+    if args.images is not None:
+        if args.source_format != "coco":
+            raise ConfigError("--images applies to --from coco only")
+        options["images_dir"] = args.images
+    dataset = import_dataset(args.source_format, args.source, args.out, **options)
+    vertebrae = sum(len(image.vertebrae) for image in dataset.images)
+    print(
+        f"{args.out}: imported {len(dataset.images)} image(s), {vertebrae} vertebra(e); "
+        f"check it with: vertseg-tf validate {args.out}"
+    )
+    return 0
+
+
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--size", choices=("small", "full"), default="full",
+                        help="full: 1500-2500 px; small: about 512 px (default full)")
+    parser.add_argument("--format", dest="image_format", choices=("png", "dicom"), default="png",
+                        help="16-bit PNG or DICOM (default png)")
+    parser.add_argument("--hard-fraction", type=float, default=0.2,
+                        help="share of images with at least one condition (default 0.2)")
+    parser.add_argument("--facing", choices=("left", "right", "random"), default="left",
+                        help="side the patient faces (default left)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write preview.png, a contact sheet of up to 12 images")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+@command(
+    "synth",
+    "Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.",
+    "vertseg-tf synth --out runs/synthetic --images 12 --seed 0 --size small --preview",
+    _synth_arguments,
+)
+def _synth(args: argparse.Namespace) -> int:
+    from vertseg_tf.data.synthetic import generate
+
+    dataset = generate(
+        args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
+        hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
+        progress=False if args.quiet else _Progress("synth"),
+    )
+    hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
+    print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "
+          f"{len(dataset.split('test'))} test, {hard} with conditions) to {dataset.root}")
+    return 0
 
 
 if __name__ == "__main__":

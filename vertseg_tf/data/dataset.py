@@ -1,8 +1,9 @@
-"""The native dataset format (`dataset.json`, format `vertseg-dataset/1`): load and save.
+"""The native dataset format (`dataset.json`, format `vertseg-dataset/1`): load, save, validate.
 
 The dataclasses mirror the JSON keys one to one. Keys this version does not know are kept in
 `extra` and written back on save, so a round trip never loses a user's annotations.
-Loading checks structure only (types, shapes); the content rules live in `validate`.
+Loading checks structure only (types, shapes) and stops at the first problem;
+`validate_dataset` checks the content rules and reports every problem.
 """
 
 from __future__ import annotations
@@ -10,26 +11,33 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
 
 __all__ = [
-    "FORMAT",
     "DATASET_FILE",
+    "FORMAT",
     "HARD_CONDITIONS",
+    "SEVERITIES",
+    "SPINE_LEVELS",
     "SPLITS",
     "Dataset",
     "ImageRecord",
+    "Problem",
     "VertebraRecord",
-    "load_dataset",
-    "save_dataset",
     "dataset_from_json",
     "dataset_to_json",
+    "load_dataset",
+    "polygon_area_centroid",
+    "save_dataset",
+    "validate_dataset",
 ]
 
 FORMAT = "vertseg-dataset/1"
@@ -116,7 +124,9 @@ def resolve_inside(root: Path, relative: str, field: str) -> Path:
         raise DataError(root / DATASET_FILE, f"absolute path {relative!r} not allowed", field=field)
     path = (root / relative).resolve()
     if path != root and root not in path.parents:
-        raise DataError(root / DATASET_FILE, f"path {relative!r} leaves the dataset folder", field=field)
+        raise DataError(
+            root / DATASET_FILE, f"path {relative!r} leaves the dataset folder", field=field
+        )
     return path
 
 
@@ -150,7 +160,8 @@ def _vertebra_from_json(obj, source, where: str) -> VertebraRecord:
     return VertebraRecord(label, center, contour, list(conditions), extra)
 
 
-def _image_from_json(obj, source, where: str) -> ImageRecord:
+def _image_header_from_json(obj, source, where: str) -> ImageRecord:
+    """An image record without its vertebrae (checks that `vertebrae` is a list)."""
     if not isinstance(obj, dict):
         raise DataError(source, "must be an object", field=where)
     for key in ("id", "file"):
@@ -165,18 +176,23 @@ def _image_from_json(obj, source, where: str) -> ImageRecord:
         if spacing_array.shape != (2,):
             raise DataError(source, "must be [row_mm, col_mm]", field=f"{where}.pixel_spacing_mm")
         spacing = (float(spacing_array[0]), float(spacing_array[1]))
-    vertebrae = obj.get("vertebrae", [])
-    if not isinstance(vertebrae, list):
+    if not isinstance(obj.get("vertebrae", []), list):
         raise DataError(source, "must be a list", field=f"{where}.vertebrae")
-    records = [
-        _vertebra_from_json(v, source, f"{where}.vertebrae[{i}]") for i, v in enumerate(vertebrae)
-    ]
     extra = {k: v for k, v in obj.items() if k not in _IMAGE_KEYS}
-    return ImageRecord(obj["id"], obj["file"], split, spacing, records, extra)
+    return ImageRecord(obj["id"], obj["file"], split, spacing, [], extra)
 
 
-def dataset_from_json(obj, source="dataset.json", root: Path | None = None) -> Dataset:
-    """Build a `Dataset` from parsed JSON; `source` names the file in error messages."""
+def _image_from_json(obj, source, where: str) -> ImageRecord:
+    record = _image_header_from_json(obj, source, where)
+    record.vertebrae = [
+        _vertebra_from_json(v, source, f"{where}.vertebrae[{i}]")
+        for i, v in enumerate(obj.get("vertebrae", []))
+    ]
+    return record
+
+
+def _images_json(obj, source) -> list:
+    """The `images` list of a parsed `dataset.json`, after checking the top level and format."""
     if not isinstance(obj, dict):
         raise DataError(source, "top level must be an object")
     if obj.get("format") != FORMAT:
@@ -184,6 +200,12 @@ def dataset_from_json(obj, source="dataset.json", root: Path | None = None) -> D
     images = obj.get("images")
     if not isinstance(images, list):
         raise DataError(source, "must be a list", field="images")
+    return images
+
+
+def dataset_from_json(obj, source="dataset.json", root: Path | None = None) -> Dataset:
+    """Build a `Dataset` from parsed JSON; `source` names the file in error messages."""
+    images = _images_json(obj, source)
     records = [_image_from_json(im, source, f"images[{i}]") for i, im in enumerate(images)]
     extra = {k: v for k, v in obj.items() if k not in _DATASET_KEYS}
     return Dataset(records, root, extra)
@@ -217,21 +239,41 @@ def dataset_to_json(dataset: Dataset) -> dict:
     return out
 
 
-def load_dataset(path) -> Dataset:
-    """Load a native dataset from its folder (or its `dataset.json`).
-
-    Raises:
-        DataError: naming the file and field of the first structural problem.
-    """
+def _dataset_json_path(path) -> Path:
     path = Path(path)
-    json_path = path if path.suffix == ".json" else path / DATASET_FILE
+    return path if path.suffix == ".json" else path / DATASET_FILE
+
+
+def _read_json(json_path: Path):
     if not json_path.is_file():
         raise DataError(json_path, "dataset file not found")
     try:
-        obj = json.loads(json_path.read_text(encoding="utf-8"))
+        return json.loads(json_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(json_path, f"not valid JSON ({error})") from None
-    return dataset_from_json(obj, source=json_path, root=json_path.parent)
+
+
+def load_dataset(path) -> Dataset:
+    """Load a native dataset from its folder (or its `dataset.json`).
+
+    Loading checks structure only and stops at the first problem; `validate_dataset` checks
+    the content rules and reports every problem.
+
+    Args:
+        path: the dataset folder, or its `dataset.json`.
+
+    Returns:
+        The `Dataset`, with `root` set to the folder holding `dataset.json`.
+
+    Raises:
+        DataError: naming the file and field of the first structural problem.
+
+    Example:
+        >>> dataset = load_dataset("runs/synthetic")
+        >>> train = dataset.split("train")
+    """
+    json_path = _dataset_json_path(path)
+    return dataset_from_json(_read_json(json_path), source=json_path, root=json_path.parent)
 
 
 def write_json_atomic(obj, path) -> None:
@@ -251,7 +293,358 @@ def write_json_atomic(obj, path) -> None:
 
 def save_dataset(dataset: Dataset, path) -> Path:
     """Write `dataset.json` into folder `path` atomically; returns the JSON file's path."""
-    path = Path(path)
-    json_path = path if path.suffix == ".json" else path / DATASET_FILE
+    json_path = _dataset_json_path(path)
     write_json_atomic(dataset_to_json(dataset), json_path)
     return json_path
+
+
+SPINE_LEVELS = (
+    *(f"C{i}" for i in range(1, 8)),
+    *(f"T{i}" for i in range(1, 13)),
+    *(f"L{i}" for i in range(1, 6)),
+    "S1",
+)
+SEVERITIES = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of `validate_dataset`.
+
+    `str(problem)` is one line, `SEVERITY: FILE: FIELD: PROBLEM` (FIELD is left out when the
+    problem concerns the whole file), e.g.
+    `error: data/images/a.png: images[2].vertebrae[0].center: has NaN or infinite coordinates`.
+
+    Args:
+        file: the image file the problem belongs to (the dataset folder as given, joined with
+            the image's `file` entry), or the `dataset.json` for problems that belong to no
+            single image.
+        field: where in `dataset.json`, e.g. `images[2].vertebrae[0].center`, or None.
+        message: what is wrong, in words.
+        severity: "error" (the dataset cannot be used as it is) or "warning" (usable, but
+            probably a mistake).
+    """
+
+    file: str
+    field: str | None
+    message: str
+    severity: str = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def __str__(self) -> str:
+        return ": ".join(
+            [self.severity, self.file, *([self.field] if self.field else []), self.message]
+        )
+
+
+def polygon_area_centroid(contour) -> tuple[float, np.ndarray]:
+    """Signed area (shoelace; positive when counter-clockwise in x-right, y-up axes) and
+    area centroid (x, y) of a closed polygon; the centroid is NaN when the area is zero."""
+    points = np.asarray(contour, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
+    cross = x * y_next - x_next * y
+    area = 0.5 * float(cross.sum())
+    if area == 0.0:
+        return 0.0, np.full(2, np.nan)
+    centroid = np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
+    return area, centroid
+
+
+def _cross(origin, a, b) -> np.ndarray:
+    return (a[..., 0] - origin[..., 0]) * (b[..., 1] - origin[..., 1]) - (
+        a[..., 1] - origin[..., 1]
+    ) * (b[..., 0] - origin[..., 0])
+
+
+def _within_box(a, b, point) -> np.ndarray:
+    return np.all((np.minimum(a, b) <= point) & (point <= np.maximum(a, b)), axis=-1)
+
+
+def _segments_intersect(p1, p2, q1, q2) -> np.ndarray:
+    """Whether segments p1-p2 and q1-q2 cross or touch (element-wise over leading axes)."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
+    touching = (
+        ((d1 == 0) & _within_box(q1, q2, p1))
+        | ((d2 == 0) & _within_box(q1, q2, p2))
+        | ((d3 == 0) & _within_box(p1, p2, q1))
+        | ((d4 == 0) & _within_box(p1, p2, q2))
+    )
+    return proper | touching
+
+
+def _self_intersects(contour: np.ndarray) -> bool:
+    """Whether two non-adjacent edges of the closed polygon cross or touch."""
+    # A repeated consecutive point makes a zero-length edge that would "touch" its neighbours.
+    points = contour[np.any(contour != np.roll(contour, -1, axis=0), axis=1)]
+    count = len(points)
+    if count < 4:
+        return False
+    ends = np.roll(points, -1, axis=0)
+    first, second = np.triu_indices(count, k=2)
+    not_adjacent = ~((first == 0) & (second == count - 1))
+    first, second = first[not_adjacent], second[not_adjacent]
+    return bool(_segments_intersect(points[first], ends[first], points[second], ends[second]).any())
+
+
+def _point_in_polygon(point: np.ndarray, polygon: np.ndarray) -> bool:
+    """Even-odd rule: a ray from `point` towards +x crosses the outline an odd number of times."""
+    x, y = point
+    xi, yi = polygon[:, 0], polygon[:, 1]
+    xj, yj = np.roll(xi, -1), np.roll(yi, -1)
+    straddles = (yi > y) != (yj > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_crossing = xi + (y - yi) * (xj - xi) / (yj - yi)
+    return bool(np.count_nonzero(straddles & (x < x_crossing)) % 2)
+
+
+class _StopAtFirstError(Exception):
+    """Ends `validate_dataset(strict=True)` once the first error is recorded."""
+
+
+class _Findings:
+    def __init__(self, strict: bool):
+        self.problems: list[Problem] = []
+        self.strict = strict
+
+    def add(self, file, field: str | None, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(str(file), field, message, severity))
+        if self.strict and severity == "error":
+            raise _StopAtFirstError
+
+    def warn(self, file, field: str | None, message: str) -> None:
+        self.add(file, field, message, "warning")
+
+
+def validate_dataset(
+    path, *, strict: bool = False, progress: Callable[[int, int], None] | None = None
+) -> list[Problem]:
+    """Check a native dataset against every rule of the format and report all problems.
+
+    Unlike `load_dataset`, parsing is lenient: a structurally broken image or vertebra is
+    reported and the rest is still checked. Each image file is decoded once.
+
+    Errors: `dataset.json` missing, not JSON, wrong `format`, or structurally broken
+    (missing keys, wrong types or shapes); duplicate image `id`; `split` not train/val/test;
+    `pixel_spacing_mm` not positive and finite; image `file` absolute, leaving the dataset
+    folder, missing or not decodable; vertebra `label` not a spine level (C1-C7, T1-T12,
+    L1-L5, S1) or repeated within its image; `contour` with NaN/infinite coordinates, fewer
+    than 3 distinct points or all on one line; `center` NaN/infinite or outside the image.
+
+    Warnings: no images; an image with no vertebrae; two records sharing one image file;
+    `pixel_spacing_mm` disagreeing with the DICOM's own spacing; vertebrae not listed top to
+    bottom; `contour` repeating its first point at the end, self-intersecting, or with points
+    outside the image; `center` outside its own contour; unknown `conditions`.
+
+    Args:
+        path: the dataset folder, or its `dataset.json`.
+        strict: stop at the first error (the warnings found before it are kept).
+        progress: optional `progress(done, total)` called after each image.
+
+    Returns:
+        The problems in file order; the dataset is usable when none has severity "error".
+
+    Example:
+        >>> problems = validate_dataset("runs/synthetic")
+        >>> for problem in problems:
+        ...     print(problem)
+        >>> ok = not any(p.is_error for p in problems)
+    """
+    findings = _Findings(strict)
+    try:
+        _validate_dataset_json(_dataset_json_path(path), findings, progress)
+    except _StopAtFirstError:
+        pass
+    return findings.problems
+
+
+def _validate_dataset_json(json_path: Path, findings: _Findings, progress) -> None:
+    try:
+        images = _images_json(_read_json(json_path), json_path)
+    except DataError as error:
+        findings.add(json_path, error.field, error.problem)
+        return
+    if not images:
+        findings.warn(json_path, "images", "the dataset has no images")
+    index_of_id: dict[str, int] = {}
+    shape_of_file: dict[Path, tuple[int, tuple[int, int] | None]] = {}
+    for index, image_json in enumerate(images):
+        _validate_image(image_json, index, json_path, findings, index_of_id, shape_of_file)
+        if progress is not None:
+            progress(index + 1, len(images))
+
+
+def _validate_image(
+    obj, index: int, json_path: Path, findings: _Findings, index_of_id, shape_of_file
+):
+    where = f"images[{index}]"
+    try:
+        record = _image_header_from_json(obj, json_path, where)
+    except DataError as error:
+        findings.add(json_path, error.field, error.problem)
+        return
+    image_file = json_path.parent / record.file
+    if record.id in index_of_id:
+        findings.add(
+            image_file,
+            f"{where}.id",
+            f"duplicate id {record.id!r} (also images[{index_of_id[record.id]}])",
+        )
+    index_of_id.setdefault(record.id, index)
+    if record.split not in SPLITS:
+        findings.add(
+            image_file,
+            f"{where}.split",
+            f"unknown split {record.split!r}; expected one of {', '.join(SPLITS)}",
+        )
+    spacing = record.pixel_spacing_mm
+    if spacing is not None and not all(np.isfinite(s) and s > 0 for s in spacing):
+        findings.add(
+            image_file,
+            f"{where}.pixel_spacing_mm",
+            f"must be positive and finite, got {list(spacing)}",
+        )
+        spacing = None
+    shape = _decoded_shape(
+        record, index, json_path.parent, image_file, findings, shape_of_file, spacing
+    )
+
+    vertebra_jsons = obj.get("vertebrae", [])
+    if not vertebra_jsons:
+        findings.warn(image_file, f"{where}.vertebrae", "no vertebrae annotated")
+    index_of_label: dict[str, int] = {}
+    for vertebra_index, vertebra_json in enumerate(vertebra_jsons):
+        vertebra_where = f"{where}.vertebrae[{vertebra_index}]"
+        try:
+            vertebra = _vertebra_from_json(vertebra_json, json_path, vertebra_where)
+        except DataError as error:
+            findings.add(image_file, error.field, error.problem)
+            continue
+        if vertebra.label not in SPINE_LEVELS:
+            findings.add(
+                image_file,
+                f"{vertebra_where}.label",
+                f"unknown label {vertebra.label!r}; "
+                "expected a spine level C1-C7, T1-T12, L1-L5 or S1",
+            )
+        elif vertebra.label in index_of_label:
+            findings.add(
+                image_file,
+                f"{vertebra_where}.label",
+                f"{vertebra.label} appears twice in this image "
+                f"(also vertebrae[{index_of_label[vertebra.label]}])",
+            )
+        index_of_label.setdefault(vertebra.label, vertebra_index)
+        _validate_vertebra(vertebra, vertebra_where, image_file, shape, findings)
+    levels = [SPINE_LEVELS.index(label) for label in index_of_label if label in SPINE_LEVELS]
+    if levels != sorted(levels):
+        order = ", ".join(label for label in index_of_label if label in SPINE_LEVELS)
+        findings.warn(image_file, f"{where}.vertebrae", f"not listed top to bottom ({order})")
+
+
+def _decoded_shape(record, index, root, image_file, findings, shape_of_file, spacing):
+    """Decode the record's image once per file; its (H, W), or None when it cannot be read."""
+    where = f"images[{index}]"
+    try:
+        resolved = resolve_inside(root, record.file, field=f"{where}.file")
+    except DataError as error:
+        findings.add(image_file, error.field, error.problem)
+        return None
+    if resolved in shape_of_file:
+        first_index, shape = shape_of_file[resolved]
+        findings.warn(image_file, f"{where}.file", f"same image file as images[{first_index}]")
+        return shape
+    shape_of_file[resolved] = (index, None)
+    try:
+        _, meta = read_image(resolved)
+    except DataError as error:
+        problem = f"{error.field}: {error.problem}" if error.field else error.problem
+        findings.add(image_file, f"{where}.file", problem)
+        return None
+    shape_of_file[resolved] = (index, meta["shape"])
+    stored_spacing = meta.get("pixel_spacing_mm")
+    if (
+        spacing is not None
+        and stored_spacing is not None
+        and not np.allclose(spacing, stored_spacing, rtol=1e-6)
+    ):
+        findings.warn(
+            image_file,
+            f"{where}.pixel_spacing_mm",
+            f"{list(spacing)} differs from the image file's own spacing {list(stored_spacing)}",
+        )
+    return meta["shape"]
+
+
+def _validate_vertebra(
+    vertebra: VertebraRecord, where: str, image_file: Path, shape, findings: _Findings
+):
+    contour = vertebra.contour
+    contour_usable = False
+    if not np.isfinite(contour).all():
+        findings.add(image_file, f"{where}.contour", "has NaN or infinite coordinates")
+    else:
+        distinct = len(np.unique(contour, axis=0)) if len(contour) else 0
+        if distinct < 3:
+            findings.add(
+                image_file,
+                f"{where}.contour",
+                f"{distinct} distinct points, a polygon needs at least 3",
+            )
+        elif np.linalg.matrix_rank(contour - contour[0]) < 2:
+            findings.add(
+                image_file,
+                f"{where}.contour",
+                "all points lie on one line: the polygon encloses no area",
+            )
+        else:
+            contour_usable = True
+    if contour_usable:
+        if np.array_equal(contour[0], contour[-1]):
+            findings.warn(
+                image_file,
+                f"{where}.contour",
+                "repeats its first point at the end; the polygon closes by itself",
+            )
+        if _self_intersects(contour):
+            findings.warn(image_file, f"{where}.contour", "self-intersecting outline")
+        if shape is not None:
+            outside = np.count_nonzero(~_inside_image(contour, shape))
+            if outside:
+                findings.warn(
+                    image_file,
+                    f"{where}.contour",
+                    f"{outside} of {len(contour)} points lie outside the image",
+                )
+    center = vertebra.center
+    if not np.isfinite(center).all():
+        findings.add(image_file, f"{where}.center", "has NaN or infinite coordinates")
+    else:
+        if shape is not None and not _inside_image(center[None], shape)[0]:
+            findings.add(
+                image_file,
+                f"{where}.center",
+                f"({center[0]:g}, {center[1]:g}) lies outside the {shape[1]} x {shape[0]} image",
+            )
+        elif contour_usable and not _point_in_polygon(center, contour):
+            findings.warn(image_file, f"{where}.center", "lies outside its own contour")
+    unknown = [c for c in vertebra.conditions if c not in HARD_CONDITIONS]
+    if unknown:
+        findings.warn(
+            image_file,
+            f"{where}.conditions",
+            f"unknown condition(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(HARD_CONDITIONS)}",
+        )
+
+
+def _inside_image(points: np.ndarray, shape) -> np.ndarray:
+    """Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]."""
+    height, width = shape
+    x, y = points[:, 0], points[:, 1]
+    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)

@@ -1,0 +1,410 @@
+"""Import Labelme and COCO (as CVAT exports it) annotations into a native dataset folder.
+
+Both importers read every annotation file and check every referenced image exists before they
+write anything; the new dataset is then built in a hidden temporary folder beside the output
+folder and renamed into place, so an import that stops on an error leaves nothing behind.
+
+Coordinates: Labelme, COCO and CVAT put (0, 0) at the top-left *corner* of the top-left pixel,
+while the native format puts it at that pixel's *centre* (see `dataset.py`). With the default
+`pixel_origin="corner"` the importers subtract 0.5 from every coordinate; pass
+`pixel_origin="center"` for tools whose integer coordinates already are pixel centres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vertseg_tf.data.dataset import (
+    SPINE_LEVELS,
+    SPLITS,
+    Dataset,
+    ImageRecord,
+    VertebraRecord,
+    polygon_area_centroid,
+    save_dataset,
+)
+from vertseg_tf.errors import ConfigError, DataError
+
+__all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
+
+IMPORT_FORMATS = ("labelme", "coco")
+PIXEL_ORIGINS = ("corner", "center")
+_CENTER_SUFFIXES = ("_center", "_centre")
+
+
+@dataclass
+class _Outline:
+    """One vertebra as read from the annotation file, before it becomes a `VertebraRecord`."""
+
+    contour: np.ndarray | None = None
+    center: np.ndarray | None = None
+    field: str = ""
+
+
+@dataclass
+class _Annotated:
+    """One image to import: where it is now and its outlines, keyed by spine level."""
+
+    image: Path
+    source: Path
+    outlines: dict[str, _Outline] = field(default_factory=dict)
+
+
+def import_labelme(
+    source,
+    out,
+    *,
+    split: str = "train",
+    link: bool = False,
+    pixel_origin: str = "corner",
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Import Labelme JSON files (one file or a folder of them) as a native dataset.
+
+    Each JSON file is one image: `imagePath` (relative to the JSON file) names it. Polygon
+    shapes labelled with a spine level (C3..C7, or any of C1-C7, T1-T12, L1-L5, S1; case is
+    ignored) are the outlines; an optional point shape labelled `C3_center` (or `C3_centre`)
+    is that vertebra's clicked centre, otherwise the centre is the polygon's area centroid.
+    Any other label or shape type stops the import with a `DataError` naming the file and
+    shape, so no annotation is dropped silently.
+
+    Args:
+        source: a Labelme JSON file, or a folder whose `*.json` files are all Labelme files.
+        out: the new dataset folder; must not exist or be empty.
+        split: the split given to every imported image ("train", "val" or "test").
+        link: hard-link the images into `out/images/` (symbolic link when the folders are on
+            different file systems) instead of copying them.
+        pixel_origin: "corner" (Labelme's convention: subtract 0.5) or "center".
+        progress: optional `progress(done, total)` called after each image is placed.
+
+    Returns:
+        The written `Dataset` (its `root` is `out`).
+
+    Raises:
+        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`.
+
+    Example:
+        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")
+    """
+    shift = _check_options(split, pixel_origin)
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(source.glob("*.json"))
+        if not files:
+            raise DataError(source, "no Labelme *.json files in this folder")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise DataError(source, "annotation file or folder not found")
+    annotated = [_read_labelme(path, shift) for path in files]
+    return _write_dataset(annotated, Path(out), split, link, progress)
+
+
+def _read_labelme(path: Path, shift: float) -> _Annotated:
+    obj = _read_json(path)
+    if not isinstance(obj, dict) or not isinstance(obj.get("shapes"), list):
+        raise DataError(path, "not a Labelme file (no 'shapes' list)", field="shapes")
+    image_path = obj.get("imagePath")
+    if not isinstance(image_path, str) or not image_path:
+        raise DataError(path, "must name the image file", field="imagePath")
+    # Labelme on Windows writes backslashes.
+    image_path = image_path.replace("\\", "/")
+    annotated = _Annotated(_existing_image(path, [path.parent], image_path, "imagePath"), path)
+    for index, shape in enumerate(obj["shapes"]):
+        where = f"shapes[{index}]"
+        if not isinstance(shape, dict) or not isinstance(shape.get("label"), str):
+            raise DataError(path, "must be an object with a string 'label'", field=where)
+        points = _point_array(shape.get("points"), path, f"{where}.points") - shift
+        level, is_center = _level_of(shape["label"], path, f"{where}.label")
+        shape_type = shape.get("shape_type", "polygon")
+        expected_type = "point" if is_center else "polygon"
+        if shape_type != expected_type:
+            raise DataError(
+                path,
+                f"label {shape['label']!r} needs a {expected_type} shape, got {shape_type!r}",
+                field=f"{where}.shape_type",
+            )
+        _add_outline(annotated, level, points, is_center, path, where)
+    return annotated
+
+
+def import_coco(
+    source,
+    out,
+    *,
+    images_dir=None,
+    split: str = "train",
+    link: bool = False,
+    pixel_origin: str = "corner",
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Import a COCO instance-segmentation JSON file (e.g. CVAT's "COCO 1.0" export).
+
+    Categories named after a spine level (C3..C7, or any of C1-C7, T1-T12, L1-L5, S1; case
+    is ignored) hold the outlines: each annotation's `segmentation` must be one polygon
+    `[[x1, y1, x2, y2, ...]]` (RLE masks are refused). A category `C3_center` (or
+    `C3_centre`) whose annotations carry COCO `keypoints` `[x, y, v]` gives the clicked
+    centre; otherwise the centre is the polygon's area centroid. Annotations of other
+    categories stop the import with a `DataError`. Images without annotations are skipped.
+
+    Image files are looked up by `file_name` in `images_dir` when given, else beside the JSON
+    file and then in `../images/` (CVAT's export layout: `annotations/instances_default.json`
+    next to `images/`).
+
+    Args:
+        source: the COCO JSON file.
+        out: the new dataset folder; must not exist or be empty.
+        images_dir: folder the `file_name`s are relative to.
+        split: the split given to every imported image ("train", "val" or "test").
+        link: hard-link (or symbolic-link) the images instead of copying them.
+        pixel_origin: "corner" (COCO's convention: subtract 0.5) or "center".
+        progress: optional `progress(done, total)` called after each image is placed.
+
+    Returns:
+        The written `Dataset` (its `root` is `out`).
+
+    Raises:
+        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`.
+
+    Example:
+        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")
+    """
+    shift = _check_options(split, pixel_origin)
+    source = Path(source)
+    obj = _read_json(source)
+    if not isinstance(obj, dict):
+        raise DataError(source, "top level must be an object")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(obj.get(key), list):
+            raise DataError(source, "must be a list", field=key)
+    folders = (
+        [Path(images_dir)]
+        if images_dir is not None
+        else [source.parent, source.parent.parent / "images"]
+    )
+    categories = {}
+    for index, category in enumerate(obj["categories"]):
+        where = f"categories[{index}]"
+        if not isinstance(category, dict) or not isinstance(category.get("name"), str):
+            raise DataError(source, "must be an object with a string 'name'", field=where)
+        categories[category.get("id")] = category["name"]
+    images = {}
+    for index, image in enumerate(obj["images"]):
+        where = f"images[{index}]"
+        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
+            raise DataError(source, "must be an object with a string 'file_name'", field=where)
+        images[image.get("id")] = (image["file_name"], f"{where}.file_name")
+    annotated: dict[object, _Annotated] = {}
+    for index, annotation in enumerate(obj["annotations"]):
+        where = f"annotations[{index}]"
+        if not isinstance(annotation, dict):
+            raise DataError(source, "must be an object", field=where)
+        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
+        if image_id not in images:
+            raise DataError(source, f"unknown image_id {image_id!r}", field=f"{where}.image_id")
+        if category_id not in categories:
+            raise DataError(
+                source, f"unknown category_id {category_id!r}", field=f"{where}.category_id"
+            )
+        level, is_center = _level_of(categories[category_id], source, f"{where}.category_id")
+        if image_id not in annotated:
+            file_name, file_field = images[image_id]
+            annotated[image_id] = _Annotated(
+                _existing_image(source, folders, file_name, file_field), source
+            )
+        points = _coco_points(annotation, is_center, source, where) - shift
+        _add_outline(annotated[image_id], level, points, is_center, source, where)
+    if not annotated:
+        raise DataError(source, "no annotations to import", field="annotations")
+    return _write_dataset(list(annotated.values()), Path(out), split, link, progress)
+
+
+def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) -> np.ndarray:
+    if is_center:
+        keypoints = annotation.get("keypoints")
+        if not isinstance(keypoints, list) or len(keypoints) < 2:
+            raise DataError(
+                source, "a centre annotation needs keypoints [x, y, v]", field=f"{where}.keypoints"
+            )
+        return _point_array([keypoints[:2]], source, f"{where}.keypoints")
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, dict):
+        raise DataError(
+            source, "RLE masks are not supported; export polygons", field=f"{where}.segmentation"
+        )
+    if (
+        not isinstance(segmentation, list)
+        or len(segmentation) != 1
+        or not isinstance(segmentation[0], list)
+    ):
+        count = len(segmentation) if isinstance(segmentation, list) else 0
+        raise DataError(
+            source,
+            f"must be exactly one polygon [[x1, y1, ...]], got {count}",
+            field=f"{where}.segmentation",
+        )
+    flat = segmentation[0]
+    if len(flat) % 2:
+        raise DataError(source, "odd number of coordinates", field=f"{where}.segmentation")
+    return _point_array(
+        [flat[i : i + 2] for i in range(0, len(flat), 2)], source, f"{where}.segmentation"
+    )
+
+
+def import_dataset(kind: str, source, out, **options) -> Dataset:
+    """`import_labelme` or `import_coco` by name ("labelme" or "coco"); options pass through.
+
+    Example:
+        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)
+    """
+    if kind == "labelme":
+        return import_labelme(source, out, **options)
+    if kind == "coco":
+        return import_coco(source, out, **options)
+    raise ConfigError(
+        f"unknown import format {kind!r}; expected one of {', '.join(IMPORT_FORMATS)}"
+    )
+
+
+def _check_options(split: str, pixel_origin: str) -> float:
+    """Validate the shared options; returns the coordinate shift for `pixel_origin`."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if pixel_origin not in PIXEL_ORIGINS:
+        raise ConfigError(
+            f"unknown pixel_origin {pixel_origin!r}; expected one of {', '.join(PIXEL_ORIGINS)}"
+        )
+    return 0.5 if pixel_origin == "corner" else 0.0
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "annotation file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(path, f"not a readable JSON file ({error})") from None
+
+
+def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name: str) -> Path:
+    folders = list(folders)
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(folder) for folder in folders)
+    raise DataError(source, f"image {name!r} not found (looked in {searched})", field=field_name)
+
+
+def _point_array(value, source: Path, where: str) -> np.ndarray:
+    try:
+        points = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(source, "must be a list of [x, y] numbers", field=where) from None
+    if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+        raise DataError(source, "must be a list of finite [x, y] numbers", field=where)
+    return points
+
+
+def _level_of(label: str, source: Path, where: str) -> tuple[str, bool]:
+    """The spine level a label names and whether it is a centre label (`C3_center`)."""
+    name = label.strip()
+    suffix = next((s for s in _CENTER_SUFFIXES if name.lower().endswith(s)), "")
+    level = name[: len(name) - len(suffix)].upper()
+    if level not in SPINE_LEVELS:
+        raise DataError(
+            source,
+            f"label {label!r} is neither a spine level (C1-C7, T1-T12, L1-L5, S1) nor LEVEL_center",
+            field=where,
+        )
+    return level, bool(suffix)
+
+
+def _add_outline(
+    annotated: _Annotated, level: str, points: np.ndarray, is_center: bool, source, where
+):
+    outline = annotated.outlines.setdefault(level, _Outline(field=where))
+    if is_center:
+        if len(points) != 1:
+            raise DataError(source, f"a centre is one point, got {len(points)}", field=where)
+        if outline.center is not None:
+            raise DataError(source, f"second centre for {level}", field=where)
+        outline.center = points[0]
+    else:
+        if outline.contour is not None:
+            raise DataError(source, f"second outline for {level}", field=where)
+        outline.contour = points
+        outline.field = where
+
+
+def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
+    if outline.contour is None:
+        raise DataError(source, f"centre for {level} but no {level} outline", field=outline.field)
+    center = outline.center
+    if center is None:
+        area, center = polygon_area_centroid(outline.contour)
+        if area == 0.0:
+            raise DataError(
+                source,
+                f"{level} outline encloses no area, so it has no centroid",
+                field=outline.field,
+            )
+    return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
+
+
+def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: bool, progress):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+    records, placements, taken = [], [], set()
+    for item in annotated:
+        order = sorted(item.outlines, key=SPINE_LEVELS.index)
+        vertebrae = [_vertebra(level, item.outlines[level], item.source) for level in order]
+        stem = _unique_stem(item.image.stem, taken)
+        file = f"images/{stem}{item.image.suffix.lower()}"
+        records.append(ImageRecord(stem, file, split, None, vertebrae))
+        placements.append((item.image, file))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing.", dir=out.parent))
+    try:
+        (building / "images").mkdir()
+        for done, (image, file) in enumerate(placements, start=1):
+            _place(image, building / file, link)
+            if progress is not None:
+                progress(done, len(placements))
+        save_dataset(Dataset(records), building)
+        if out.exists():
+            out.rmdir()
+        os.replace(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return Dataset(records, out)
+
+
+def _unique_stem(stem: str, taken: set[str]) -> str:
+    candidate, number = stem, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{stem}_{number}"
+    taken.add(candidate)
+    return candidate
+
+
+def _place(image: Path, target: Path, link: bool) -> None:
+    if not link:
+        shutil.copy2(image, target)
+        return
+    try:
+        os.link(image, target)
+    except OSError:
+        os.symlink(image.resolve(), target)
