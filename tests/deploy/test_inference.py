@@ -128,9 +128,12 @@ def test_bad_input_is_one_clear_error(radiograph, whole_patch_model, tmp_path):
         segmenter.segment(image, centers, ["C3", "C4"])
 
 
-def test_single_centre_with_explicit_scale(radiograph, whole_patch_model):
+def test_single_centre_with_explicit_scale(radiograph, whole_patch_model, tmp_path):
     image, centers, _ = radiograph
-    (result,) = Segmenter(whole_patch_model).segment(image, centers[2:3], scale=40.0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(whole_patch_model.read_bytes())
+    (result,) = Segmenter(run_dir).segment(image, centers[2:3], scale=40.0)
     np.testing.assert_allclose(result.area_px, (64**2 - 0.5) * (TEST_ALPHA * 40 / 64) ** 2)
 
 

@@ -263,6 +263,8 @@ def _predictor(model, num_threads: int | None) -> tuple[Callable, str]:
     path = Path(model)
     if not path.exists():
         raise DataError(path, "model not found")
+    if path.is_dir() and (path / "model.keras").is_file() and not (path / "saved_model.pb").exists():
+        return _model_predictor(load_keras_model(path / "model.keras")), "keras"
     if path.is_dir():
         return _saved_model_predictor(path), "saved_model"
     if path.suffix == ".keras":
@@ -305,8 +307,9 @@ class Segmenter:
     """Segment the vertebrae of a radiograph from their clicked centres.
 
     Args:
-        model: a `.keras` file, a SavedModel folder (or a TF Serving base folder, whose highest
-            version is used), a `.tflite` file, a `keras.Model`, or any callable mapping
+        model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
+            folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
+            file, a `keras.Model`, or any callable mapping
             (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
