@@ -237,5 +237,42 @@ def _patches(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--size", choices=("small", "full"), default="full",
+                        help="full: 1500-2500 px; small: about 512 px (default full)")
+    parser.add_argument("--format", dest="image_format", choices=("png", "dicom"), default="png",
+                        help="16-bit PNG or DICOM (default png)")
+    parser.add_argument("--hard-fraction", type=float, default=0.2,
+                        help="share of images with at least one condition (default 0.2)")
+    parser.add_argument("--facing", choices=("left", "right", "random"), default="left",
+                        help="side the patient faces (default left)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write preview.png, a contact sheet of up to 12 images")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+@command(
+    "synth",
+    "Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.",
+    "vertseg-tf synth --out runs/synthetic --images 12 --seed 0 --size small --preview",
+    _synth_arguments,
+)
+def _synth(args: argparse.Namespace) -> int:
+    from vertseg_tf.data.synthetic import generate
+
+    dataset = generate(
+        args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
+        hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
+        progress=False if args.quiet else _Progress("synth"),
+    )
+    hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
+    print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "
+          f"{len(dataset.split('test'))} test, {hard} with conditions) to {dataset.root}")
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Images per second of the synthetic generator on ONE core, full and small size.
+
+Measures, side by side in one run, rendering alone (`synthesize`) and rendering plus writing
+16-bit PNG files (`generate`), and writes the rates as JSON.
+
+    python benchmarks/synthetic_rate.py --images 10 --out synthetic_rate.json
+"""
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from vertseg_tf.data.synthetic import generate, synthesize
+
+TARGET_FULL_IMAGES_PER_SECOND = 2.0
+
+
+def measure(images: int, seed: int) -> dict:
+    cv2.setNumThreads(1)
+    results = {}
+    for size in ("full", "small"):
+        start = time.perf_counter()
+        pixels = sum(synthesize(seed, index, size=size).image.size for index in range(images))
+        render_rate = images / (time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            generate(images, seed, Path(folder) / "ds", size=size, progress=False)
+            written_rate = images / (time.perf_counter() - start)
+        results[size] = {
+            "images": images,
+            "mean_megapixels": pixels / images / 1e6,
+            "render_images_per_second": render_rate,
+            "render_and_png_images_per_second": written_rate,
+        }
+    results["full"]["meets_target"] = (
+        results["full"]["render_images_per_second"] >= TARGET_FULL_IMAGES_PER_SECOND
+    )
+    return {
+        "benchmark": "synthetic_rate",
+        "threads": 1,
+        "seed": seed,
+        "target_full_images_per_second": TARGET_FULL_IMAGES_PER_SECOND,
+        "machine": platform.processor() or platform.machine(),
+        "results": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10, help="images per size (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="JSON file to write (default: print only)")
+    args = parser.parse_args()
+    report = measure(args.images, args.seed)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Parametric anatomy of a lateral cervical spine, in millimetres, patient facing left.
+
+The spine is a smooth curve (lordotic, straight or kyphotic) carrying the vertebral bodies C2 to
+T1. Each body is a parametric outline in its own frame (x towards posterior, y down the spine,
+origin at the body's middle): a superellipse with rounded corners, concave endplates, the
+anterior-inferior lip, optional osteophytes, a fracture deformation and a random smooth
+perturbation. The same outline is filled by the renderer and written as the annotation, so
+the contour is exactly the rendered body edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "ANNOTATED_LEVELS",
+    "LEVELS",
+    "BodyParams",
+    "Fracture",
+    "Level",
+    "Spine",
+    "body_outline",
+    "sample_spine",
+]
+
+LEVELS = ("C2", "C3", "C4", "C5", "C6", "C7", "T1")
+ANNOTATED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
+
+# Typical adult body depth (antero-posterior) and height in mm, and the disc below each level.
+_DEPTH_MM = {"C2": 15.0, "C3": 15.2, "C4": 15.7, "C5": 16.2, "C6": 16.8, "C7": 17.4, "T1": 18.5}
+_HEIGHT_MM = {"C2": 15.0, "C3": 12.6, "C4": 12.6, "C5": 12.8, "C6": 13.2, "C7": 13.8, "T1": 15.0}
+_DISC_MM = {"C2": 4.2, "C3": 4.5, "C4": 4.8, "C5": 5.0, "C6": 5.0, "C7": 4.6}
+_OUTLINE_SAMPLES = 1024
+
+# Fracture heights are defined at these stations of the body depth (fraction from the
+# anterior and the posterior ends): the anterior height there is (1 - loss) times the posterior.
+FRACTURE_STATION = 0.1
+
+
+@dataclass(frozen=True)
+class Fracture:
+    """A vertebral body fracture.
+
+    Args:
+        kind: "wedge" (anterior collapse) or "compression" (whole body, more anteriorly).
+        anterior_height_loss: 1 - anterior height / posterior height, measured at
+            `FRACTURE_STATION` of the depth from each end (0.2-0.5 in the generator).
+        posterior_height_loss: uniform collapse of the whole body (0 for a wedge).
+        irregularity: amplitude of the broken superior endplate, as a fraction of the height.
+        phases: random phases of the endplate irregularity.
+    """
+
+    kind: str
+    anterior_height_loss: float
+    posterior_height_loss: float
+    irregularity: float
+    phases: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BodyParams:
+    """Shape parameters of one vertebral body outline (lengths in mm).
+
+    Args:
+        depth: antero-posterior size.
+        height: superior-inferior size before any fracture.
+        corner_power: superellipse exponent (higher = squarer corners).
+        concavity_top, concavity_bottom: endplate concavity as a fraction of the half height.
+        lip: anterior-inferior lip as a fraction of the half height.
+        osteophyte_mm: length of the anterior corner spurs (0 without degenerative change).
+        harmonics: (K, 4) smooth radial perturbation coefficients for harmonics 2..K+1.
+        fracture: the fracture, or None.
+    """
+
+    depth: float
+    height: float
+    corner_power: float
+    concavity_top: float
+    concavity_bottom: float
+    lip: float
+    osteophyte_mm: float
+    harmonics: np.ndarray
+    fracture: Fracture | None = None
+
+    @property
+    def standing_height(self) -> float:
+        """The posterior height after a fracture: what the column stacks on."""
+        loss = self.fracture.posterior_height_loss if self.fracture else 0.0
+        return self.height * (1.0 - loss)
+
+
+def _smooth_bump(value: np.ndarray, width: float) -> np.ndarray:
+    return np.exp(-((value / width) ** 2))
+
+
+def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
+    """The closed outline of a body in its own frame, `n_points` equally spaced by arc length.
+
+    x runs to posterior (anterior at x = -depth/2), y runs down the spine.
+
+    Args:
+        params: the body's shape parameters.
+        n_points: number of outline points; the first point is not repeated at the end.
+
+    Returns:
+        (n_points, 2) float64 array, counter-clockwise on screen (y down).
+
+    Example:
+        >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
+    """
+    a, b = params.depth / 2.0, params.height / 2.0
+    t = np.linspace(0.0, 2.0 * np.pi, _OUTLINE_SAMPLES, endpoint=False)
+    cos_t, sin_t = np.cos(t), np.sin(t)
+    exponent = 2.0 / params.corner_power
+    x = a * np.sign(cos_t) * np.abs(cos_t) ** exponent
+    y = b * np.sign(sin_t) * np.abs(sin_t) ** exponent
+
+    across = np.clip(1.0 - (x / a) ** 2, 0.0, 1.0)
+    top = np.clip(-y / b, 0.0, 1.0) ** 4
+    bottom = np.clip(y / b, 0.0, 1.0) ** 4
+    y = y + params.concavity_top * b * across * top - params.concavity_bottom * b * across * bottom
+
+    lip = params.lip * b * _smooth_bump(x + a, 0.22 * a) * np.clip(y / b, 0.0, 1.0) ** 2
+    y = y + lip
+    x = x - 0.35 * lip
+
+    if params.osteophyte_mm > 0:
+        for corner_angle, direction in ((1.25 * np.pi, (-0.55, -0.85)), (0.75 * np.pi, (-0.55, 0.85))):
+            offset = np.angle(np.exp(1j * (t - corner_angle)))
+            spur = params.osteophyte_mm * _smooth_bump(offset, 0.09)
+            x = x + spur * direction[0]
+            y = y + spur * direction[1]
+
+    radial = np.ones_like(t)
+    for k, (ca, sa, cb, sb) in enumerate(params.harmonics, start=2):
+        radial += ca * np.cos(k * t) + sa * np.sin(k * t)
+        radial += cb * np.cos((k + 3) * t + sb)
+    x, y = x * radial, y * radial
+
+    if params.fracture is not None:
+        x, y = _fracture(x, y, a, b, params.fracture)
+
+    return _resample_closed(np.stack([x, y], axis=1), n_points)
+
+
+def _fracture(x: np.ndarray, y: np.ndarray, a: float, b: float, fracture: Fracture):
+    """Collapse the body: anterior height = (1 - loss) x posterior height at the stations."""
+    x_anterior = -a * (1.0 - 2.0 * FRACTURE_STATION)
+    x_posterior = -x_anterior
+    towards_anterior = np.clip((x_posterior - x) / (x_posterior - x_anterior), 0.0, 1.0)
+    top = np.clip(-y / b, 0.0, 1.0) ** 4
+    central = np.clip(1.0 - (x / (0.6 * a)) ** 2, 0.0, 1.0)
+    if fracture.kind == "compression":
+        y = y + 0.12 * b * central * top
+    wobble = sum(np.sin((4.0 + 2.0 * i) * np.pi * x / a + p) for i, p in enumerate(fracture.phases))
+    y = y + fracture.irregularity * b * central * top * wobble / max(len(fracture.phases), 1)
+    y = y * (1.0 - fracture.anterior_height_loss * towards_anterior)
+    return x, y * (1.0 - fracture.posterior_height_loss)
+
+
+def _resample_closed(points: np.ndarray, n_points: int) -> np.ndarray:
+    closed = np.vstack([points, points[:1]])
+    step = np.hypot(*np.diff(closed, axis=0).T)
+    arc = np.concatenate([[0.0], np.cumsum(step)])
+    targets = np.linspace(0.0, arc[-1], n_points, endpoint=False)
+    return np.stack(
+        [np.interp(targets, arc, closed[:, 0]), np.interp(targets, arc, closed[:, 1])], axis=1
+    )
+
+
+@dataclass
+class Level:
+    """One vertebra placed on the spine (mm, patient facing left).
+
+    Args:
+        label: "C2" ... "T1".
+        center: body middle (x, y).
+        tangent: unit vector down the spine at the body.
+        params: body shape.
+        disc_below: disc height under this body in mm.
+    """
+
+    label: str
+    center: np.ndarray
+    tangent: np.ndarray
+    params: BodyParams
+    disc_below: float
+
+    @property
+    def posterior(self) -> np.ndarray:
+        """Unit vector towards the patient's back (+x when the spine is upright)."""
+        return np.array([self.tangent[1], -self.tangent[0]])
+
+    def to_world(self, local: np.ndarray) -> np.ndarray:
+        """Map (x posterior, y down) body-frame points to image-frame millimetres."""
+        local = np.asarray(local, dtype=np.float64)
+        return self.center + local[..., :1] * self.posterior + local[..., 1:2] * self.tangent
+
+    def outline(self, n_points: int = 96) -> np.ndarray:
+        return self.to_world(body_outline(self.params, n_points))
+
+
+@dataclass
+class Spine:
+    """The placed spine: levels C2..T1 and the sampled centre curve (mm)."""
+
+    levels: list[Level]
+    curve: np.ndarray
+    curve_tangents: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    def level(self, label: str) -> Level:
+        return next(level for level in self.levels if level.label == label)
+
+    def translate(self, offset: np.ndarray) -> None:
+        for level in self.levels:
+            level.center = level.center + offset
+        self.curve = self.curve + offset
+
+
+def _harmonics(rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    coefficients = rng.normal(0.0, amplitude, size=(4, 4))
+    coefficients[:, 3] = rng.uniform(0.0, 2.0 * np.pi, size=4)
+    coefficients[:, 2] *= 0.5
+    coefficients /= np.arange(1, 5)[:, None] ** np.array([1.0, 1.0, 1.0, 0.0])
+    return coefficients
+
+
+def sample_spine(
+    rng: np.random.Generator,
+    fractures: dict[str, Fracture],
+    degenerative: frozenset[str],
+) -> Spine:
+    """Sample the spine curve and the body shapes, with the curve's top at the origin.
+
+    Args:
+        rng: the image's random generator.
+        fractures: fractured level -> its fracture.
+        degenerative: levels with osteophytes and narrowed discs below them.
+
+    Returns:
+        The `Spine`, levels C2..T1, in millimetres relative to the curve's start.
+    """
+    curve_kind = rng.choice(["lordotic", "straight", "kyphotic"], p=[0.6, 0.25, 0.15])
+    bend = {
+        "lordotic": rng.uniform(15.0, 40.0),
+        "straight": rng.uniform(-5.0, 5.0),
+        "kyphotic": rng.uniform(-25.0, -8.0),
+    }[curve_kind]
+    tilt = rng.uniform(-20.0, 20.0)
+    scale = rng.uniform(0.88, 1.12)
+
+    params = {}
+    for label in LEVELS:
+        jitter = rng.normal(1.0, 0.035, size=2)
+        params[label] = BodyParams(
+            depth=_DEPTH_MM[label] * scale * jitter[0],
+            height=_HEIGHT_MM[label] * scale * jitter[1],
+            corner_power=rng.uniform(3.5, 6.5),
+            concavity_top=rng.uniform(0.02, 0.08),
+            concavity_bottom=rng.uniform(0.03, 0.10),
+            lip=rng.uniform(0.04, 0.16) if label != "T1" and label not in fractures else 0.0,
+            osteophyte_mm=rng.uniform(1.5, 3.2) * scale if label in degenerative else 0.0,
+            harmonics=_harmonics(rng, 0.012),
+            fracture=fractures.get(label),
+        )
+    discs = {}
+    for label in LEVELS[:-1]:
+        narrowed = label in degenerative and LEVELS[LEVELS.index(label) + 1] in degenerative
+        base = _DISC_MM[label] * scale * rng.uniform(0.85, 1.15)
+        discs[label] = base * rng.uniform(0.3, 0.5) if narrowed else base
+
+    arc_centres = []
+    position = 0.0
+    for i, label in enumerate(LEVELS):
+        half = params[label].standing_height / 2.0
+        position += half if i == 0 else half + discs[LEVELS[i - 1]]
+        arc_centres.append(position)
+        position += half
+    length = position
+
+    step = 0.25
+    arc = np.arange(0.0, length + step, step)
+    angle = np.deg2rad(tilt + bend * (arc / length - 0.5))
+    tangents = np.stack([np.sin(angle), np.cos(angle)], axis=1)
+    curve = np.vstack([[0.0, 0.0], np.cumsum(tangents[:-1] * step, axis=0)])
+
+    levels = []
+    for label, s in zip(LEVELS, arc_centres):
+        index = round(s / step)
+        levels.append(Level(label, curve[index].copy(), tangents[index].copy(), params[label],
+                            discs.get(label, 0.0)))
+    return Spine(levels, curve, tangents, {"curve": str(curve_kind), "tilt_deg": float(tilt),
+                                           "bend_deg": float(bend), "scale": float(scale)})
