@@ -19,6 +19,7 @@ __all__ = [
     "LOOPS",
     "METHODS",
     "MIXED_PRECISION",
+    "MODEL_PRESET_NAMES",
     "STRATEGIES",
     "TRAIN_PRESETS",
     "TrainConfig",
@@ -29,6 +30,9 @@ METHODS = ("unet", "unet-s", "asm-g", "asm-m", "asm-rf")
 LOOPS = ("custom", "fit")
 STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16")
+# The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
+# `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
+MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
 _E_MODES = ("graph", "py_function")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")
@@ -107,11 +111,9 @@ class TrainConfig:
     synthetic_size: str = "small"
 
     def __post_init__(self):
-        from vertseg_tf.model import PRESETS as MODEL_PRESETS
-
         choices = {
             "method": METHODS,
-            "model": tuple(MODEL_PRESETS),
+            "model": MODEL_PRESET_NAMES,
             "optimizer": _OPTIMIZERS,
             "e_mode": _E_MODES,
             "loop": LOOPS,
@@ -160,6 +162,14 @@ class TrainConfig:
     def loss_weight(self) -> float:
         """Weight of the shape-aware term in the loss: `shape_weight` for "unet-s", else 0."""
         return self.shape_weight if self.method == "unet-s" else 0.0
+
+    @property
+    def use_xla(self) -> bool:
+        """XLA for the TensorFlow training step: `jit_compile`, unless E runs on the host
+        (e_mode "py_function") or op determinism is on (TensorFlow has no deterministic XLA
+        max-pooling gradient)."""
+        host_e = self.method == "unet-s" and self.e_mode == "py_function"
+        return self.jit_compile and not host_e and not self.deterministic
 
     @property
     def effective_learning_rate(self) -> float:

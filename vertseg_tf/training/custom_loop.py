@@ -37,7 +37,7 @@ from vertseg_tf.training.run import (
     write_history,
 )
 
-__all__ = ["check_strategy", "make_strategy", "run_custom_loop", "seed_everything", "use_xla"]
+__all__ = ["check_strategy", "make_strategy", "run_custom_loop", "seed_everything"]
 
 _PREVIEW_PATCHES = 4
 _VALIDATION_BATCH = 256
@@ -87,15 +87,6 @@ def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> Non
         raise ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
         )
-
-
-def use_xla(config: TrainConfig) -> bool:
-    """XLA for the training step unless E runs on the host or op determinism is on.
-
-    TensorFlow has no deterministic XLA kernel for the max-pooling gradient.
-    """
-    host_e = config.method == "unet-s" and config.e_mode == "py_function"
-    return config.jit_compile and not host_e and not config.deterministic
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -174,7 +165,7 @@ def run_custom_loop(
     check_strategy(config, strategy)
     chief = _is_chief(strategy)
     single_replica = strategy.num_replicas_in_sync == 1
-    jit = use_xla(config) and single_replica
+    jit = config.use_xla and single_replica
     with strategy.scope():
         model = build_unet(config.model)
         optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)

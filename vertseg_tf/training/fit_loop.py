@@ -49,12 +49,14 @@ def compile_unet(config: TrainConfig) -> keras.Model:
         loss = ShapeAwareLoss(weight=config.loss_weight, e_mode=config.e_mode)
     else:
         loss = PixelLogLoss()
+    # JAX compiles every step and has no determinism switch; TensorFlow follows `use_xla`.
     host_e = config.method == "unet-s" and config.e_mode == "py_function"
+    on_tensorflow = keras.backend.backend() == "tensorflow"
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate),
         loss=loss,
         metrics=[MeanShapeError(), PixelAccuracy(), DiceCoefficient()],
-        jit_compile=config.jit_compile and not host_e,
+        jit_compile=config.use_xla if on_tensorflow else config.jit_compile and not host_e,
     )
     return model
 

@@ -292,13 +292,14 @@ def _write_summary(config, run_dir: Path, record: dict, history: list[dict], sta
         loop=config.loop,
         epochs=int(final.get("epoch", 0)),
         wall_time_s=round(time.monotonic() - started, 3),
-        train_time_s=round(sum(row.get("seconds") or 0.0 for row in history), 3),
         final={k: v for k, v in final.items() if v is not None and not _is_nan(v)},
         best={k: v for k, v in best.items() if v is not None and not _is_nan(v)},
         data=record["data"],
         model=MODEL_FILE,
         run_dir=str(run_dir),
     )
+    if all(row.get("seconds") is not None for row in history):
+        summary["train_time_s"] = round(sum(row["seconds"] for row in history), 3)
     write_json_atomic(dict(summary), run_dir / SUMMARY_FILE)
     return summary
 
