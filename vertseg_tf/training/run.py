@@ -193,7 +193,7 @@ class ProgressBar:
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
@@ -312,7 +312,7 @@ def _train_asm(config, data: TrainingData, run_dir: Path, record: dict, started:
     """Fit an ASM baseline with `vertseg_tf.asm.fit_asm_run`; add the run's record to its files."""
     from vertseg_tf.asm import fit_asm_run
 
-    model_path = fit_asm_run(
+    fit_asm_run(
         config.method, data.x[..., 0], data.contours, run_dir, seed=config.seed
     )
     asm_config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
