@@ -143,6 +143,12 @@ class TrainConfig:
         for name in ("checkpoint_every_steps", "max_train_patches"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.method == "unet-s" and self.e_mode == "py_function" and self.strategy != "default":
+            raise ConfigError(
+                f"TrainConfig.e_mode: 'py_function' computes E on the host and cannot run under "
+                f"the {self.strategy!r} strategy's replicas; use e_mode 'graph' (the in-graph E "
+                "that scales)"
+            )
         if not 0.0 < self.learning_rate < float("inf"):
             raise ConfigError(f"TrainConfig.learning_rate: expected > 0, got {self.learning_rate}")
         if not 0.0 <= self.shape_weight < float("inf"):

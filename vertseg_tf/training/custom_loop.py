@@ -76,13 +76,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
-    """Refuse what does not work with several replicas: the py_function E, uneven batches."""
+    """Refuse a batch that does not split evenly over the replicas.
+
+    (The host E, e_mode "py_function", is refused for every strategy but "default" by
+    `TrainConfig` itself, before anything is written.)
+    """
     replicas = strategy.num_replicas_in_sync
-    if replicas > 1 and config.method == "unet-s" and config.e_mode == "py_function":
-        raise ConfigError(
-            f"e_mode 'py_function' runs on the host and cannot run under {replicas} replicas; "
-            "use --e-mode graph (the in-graph E that scales) or --strategy default"
-        )
     if config.batch_size % replicas:
         raise ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
