@@ -247,7 +247,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # Minutes on a 2-core CPU: base width 8 on 40 synthetic images (about 3,000 patches).
     "demo": TrainConfig(
         model="demo",
-        epochs=6,
+        epochs=3,
         batch_size=25,
         learning_rate=0.001,
         checkpoint_every_steps=100,
