@@ -371,9 +371,12 @@ def _train(args: argparse.Namespace) -> int:
     shown = ", ".join(
         f"{name} {final[name]:.4f}" for name in ("loss", "val_loss", "val_dice") if name in final
     )
+    done = f"trained {config.method} for {result['epochs']} epoch(s)" if config.is_unet else (
+        f"fitted {config.method} on {result['n_training_patches']} patches"
+    )
     print(
-        f"trained {config.method} for {result['epochs']} epoch(s) in "
-        f"{result['wall_time_s']:.0f} s{': ' + shown if shown else ''}; run folder: {out}"
+        f"{done} in {result['wall_time_s']:.0f} s{': ' + shown if shown else ''}; "
+        f"run folder: {out}"
     )
     return 0
 

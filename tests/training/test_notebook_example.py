@@ -15,7 +15,7 @@ def test_notebook_example_runs_top_to_bottom(tmp_path, monkeypatch):
     code = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
     assert code
     for index, source in enumerate(code):
-        exec(compile(source, f"{NOTEBOOK.name}[{index}]", "exec"), namespace)
+        exec(compile(source, f"{NOTEBOOK.name}[{index}]", "exec"), namespace)  # noqa: S102
     assert namespace["PRESET"] == "smoke"
     history = namespace["history"].history
     assert len(history["loss"]) == namespace["config"].epochs

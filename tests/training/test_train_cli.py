@@ -94,3 +94,17 @@ def test_bad_options_are_one_line(capsys, tmp_path):
     status, lines = run_cli(capsys, "--preset", "smoke", "--resume", "--overwrite",
                             "--out", str(tmp_path / "r"))
     assert status == 1 and "exclude each other" in lines[0]
+
+
+def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_path):
+    run_dir = tmp_path / "asm-g"
+    status = main(["train", *smoke, "--method", "asm-g", "--dataset", str(tiny_dataset),
+                   "--out", str(run_dir)])
+    assert status == 0, capsys.readouterr().err
+    from vertseg_tf.asm import load_asm
+
+    assert type(load_asm(run_dir)).__name__ == "ASMG"
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["config"]["method"] == "asm-g" and record["asm"]["method"] == "asm-g"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["n_training_patches"] == 100  # the smoke preset's max_train_patches
