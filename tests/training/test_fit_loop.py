@@ -16,9 +16,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 CONFIG = TRAIN_PRESETS["smoke"].replace(max_train_patches=40, deterministic=True)
 
 # Both loops start from the same weights (same seed) and see the same 40 patches twice, in a
-# different order and with Keras' own batching in `fit`; after 2 epochs their training losses
-# (from about 4-10 at the start) agree within this fraction of the custom loop's loss.
-LOSS_TOLERANCE = 0.35
+# different order (Keras shuffles in `fit`). The epoch-mean training loss falls from about 8 in
+# epoch 1 to about 3.5 in epoch 2; after epoch 2 the two loops agree within this fraction of
+# the custom loop's loss, far less than what one epoch of training changes.
+LOSS_TOLERANCE = 0.2
 
 
 def final_training_loss(run_dir):
@@ -91,7 +92,7 @@ def test_fit_path_runs_under_jax_without_tensorflow(tiny_dataset, patch_cache, t
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert keras.backend.backend() == "tensorflow"
     jax_outputs = np.load(tmp_path / "y.npy")
-    model = keras.models.load_model(run_dir / "model.keras")
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
     np.testing.assert_allclose(np.asarray(model(x, training=False)), jax_outputs, atol=1e-5)
     from_weights = build_unet("smoke")
     from_weights.load_weights(run_dir / "checkpoints" / "last.weights.h5")
