@@ -1,7 +1,10 @@
 """Images per second of the synthetic generator on ONE core, full and small size.
 
 Measures, side by side in one run, rendering alone (`synthesize`) and rendering plus writing
-16-bit PNG files (`generate`), and writes the rates as JSON.
+16-bit PNG files (`generate`), and writes the rates as JSON. Rates are given per wall-clock
+second and per CPU second of this process: with every library held to one thread, the CPU
+rate is the one-core rate even on a busy shared machine, where wall-clock time also counts
+other processes' turns.
 
     python benchmarks/synthetic_rate.py --images 10 --out synthetic_rate.json
 """
@@ -29,22 +32,25 @@ TARGET_FULL_IMAGES_PER_SECOND = 2.0
 def measure(images: int, seed: int) -> dict:
     cv2.setNumThreads(1)
     results = {}
+    synthesize(seed, 0, size="small")  # imports and first-call set-up are not timed
     for size in ("full", "small"):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         pixels = sum(synthesize(seed, index, size=size).image.size for index in range(images))
-        render_rate = images / (time.perf_counter() - start)
+        render = (images / (time.perf_counter() - wall), images / (time.process_time() - cpu))
         with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             generate(images, seed, Path(folder) / "ds", size=size, progress=False)
-            written_rate = images / (time.perf_counter() - start)
+            written = (images / (time.perf_counter() - wall), images / (time.process_time() - cpu))
         results[size] = {
             "images": images,
             "mean_megapixels": pixels / images / 1e6,
-            "render_images_per_second": render_rate,
-            "render_and_png_images_per_second": written_rate,
+            "render_images_per_second": render[0],
+            "render_images_per_cpu_second": render[1],
+            "render_and_png_images_per_second": written[0],
+            "render_and_png_images_per_cpu_second": written[1],
         }
     results["full"]["meets_target"] = (
-        results["full"]["render_images_per_second"] >= TARGET_FULL_IMAGES_PER_SECOND
+        results["full"]["render_and_png_images_per_cpu_second"] >= TARGET_FULL_IMAGES_PER_SECOND
     )
     return {
         "benchmark": "synthetic_rate",

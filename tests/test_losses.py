@@ -313,13 +313,11 @@ def test_compiled_model_save_load_keeps_the_loss(tmp_path):
     loaded = keras.models.load_model(tmp_path / "unet_s.keras")
     assert isinstance(loaded.loss, ShapeAwareLoss)
     assert loaded.loss.get_config() == model.loss.get_config()
+    expected = model(patches, training=False)
+    reloaded = loaded(patches, training=False)
+    np.testing.assert_allclose(to_numpy(reloaded), to_numpy(expected), atol=1e-6)
     np.testing.assert_allclose(
-        loaded.predict(patches, verbose=0), model.predict(patches, verbose=0), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        loaded.evaluate(patches, y_true, verbose=0),
-        model.evaluate(patches, y_true, verbose=0),
-        atol=1e-6,
+        to_numpy(loaded.loss(y_true, reloaded)), to_numpy(model.loss(y_true, expected)), atol=1e-6
     )
 
 
@@ -344,6 +342,7 @@ NUMPY_BACKEND_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     import keras
     import numpy as np
 
+    from vertseg_tf.errors import ConfigError
     from vertseg_tf.losses import ShapeAwareLoss, pixel_log_loss, shape_error
     from vertseg_tf.model import build_unet
 
@@ -359,6 +358,12 @@ NUMPY_BACKEND_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     error = np.asarray(shape_error(y_pred, y_true[..., 1]))
     assert np.isfinite(loss) and loss >= log_loss
     assert error.shape == (2,)
+    try:
+        ShapeAwareLoss(e_mode="py_function")(y_true, y_pred)
+    except ConfigError as refused:
+        assert "needs the TensorFlow backend" in str(refused)
+    else:
+        raise AssertionError("py_function E ran without TensorFlow")
     assert "tensorflow" not in sys.modules
     print("ok", loss)
     """

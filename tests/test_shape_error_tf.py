@@ -139,3 +139,14 @@ def test_py_function_in_a_graph_keeps_the_batch_shape_and_has_no_gradient():
     errors, gradient = errors_and_gradient(y_pred, dist)
     assert gradient is None
     np.testing.assert_allclose(errors.numpy(), shape_error_numpy(y_pred, dist), atol=1e-6)
+
+
+def test_graph_shape_error_compiles_with_xla():
+    rng = np.random.default_rng(12)
+    masks = random_masks(rng, 12)
+    y_pred = probabilities_from(masks, rng)
+    dist = rng.random(masks.shape).astype(np.float32)
+    compiled = tf.function(shape_error, jit_compile=True)
+    np.testing.assert_allclose(
+        compiled(y_pred, dist).numpy(), shape_error_numpy(y_pred, dist), atol=1e-5
+    )

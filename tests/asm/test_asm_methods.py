@@ -48,6 +48,10 @@ def test_asm_g_finds_bright_rectangle_from_offset_start(shift):
     found = model.predict([image])[0]
     assert found.shape == (20, 2)
     assert distance_to_polygon(found, outline).mean() < 1.0
+    from_start = model.search(image, start=model.pdm.initial_points((64, 64)))
+    np.testing.assert_array_equal(from_start, found)
+    with pytest.raises(DataError, match=r"start: expected \(20, 2\) finite landmarks"):
+        model.search(image, start=np.zeros((19, 2)))
 
 
 def fit_on_fixture(cls, make_patches, **options):

@@ -327,3 +327,73 @@ def test_cli_prints_counts_and_writes_contact_sheet(tmp_path, counted_reader, ca
     assert main([*argv[:-2], "--count", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["vertseg-tf patches: error: count must be >= 1, got 0"]
+
+
+def test_from_dataset_with_the_real_image_reader(tmp_path):
+    import cv2
+
+    centers, square, _ = rotated_spine()
+    pixels = np.random.default_rng(4).integers(0, 65535, (200, 200)).astype(np.uint16)
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "ds" / "images" / "a.png"), pixels)
+    vertebrae = [VertebraRecord(f"C{3 + k}", centers[k], square) for k in range(3)]
+    save_dataset(
+        Dataset([ImageRecord("a", "images/a.png", "test", None, vertebrae)]), tmp_path / "ds"
+    )
+    cut = patches.PatchSet.from_dataset(
+        load_dataset(tmp_path / "ds"), "test", False, cache_dir=tmp_path / "cache", progress=False
+    )
+    expected = patches.extract_patches(pixels.astype(np.float32), centers, [square] * 3)
+    np.testing.assert_allclose(cut.images, expected.images, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def synthetic_dataset(tmp_path_factory):
+    from vertseg_tf.data.synthetic import generate
+
+    return generate(
+        4, 0, out_dir=tmp_path_factory.mktemp("synth") / "ds", size="small", progress=False
+    )
+
+
+def test_synthetic_test_patches_show_upright_bodies_under_the_outline(synthetic_dataset, tmp_path):
+    cut = patches.PatchSet.from_dataset(
+        synthetic_dataset, "test", False, cache_dir=tmp_path, progress=False
+    )
+    vertebrae = sum(len(im.vertebrae) for im in synthetic_dataset.split("test"))
+    assert len(cut) == vertebrae
+    for image, mask in zip(cut.images, cut.masks.astype(bool)):
+        rows, cols = np.nonzero(mask)
+        # Upright: the spine runs down the patch, so a body is wider (anterior-posterior)
+        # than tall, and it sits on the centre; bone is bright under the outline.
+        assert np.ptp(cols) > np.ptp(rows)
+        assert abs(cols.mean() - 31.5) < 4 and abs(rows.mean() - 31.5) < 4
+        assert image[mask].mean() > image[~mask].mean() + 0.3
+
+
+@pytest.mark.slow
+def test_synthetic_training_split_has_45_patches_per_vertebra(synthetic_dataset, tmp_path):
+    cut = patches.PatchSet.from_dataset(
+        synthetic_dataset, "train", True, cache_dir=tmp_path, progress=False
+    )
+    records = synthetic_dataset.split("train")
+    assert len(cut) == 45 * sum(len(im.vertebrae) for im in records)
+    keys = list(zip(cut.image_ids, cut.vertebra_index.tolist()))
+    assert set(keys) == {(im.id, k) for im in records for k in range(len(im.vertebrae))}
+    assert all(keys.count(key) == 45 for key in set(keys))
+
+
+def test_patch_set_without_contours_saves_loads_and_refuses_y_true(tmp_path):
+    centers = rotated_spine()[0]
+    cut = patches.extract_patches(np.random.default_rng(0).uniform(size=(200, 200)), centers)
+    loaded = patches.PatchSet.load(cut.save(tmp_path / "inference"))
+    assert loaded.masks is None and loaded.dist_maps is None and loaded.contours == []
+    np.testing.assert_array_equal(loaded.images, cut.images)
+    with pytest.raises(ConfigError, match="without contours"):
+        loaded.y_true()
+    with_targets = patches.extract_patches(np.zeros((200, 200)), centers, [centers] * 3)
+    with pytest.raises(ConfigError, match="cannot mix"):
+        patches.PatchSet.concatenate([cut, with_targets])
+    (tmp_path / "inference.json").write_text("{}")
+    with pytest.raises(DataError, match="format"):
+        patches.PatchSet.load(tmp_path / "inference.npz")

@@ -11,7 +11,9 @@ from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import HARD_CONDITIONS, load_dataset, validate_dataset
 from vertseg_tf.data.images import read_image
 from vertseg_tf.data.synthetic import default_dataset_path, generate, synthesize
+from vertseg_tf.data.synthetic.anatomy import FRACTURE_STATION, BodyParams, Fracture, body_outline
 from vertseg_tf.data.synthetic.conditions import SECOND_CONDITION_PROBABILITY, sample_conditions
+from vertseg_tf.data.synthetic.generator import _split
 from vertseg_tf.errors import ConfigError
 
 LEVELS = ["C3", "C4", "C5", "C6", "C7"]
@@ -176,9 +178,10 @@ def test_implant_pixels_saturate():
 
 
 def test_dicom_reads_back_bone_bright_with_spacing(tmp_path):
-    index = next(i for i in range(50)
-                 if synthesize(4, i, size="small", image_format="dicom").photometric == "MONOCHROME1")
-    count = index + 1
+    kinds = []
+    while len(set(kinds)) < 2:
+        kinds.append(synthesize(4, len(kinds), size="small", image_format="dicom").photometric)
+    count = len(kinds)
     dicom = generate(count, 4, tmp_path / "dcm", size="small", image_format="dicom", progress=False)
     png = generate(count, 4, tmp_path / "png", size="small", progress=False)
     photometrics = set()
@@ -201,8 +204,6 @@ def test_dicom_reads_back_bone_bright_with_spacing(tmp_path):
 
 
 def test_split_follows_paper_proportions():
-    from vertseg_tf.data.synthetic.generator import _split
-
     splits = [_split(i, (124, 172)) for i in range(296)]
     assert splits.count("train") == 124 and splits.count("test") == 172
 
@@ -222,6 +223,8 @@ def test_refuses_non_empty_out_dir_and_leaves_nothing_behind(tmp_path):
         generate(1, 0, out, size="small", progress=False)
     with pytest.raises(ConfigError):
         generate(1, 0, tmp_path / "bad", size="huge", progress=False)
+    with pytest.raises(ConfigError):
+        generate(1, -1, tmp_path / "bad", size="small", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -248,3 +251,22 @@ def test_default_dataset_is_generated_once(tmp_path, monkeypatch):
     assert first == second and first.is_relative_to(tmp_path)
     assert (second / "dataset.json").stat().st_mtime_ns == stamp
     assert len(load_dataset(second).images) == 2
+
+
+@pytest.mark.parametrize("kind, posterior_loss", [("wedge", 0.0), ("compression", 0.15)])
+def test_fracture_outline_has_exact_heights_at_the_stations(kind, posterior_loss):
+    depth, height, loss = 16.0, 12.0, 0.35
+    fracture = Fracture(kind, loss, posterior_loss, irregularity=0.1, phases=(0.3, 1.0, 2.0))
+    params = BodyParams(depth, height, corner_power=6.0, concavity_top=0.0, concavity_bottom=0.0,
+                        lip=0.0, osteophyte_mm=0.0, harmonics=np.zeros((0, 4)), fracture=fracture)
+    outline = body_outline(params, n_points=4000)
+    axis, posterior = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    station = depth / 2 * (1 - 2 * FRACTURE_STATION)
+    anterior_height = _chord(outline, axis, posterior, -station)
+    posterior_height = _chord(outline, axis, posterior, station)
+    # The unfractured superellipse |x/8|^6 + |y/6|^6 = 1 is height 12 * (1 - 0.8^6)^(1/6) there.
+    full = height * (1 - (2 * station / depth) ** 6) ** (1 / 6)
+    # The outline is a polygon through 1024 superellipse samples: chords through it are
+    # within ~1e-3 (relative) of the analytic curve's.
+    np.testing.assert_allclose(posterior_height, full * (1 - posterior_loss), rtol=1e-3)
+    np.testing.assert_allclose(anterior_height / posterior_height, 1 - loss, atol=1e-3)

@@ -103,6 +103,10 @@ class ASMRF(ActiveShapeModel):
     position, the landmark moves to the vote-map peak (refined by the centroid of its 3x3
     neighbourhood), and the point distribution model keeps the shape plausible; coarse to fine.
 
+    Patches are already pose-normalised (upright, similar scale), so features are sampled in
+    the patch axes of each pyramid level rather than in a shape-aligned reference frame as in
+    Lindner et al.
+
     Forests are stored as tree arrays and evaluated with `predict_flat_forests` (see the
     module docstring), so save/load round trips are exact.
 
@@ -118,6 +122,8 @@ class ASMRF(ActiveShapeModel):
         max_samples_per_forest: cap on training rows per forest; with more training patches
             than this allows, each level trains on a random subset of the patches (bounds
             memory and time on the paper's 45-fold augmented patch sets).
+        n_jobs: processes scikit-learn uses to train each forest (the trees do not depend on
+            it; prediction is always single-threaded numpy).
         seed: seed of the training displacements, the pixel pairs and the forests.
         n_levels, max_iterations, **kwargs: `ActiveShapeModel` arguments.
 
@@ -143,6 +149,7 @@ class ASMRF(ActiveShapeModel):
         max_displacement: float = 3.0,
         grid_radius: int = 2,
         max_samples_per_forest: int = 20000,
+        n_jobs: int = 1,
         seed: int = 0,
         n_levels: int = 2,
         max_iterations: int = 5,
@@ -162,6 +169,7 @@ class ASMRF(ActiveShapeModel):
         self.max_samples_per_forest = _check_positive_int(
             "max_samples_per_forest", max_samples_per_forest
         )
+        self.n_jobs = _check_positive_int("n_jobs", n_jobs)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         self.seed = int(seed)
@@ -184,6 +192,7 @@ class ASMRF(ActiveShapeModel):
             "max_displacement": self.max_displacement,
             "grid_radius": self.grid_radius,
             "max_samples_per_forest": self.max_samples_per_forest,
+            "n_jobs": self.n_jobs,
             "seed": self.seed,
         }
 
@@ -239,7 +248,7 @@ class ASMRF(ActiveShapeModel):
                     min_samples_leaf=self.min_samples_leaf,
                     max_features=1.0 / 3.0,
                     random_state=int(rng.integers(2**31 - 1)),
-                    n_jobs=1,
+                    n_jobs=self.n_jobs,
                 )
                 forests.append(forest.fit(features[landmark], targets[landmark]))
                 progress(len(forests), self.n_levels * n_landmarks)

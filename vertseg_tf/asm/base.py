@@ -167,10 +167,10 @@ class ActiveShapeModel(ABC):
                 f"n_levels={self.n_levels} is too many for {images.shape[1:]} patches"
             )
         self.pdm.fit(contours)
-        self.patch_shape = tuple(int(n) for n in images.shape[1:])
         landmarks = self.pdm.landmarks(contours)
         pyramids = _Pyramids(images, self.n_levels)
         self._fit_appearance(pyramids, landmarks, progress or _no_progress)
+        self.patch_shape = tuple(int(n) for n in images.shape[1:])
         return self
 
     def predict(self, images) -> list[np.ndarray]:
@@ -194,11 +194,15 @@ class ActiveShapeModel(ABC):
         """
         self._require_fitted()
         image = check_images([image], "images", self.patch_shape)[0]
-        points = (
-            self.pdm.initial_points(self.patch_shape)
-            if start is None
-            else np.asarray(start, dtype=np.float64)
-        )
+        if start is None:
+            points = self.pdm.initial_points(self.patch_shape)
+        else:
+            points = np.asarray(start, dtype=np.float64)
+            if points.shape != (self.pdm.n_landmarks, 2) or not np.all(np.isfinite(points)):
+                raise DataError(
+                    "start",
+                    f"expected ({self.pdm.n_landmarks}, 2) finite landmarks, got {points.shape}",
+                )
         pyramid = gaussian_pyramid(image, self.n_levels)
         for level in reversed(range(self.n_levels)):
             for _ in range(self.max_iterations):
@@ -216,6 +220,8 @@ class ActiveShapeModel(ABC):
 
     def save(self, path) -> Path:
         """Write the model as `path` (JSON metadata) plus `path` with suffix `.npz` (arrays).
+
+        A suffix other than `.json` is replaced by `.json`.
 
         Both files are written to temporary names and renamed; the JSON records the arrays
         file's SHA-256, which `load` checks. Returns the JSON path.

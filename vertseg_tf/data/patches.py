@@ -35,7 +35,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -401,7 +401,7 @@ class PatchSet:
         augment: bool,
         *,
         cache_dir=None,
-        progress: bool = True,
+        progress: bool | Callable[[int, int], None] = True,
     ) -> PatchSet:
         """All patches of a dataset split, built once and then read from the on-disk cache.
 
@@ -409,7 +409,7 @@ class PatchSet:
         (45 per vertebra); test patches use `TEST_ALPHA` and angle 0. Images are read with
         `vertseg_tf.data.images.read_image`.
 
-        The cache file is `<cache_dir>/<split>-<train|test>-<key>.npz` (+ `.json`), where key
+        The cache file is `<cache_dir>/<split>-<augment|base>-<key>.npz` (+ `.json`), where key
         is the SHA-256 of the split's records in `dataset.json` form (ids, files, centres,
         contours, labels, conditions), each image file's size and modification time, the
         patch parameters and `CACHE_FORMAT`. Changing any of them builds a new set.
@@ -419,7 +419,9 @@ class PatchSet:
             split: "train", "val" or "test".
             augment: use the training augmentation grid.
             cache_dir: cache folder; default `default_cache_dir()`.
-            progress: print a progress line per image to stderr while building.
+            progress: while building, True prints `done/total` lines with an ETA to stderr,
+                a callable is called as `progress(done, total)` after each image, False is
+                silent.
 
         Returns:
             the patch set, images in dataset order, vertebra-major within each image.
@@ -453,7 +455,7 @@ class PatchSet:
         }
         key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        cache_path = folder / f"{split}-{'train' if augment else 'test'}-{key[:24]}.npz"
+        cache_path = folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
         if cache_path.with_suffix(".json").is_file():
             try:
                 return cls.load(cache_path)
@@ -462,7 +464,10 @@ class PatchSet:
         from vertseg_tf.data.images import read_image
 
         parts = []
-        report = _Progress(len(records), f"patches {split}", enabled=progress)
+        if callable(progress):
+            report = progress
+        else:
+            report = _Progress(f"patches {split}", enabled=bool(progress))
         for number, ((position, record), path) in enumerate(zip(numbered, paths)):
             image, _ = read_image(path)
             where = f"images[{position}]"
@@ -488,7 +493,7 @@ class PatchSet:
             except ConfigError as error:
                 raise DataError(json_path, str(error), field=f"{where}.vertebrae") from None
             parts.append(part)
-            report.update(number + 1)
+            report(number + 1, len(records))
         patch_set = cls.concatenate(parts)
         patch_set.save(cache_path)
         return patch_set
@@ -497,19 +502,19 @@ class PatchSet:
 class _Progress:
     """`label: done/total (pct) elapsed, ETA` lines on stderr, at most one per second."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True):
-        self.total, self.label, self.enabled = total, label, enabled
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled = label, enabled
         self.start = self.last = time.monotonic()
 
-    def update(self, done: int) -> None:
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if not self.enabled or (now - self.last < 1.0 and done < self.total):
+        if not self.enabled or (now - self.last < 1.0 and done < total):
             return
         self.last = now
         elapsed = now - self.start
-        eta = elapsed / done * (self.total - done) if done else 0.0
+        eta = elapsed / done * (total - done) if done else 0.0
         print(
-            f"{self.label}: {done}/{self.total} ({100 * done / self.total:.0f}%) "
+            f"{self.label}: {done}/{total} ({100 * done / total:.0f}%) "
             f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s",
             file=sys.stderr,
             flush=True,

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "ANNOTATED_LEVELS",
+    "FRACTURE_STATION",
     "LEVELS",
     "BodyParams",
     "Fracture",
@@ -70,7 +71,8 @@ class BodyParams:
         concavity_top, concavity_bottom: endplate concavity as a fraction of the half height.
         lip: anterior-inferior lip as a fraction of the half height.
         osteophyte_mm: length of the anterior corner spurs (0 without degenerative change).
-        harmonics: (K, 4) smooth radial perturbation coefficients for harmonics 2..K+1.
+        harmonics: (K, 4) smooth radial perturbation: row k-2 holds the cosine and sine
+            amplitudes of harmonic k, the amplitude and phase of harmonic k+3.
         fracture: the fracture, or None.
     """
 
@@ -105,7 +107,8 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
         n_points: number of outline points; the first point is not repeated at the end.
 
     Returns:
-        (n_points, 2) float64 array, counter-clockwise on screen (y down).
+        (n_points, 2) float64 array, clockwise on screen (y down), starting at the middle
+        of the posterior wall.
 
     Example:
         >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
@@ -134,9 +137,9 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
             y = y + spur * direction[1]
 
     radial = np.ones_like(t)
-    for k, (ca, sa, cb, sb) in enumerate(params.harmonics, start=2):
-        radial += ca * np.cos(k * t) + sa * np.sin(k * t)
-        radial += cb * np.cos((k + 3) * t + sb)
+    for k, (cosine, sine, high, phase) in enumerate(params.harmonics, start=2):
+        radial += cosine * np.cos(k * t) + sine * np.sin(k * t)
+        radial += high * np.cos((k + 3) * t + phase)
     x, y = x * radial, y * radial
 
     if params.fracture is not None:
@@ -221,10 +224,11 @@ class Spine:
 
 
 def _harmonics(rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """Harmonics 2-5 (and 5-8) with amplitudes falling as 1/k: smooth, never jagged."""
     coefficients = rng.normal(0.0, amplitude, size=(4, 4))
-    coefficients[:, 3] = rng.uniform(0.0, 2.0 * np.pi, size=4)
     coefficients[:, 2] *= 0.5
-    coefficients /= np.arange(1, 5)[:, None] ** np.array([1.0, 1.0, 1.0, 0.0])
+    coefficients[:, :3] /= np.arange(1, 5)[:, None]
+    coefficients[:, 3] = rng.uniform(0.0, 2.0 * np.pi, size=4)
     return coefficients
 
 

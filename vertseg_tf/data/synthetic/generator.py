@@ -106,6 +106,8 @@ def synthesize(
         ['C3', 'C4', 'C5', 'C6', 'C7']
     """
     _check_options(size, image_format, hard_fraction, facing, split_ratio)
+    if int(seed) < 0 or int(index) < 0:
+        raise ConfigError(f"seed and index must be non-negative, got {seed!r} and {index!r}")
     rng = np.random.default_rng([int(seed), int(index)])
     plan = sample_conditions(rng, hard_fraction)
     scene = build_scene(rng, plan, size)

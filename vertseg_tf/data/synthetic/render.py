@@ -54,7 +54,8 @@ def _inset(polygon: np.ndarray, distance: float) -> np.ndarray:
     normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-9)[:, None]
     x, y = polygon[:, 0], polygon[:, 1]
     signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
-    return polygon + np.sign(signed_area) * distance * normal
+    # (t_y, -t_x) points outwards on a polygon of positive signed area.
+    return polygon - np.sign(signed_area) * distance * normal
 
 
 def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:
@@ -68,9 +69,11 @@ def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:
     shape = (y1 - y0, x1 - x0)
     outer = _fill_mask(shape, part.polygons, origin).astype(np.float32)
     inner = _fill_mask(shape, [_inset(p, part.cortex) for p in part.polygons], origin)
+    # An inset of a sharp spur can fold outside the outline; bone stays inside it.
+    inner = np.minimum(inner.astype(np.float32), outer)
     roi = attenuation[y0:y1, x0:x1]
     roi += (part.cortical / 255.0) * outer
-    roi += ((part.trabecular - part.cortical) / 255.0) * inner.astype(np.float32)
+    roi += ((part.trabecular - part.cortical) / 255.0) * inner
 
 
 def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
@@ -79,9 +82,10 @@ def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     soft = scene.soft
     factor = max(1, round(1.0 / scene.spacing_mm))
     low_rows, low_cols = -(-rows // factor), -(-cols // factor)
-    ys = ((np.arange(low_rows) + 0.5) * factor - 0.5) * scene.spacing_mm
-    xs = ((np.arange(low_cols) + 0.5) * factor - 0.5) * scene.spacing_mm
-    curve = (soft.curve_px + 0.5) * scene.spacing_mm
+    # Millimetres of the coarse cells' centres (pixel i spans [i, i + 1] * spacing).
+    ys = (np.arange(low_rows) + 0.5) * factor * scene.spacing_mm
+    xs = (np.arange(low_cols) + 0.5) * factor * scene.spacing_mm
+    curve = soft.curve_mm
     direction = curve[-1] - curve[0]
     direction /= np.linalg.norm(direction)
     posterior = np.array([direction[1], -direction[0]])
@@ -105,10 +109,18 @@ def _soft_tissue(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     airway_half = np.maximum(profile(soft.airway_width) / 2.0, 1e-3)
     airway = np.clip(1.0 - ((u - profile(soft.airway_center)) / airway_half) ** 2, 0.0, 1.0)
     field -= soft.airway_depth * np.sqrt(airway) * (profile(soft.airway_width) > 0)
-    shoulder_top = soft.shoulder_top_v + soft.shoulder_curvature * (u - 20.0) ** 2
-    field += soft.shoulder_amplitude / (1.0 + np.exp(-(v - shoulder_top) / soft.shoulder_ramp))
-    field += rng.normal(0.0, 0.03, size=(1,)).astype(field.dtype)
-    field = cv2.GaussianBlur(field.astype(np.float32), (0, 0), 1.5)
+    for top, center, curvature, amplitude, ramp in zip(
+        soft.shoulder_top_v, soft.shoulder_center_u, soft.shoulder_curvature,
+        soft.shoulder_amplitude, soft.shoulder_ramp,
+    ):
+        edge = top + curvature * (u - center) ** 2
+        field += amplitude / (1.0 + np.exp(-np.clip((v - edge) / ramp, -50.0, 50.0)))
+    field += soft.heel_gradient[0] * (xs[None, :] / xs[-1] - 0.5)
+    field += soft.heel_gradient[1] * (ys[:, None] / ys[-1] - 0.5)
+    # Fat and muscle are not uniform: a smooth random variation of a few percent (~1 cm blobs).
+    lumps = cv2.GaussianBlur(rng.standard_normal(field.shape).astype(np.float32), (0, 0), 6.0)
+    lumps *= rng.uniform(0.02, 0.06) / max(float(lumps.std()), 1e-6)
+    field = cv2.GaussianBlur(field.astype(np.float32), (0, 0), 1.5) + lumps * (chord > 0)
     return cv2.resize(field, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
@@ -180,11 +192,15 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     for part in scene.bones:
         _add_bone(bone, part)
     for line, thickness, value in scene.lines:
-        mask = np.zeros((rows, cols), np.uint8)
-        points = np.round(line * (1 << _SHIFT)).astype(np.int32)
+        x0, y0 = np.maximum(np.floor(line.min(axis=0) - thickness).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(line.max(axis=0) + thickness).astype(int) + 3, [cols, rows])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        points = np.round((line - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
         cv2.polylines(mask, [points], False, 255, max(1, round(thickness)), cv2.LINE_AA,
                       _SHIFT)
-        bone += (value / 255.0) * mask.astype(np.float32)
+        bone[y0:y1, x0:x1] += (value / 255.0) * mask.astype(np.float32)
     texture_amplitude = rng.uniform(0.18, 0.32)
     bone *= 1.0 + texture_amplitude * _texture(scene.shape, spacing, rng)
     attenuation += bone
@@ -209,7 +225,7 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     small = cv2.GaussianBlur(small, (0, 0), 3.0)
     transmitted += scatter_fraction * cv2.resize(small, (cols, rows),
                                                  interpolation=cv2.INTER_LINEAR)
-    blur_mm = rng.uniform(0.06, 0.16)
+    blur_mm = rng.uniform(0.08, 0.22)
     transmitted = cv2.GaussianBlur(transmitted, (0, 0), max(0.3, blur_mm / spacing))
     if "motion" in artefacts:
         length_mm = rng.uniform(1.0, 2.5)
@@ -223,22 +239,26 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     noise *= cv2.sqrt(transmitted * np.float32(1.0 / photons))
     transmitted += noise
     np.maximum(transmitted, 1e-5, out=transmitted)
-    density = -cv2.log(transmitted)
+    log_transmitted = cv2.log(transmitted)  # the optical density, negated
 
-    sample = density[:: max(1, rows // 256), :: max(1, cols // 256)]
+    step = (max(1, rows // 256), max(1, cols // 256))
+    sample = -log_transmitted[:: step[0], :: step[1]]
     if metal is not None:
-        sample = sample[metal[:: max(1, rows // 256), :: max(1, cols // 256)] == 0]
+        sample = sample[metal[:: step[0], :: step[1]] == 0]
     low, high = np.percentile(sample, [rng.uniform(0.5, 4.0), rng.uniform(99.0, 99.9)])
     if metal is not None:
         core = cv2.erode(metal, np.ones((3, 3), np.uint8)) == 255
         if core.any():
-            high = min(high, float(density[core].min()))
+            high = min(high, -float(log_transmitted[core].max()))
     gamma = rng.uniform(0.75, 1.35)
-    scaled = (density - np.float32(low)) * np.float32(1.0 / max(high - low, 1e-6))
-    np.clip(scaled, 0.0, 1.0, out=scaled)
+    # (density - low) / (high - low), in 16-bit steps, rounded: one pass, then clip.
+    scale = MAX_VALUE / max(high - low, 1e-6)
+    linear = cv2.addWeighted(log_transmitted, -scale, log_transmitted, 0.0, 0.5 - low * scale)
+    np.clip(linear, 0.0, MAX_VALUE, out=linear)
+    image = linear.astype(np.uint16)
     if abs(gamma - 1.0) > 1e-3:
-        scaled = cv2.pow(scaled, gamma)
-    image = (scaled * MAX_VALUE + 0.5).astype(np.uint16)
+        curve = np.linspace(0.0, 1.0, MAX_VALUE + 1) ** gamma
+        image = np.round(curve * MAX_VALUE).astype(np.uint16)[image]
     if metal is not None:
         # Metal stops the beam: whatever blur and scatter did, the detector saturates there.
         image[metal >= 128] = MAX_VALUE

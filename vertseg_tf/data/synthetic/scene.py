@@ -3,7 +3,7 @@
 `build_scene` places the sampled spine in an image of random size and pixel spacing and adds
 everything a lateral cervical film shows around it: posterior elements (pedicles, articular
 pillars with their facet joints, laminae and spinous processes) overlapping the back of the
-bodies, C1, the dens, the skull base, the mandible with teeth, the hyoid, the prevertebral soft
+bodies, C1, the dens, the skull base, the mandible, the hyoid, the prevertebral soft
 tissue, the airway and the shoulders. Conditions change the bones (density, cortices,
 osteophytes, sclerotic endplates, grafts) and add the plate and screws of an implant.
 """
@@ -29,8 +29,8 @@ __all__ = ["SIZES", "BonePart", "Scene", "SoftTissue", "build_scene"]
 
 # Image height range in pixels and the field of view (mm) for each output size.
 SIZES = {
-    "full": {"height_px": (1500, 2500), "fov_mm": (190.0, 260.0), "spacing_mm": (0.10, 0.194)},
-    "small": {"height_px": (448, 576), "fov_mm": (190.0, 260.0), "spacing_mm": (0.3, 0.6)},
+    "full": {"height_px": (1500, 2500), "fov_mm": (170.0, 235.0), "spacing_mm": (0.10, 0.194)},
+    "small": {"height_px": (448, 576), "fov_mm": (170.0, 235.0), "spacing_mm": (0.3, 0.6)},
 }
 CONTOUR_POINTS = 96
 _MARGIN = 0.04
@@ -58,10 +58,13 @@ class SoftTissue:
     """Smooth soft-tissue attenuation described along the spine (lengths in mm).
 
     The field is evaluated in spine coordinates: v = arc length along the centre curve, u =
-    signed distance to it (positive towards the back). Profiles are (v knots, values).
+    signed distance to it (positive towards the back). Profiles are (v knots, values); each
+    of the two shoulders is a dome `v = top + curvature * (u - center)^2` with a soft edge
+    (`ramp`); `heel_gradient` is the anode-heel change of attenuation across the image
+    (per image width and height).
     """
 
-    curve_px: np.ndarray
+    curve_mm: np.ndarray
     knots_v: np.ndarray
     skin_anterior: np.ndarray
     skin_posterior: np.ndarray
@@ -69,10 +72,12 @@ class SoftTissue:
     airway_center: np.ndarray
     airway_width: np.ndarray
     airway_depth: float
-    shoulder_top_v: float
-    shoulder_curvature: float
-    shoulder_amplitude: float
-    shoulder_ramp: float
+    shoulder_top_v: np.ndarray
+    shoulder_center_u: np.ndarray
+    shoulder_curvature: np.ndarray
+    shoulder_amplitude: np.ndarray
+    shoulder_ramp: np.ndarray
+    heel_gradient: np.ndarray
 
 
 @dataclass
@@ -116,6 +121,18 @@ def _rounded_box(x0, y0, x1, y1, n: int = 40) -> np.ndarray:
     return body_outline(params, n) + [(x0 + x1) / 2.0, (y0 + y1) / 2.0]
 
 
+def _smooth(polygon: np.ndarray, iterations: int = 2, pieces: int = 4) -> np.ndarray:
+    """Round the corners of a closed polygon: split each edge in `pieces`, then cut corners."""
+    following = np.roll(polygon, -1, axis=0)
+    steps = np.arange(pieces)[None, :, None] / pieces
+    polygon = (polygon[:, None] + steps * (following - polygon)[:, None]).reshape(-1, 2)
+    for _ in range(iterations):
+        following = np.roll(polygon, -1, axis=0)
+        polygon = np.stack([0.75 * polygon + 0.25 * following, 0.25 * polygon + 0.75 * following],
+                           axis=1).reshape(-1, 2)
+    return polygon
+
+
 def _posterior_elements(level: Level, rng: np.random.Generator, density: float) -> list[BonePart]:
     """Pedicle, articular pillar and lamina with spinous process of one level (mm)."""
     a = level.params.depth / 2.0
@@ -136,14 +153,14 @@ def _posterior_elements(level: Level, rng: np.random.Generator, density: float) 
         [a - overlap + pillar_depth, bottom + slope],
         [a - overlap, bottom],
     ])
-    pedicle = _rounded_box(a - 2.0, -0.75 * b, a + 5.0, 0.15 * b, 24)
+    pedicle = _rounded_box(a - 1.0, -0.7 * b, a + 4.0, 0.0, 24)
     spinous_length = {"C2": 24.0, "C3": 18.0, "C4": 19.0, "C5": 21.0, "C6": 25.0, "C7": 32.0,
                       "T1": 34.0}[level.label] * rng.uniform(0.85, 1.15)
     droop = np.deg2rad(rng.uniform(15.0, 35.0) + 4.0 * index)
-    root = np.array([a - overlap + pillar_depth - 3.0, 0.2 * b + slope / 2.0])
+    root = np.array([a - overlap + pillar_depth - 1.0, 0.2 * b + slope / 2.0])
     direction = np.array([np.cos(droop), np.sin(droop)])
     normal = np.array([-direction[1], direction[0]])
-    half_root = 0.55 * b + (3.0 if level.label == "C2" else 0.0)
+    half_root = 0.45 * b + (3.0 if level.label == "C2" else 0.0)
     half_tip = rng.uniform(1.8, 3.0) + (1.5 if level.label in ("C2", "C7", "T1") else 0.0)
     tip = root + spinous_length * direction
     spinous = np.vstack([
@@ -156,14 +173,14 @@ def _posterior_elements(level: Level, rng: np.random.Generator, density: float) 
         root + half_root * normal,
     ])
     return [
-        BonePart([level.to_world(pillar)], 0.9, 1.05 * density, 0.72 * density),
-        BonePart([level.to_world(pedicle)], 0.8, 0.7 * density, 0.45 * density),
-        BonePart([level.to_world(spinous)], 0.9, 0.95 * density, 0.45 * density),
+        BonePart([level.to_world(_smooth(pillar))], 0.9, 1.05 * density, 0.72 * density),
+        BonePart([level.to_world(pedicle)], 0.8, 0.4 * density, 0.3 * density),
+        BonePart([level.to_world(_smooth(spinous))], 0.9, 0.95 * density, 0.45 * density),
     ]
 
 
 def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[BonePart]:
-    """C1, dens, skull base, mandible with teeth and hyoid (mm)."""
+    """C1, dens, skull base, mandible and hyoid (mm)."""
     c2 = spine.level("C2")
     a2, b2 = c2.params.depth / 2.0, c2.params.height / 2.0
     dens = _rounded_box(-0.45 * a2, -b2 - 15.0, 0.55 * a2, -b2 + 3.0, 40)
@@ -171,21 +188,19 @@ def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[
     c1_mass = _ellipse((a2 * 0.6, -b2 - 9.0), (9.0, 6.0), -0.15, 40)
     c1_back = np.array([[a2 + 6.0, -b2 - 13.0], [a2 + 30.0, -b2 - 14.0], [a2 + 38.0, -b2 - 11.0],
                         [a2 + 36.0, -b2 - 5.0], [a2 + 28.0, -b2 - 7.5], [a2 + 6.0, -b2 - 6.0]])
-    occiput = _ellipse((a2 + 32.0 + rng.uniform(-4, 4), -b2 - 58.0 + rng.uniform(-5, 5)),
-                       (48.0, 36.0), rng.uniform(-0.3, 0.1), 64)
+    occiput = _ellipse((a2 + 45.0 + rng.uniform(-6, 6), -b2 - 84.0 + rng.uniform(-6, 6)),
+                       (85.0, 62.0), rng.uniform(-0.3, 0.1), 96)
     clivus = np.array([[-a2 - 2.0, -b2 - 26.0], [a2 * 0.5, -b2 - 24.0], [-a2 - 22.0, -b2 - 70.0],
                        [-a2 - 34.0, -b2 - 66.0]])
     angle = np.array([-a2 - rng.uniform(8.0, 28.0), b2 + rng.uniform(0.0, 18.0)])
-    mandible = angle + np.array([
+    mandible_shape = np.array([
         [-85.0, 2.0], [-40.0, 4.0], [0.0, 0.0], [6.0, -20.0], [10.0, -52.0], [3.0, -58.0],
         [-4.0, -50.0], [-14.0, -46.0], [-22.0, -62.0], [-28.0, -56.0], [-30.0, -24.0],
         [-50.0, -20.0], [-85.0, -22.0],
-    ]) * rng.uniform(0.9, 1.1)
-    teeth = [
-        _rounded_box(angle[0] - 38.0 - 9.0 * k, angle[1] - 33.0, angle[0] - 30.5 - 9.0 * k,
-                     angle[1] - 19.0, 24)
-        for k in range(4)
-    ]
+    ]) + rng.normal(0.0, 2.0, size=(13, 2))
+    turn = np.deg2rad(rng.uniform(-12.0, 12.0))
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    mandible = angle + mandible_shape @ rotation.T * rng.uniform(0.75, 0.95)
     hyoid_level = spine.level("C3") if rng.uniform() < 0.5 else spine.level("C4")
     hyoid_a = hyoid_level.params.depth / 2.0
     hyoid = _ellipse((-hyoid_a - rng.uniform(22.0, 32.0), 3.0), (6.0, 2.2), rng.uniform(-0.5, 0.2))
@@ -193,11 +208,10 @@ def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[
         BonePart([c2.to_world(dens)], 1.0, 1.15 * density, 0.65 * density),
         BonePart([c2.to_world(c1_front)], 1.0, 1.1 * density, 0.6 * density),
         BonePart([c2.to_world(c1_mass)], 1.2, 0.9 * density, 0.6 * density),
-        BonePart([c2.to_world(c1_back)], 1.0, 1.0 * density, 0.6 * density),
-        BonePart([c2.to_world(occiput)], 4.0, 2.0 * density, 1.2 * density),
-        BonePart([c2.to_world(clivus)], 2.0, 1.4 * density, 0.9 * density),
-        BonePart([c2.to_world(mandible)], 2.5, 1.5 * density, 0.55 * density),
-        *[BonePart([c2.to_world(tooth)], 1.2, 2.4, 1.8) for tooth in teeth],
+        BonePart([c2.to_world(_smooth(c1_back))], 1.0, 1.0 * density, 0.6 * density),
+        BonePart([c2.to_world(occiput)], 4.0, 1.8 * density, 0.9 * density),
+        BonePart([c2.to_world(_smooth(clivus))], 2.0, 1.4 * density, 0.9 * density),
+        BonePart([c2.to_world(_smooth(mandible))], 2.5, 1.2 * density, 0.45 * density),
         BonePart([hyoid_level.to_world(hyoid)], 0.8, 0.8 * density, 0.4 * density),
     ]
 
@@ -245,12 +259,11 @@ def _implant(spine: Spine, levels: tuple[str, ...], rng: np.random.Generator):
 
 
 def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
-    arc = {level.label: i for i, level in enumerate(spine.levels)}
     steps = np.hypot(*np.diff(spine.curve, axis=0).T)
     curve_arc = np.concatenate([[0.0], np.cumsum(steps)])
 
     def v_of(label: str) -> float:
-        distances = np.hypot(*(spine.curve - spine.levels[arc[label]].center).T)
+        distances = np.hypot(*(spine.curve - spine.level(label).center).T)
         return float(curve_arc[np.argmin(distances)])
 
     v2, v3, v4, v6, v_t1 = (v_of(label) for label in ("C2", "C3", "C4", "C6", "T1"))
@@ -266,9 +279,10 @@ def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
     airway_width = np.interp(knots, [v2, v6, v_t1], [16.0, 13.0, 12.0]) * rng.uniform(0.8, 1.2)
     airway_center = -(half_depth + prevertebral + airway_width / 2.0)
     airway_width = np.where(knots < -30.0, 0.0, airway_width)
-    shoulder_top = float(rng.uniform(v_of("C5"), v_t1))
+    # Two shoulders, superimposed with an offset, the higher one usually over C6-C7.
+    shoulder_top = rng.uniform(v_of("C5"), v_t1) + np.array([0.0, rng.uniform(5.0, 25.0)])
     return SoftTissue(
-        curve_px=spine.curve,
+        curve_mm=spine.curve.copy(),
         knots_v=knots,
         skin_anterior=skin_anterior,
         skin_posterior=skin_posterior,
@@ -277,9 +291,11 @@ def _soft_tissue(spine: Spine, rng: np.random.Generator) -> SoftTissue:
         airway_width=airway_width,
         airway_depth=float(rng.uniform(0.35, 0.6)),
         shoulder_top_v=shoulder_top,
-        shoulder_curvature=float(rng.uniform(0.002, 0.006)),
-        shoulder_amplitude=float(rng.uniform(1.2, 2.4)),
-        shoulder_ramp=float(rng.uniform(4.0, 12.0)),
+        shoulder_center_u=rng.uniform(-10.0, 50.0, size=2),
+        shoulder_curvature=rng.uniform(0.002, 0.006, size=2),
+        shoulder_amplitude=rng.uniform(0.6, 1.3, size=2),
+        shoulder_ramp=rng.uniform(3.0, 10.0, size=2),
+        heel_gradient=rng.uniform(-0.15, 0.15, size=2),
     )
 
 
@@ -328,7 +344,8 @@ def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Sce
     bones_mm: list[BonePart] = []
     for level in spine.levels:
         body = level.outline(CONTOUR_POINTS)
-        bones_mm.append(BonePart([body], cortex_mm, 1.25 * density, 0.62 * density))
+        level_density = density * rng.uniform(0.92, 1.08)
+        bones_mm.append(BonePart([body], cortex_mm, 1.25 * level_density, 0.62 * level_density))
         bones_mm.extend(_posterior_elements(level, rng, density))
     bones_mm.extend(_head_bones(spine, rng, density))
 
@@ -348,7 +365,6 @@ def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Sce
     bones = [BonePart([px(p) for p in part.polygons], part.cortex / spacing, part.cortical,
                       part.trabecular) for part in bones_mm]
     soft = _soft_tissue(spine, rng)
-    soft.curve_px = px(spine.curve)
     return Scene(
         shape=(rows, cols),
         spacing_mm=float(spacing),
