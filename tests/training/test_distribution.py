@@ -62,3 +62,27 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tiny_dataset, patch_cache,
 def test_host_shape_error_is_refused_under_replicas(strategy):
     with pytest.raises(ConfigError, match="'py_function' computes E on the host"):
         TRAIN_PRESETS["smoke"].replace(strategy=strategy, e_mode="py_function")
+
+
+@pytest.mark.parametrize(
+    "tf_config, chief",
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
+        (
+            {"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
+            False,
+        ),
+        ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}},
+         True),
+    ],
+)
+def test_only_the_chief_writes_the_run_folder(monkeypatch, tf_config, chief):
+    from vertseg_tf.training.run import is_multiworker_chief
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert is_multiworker_chief() is chief

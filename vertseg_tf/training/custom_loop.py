@@ -14,7 +14,6 @@ previous complete checkpoint.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,16 +87,6 @@ def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> Non
         )
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
 def _loss_function(config: TrainConfig):
     if config.method == "unet":
         return pixel_log_loss
@@ -162,7 +151,6 @@ def run_custom_loop(
     seed_everything(config)
     strategy = make_strategy(config.strategy)
     check_strategy(config, strategy)
-    chief = _is_chief(strategy)
     single_replica = strategy.num_replicas_in_sync == 1
     jit = config.use_xla and single_replica
     with strategy.scope():
@@ -181,7 +169,7 @@ def run_custom_loop(
         global_step=global_step,
         best_val_loss=best_val_loss,
     )
-    checkpoint_root = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp())
+    checkpoint_root = run_dir / "checkpoints"
     last_manager = tf.train.CheckpointManager(
         checkpoint, str(checkpoint_root / "last"), max_to_keep=config.keep_checkpoints,
         step_counter=global_step,
@@ -244,14 +232,10 @@ def run_custom_loop(
         batches = batches.prefetch(2).with_options(options)
         return strategy.experimental_distribute_dataset(batches)
 
-    writers = (
-        {
-            name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
-            for name in ("train", "validation")
-        }
-        if chief
-        else {}
-    )
+    writers = {
+        name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
+        for name in ("train", "validation")
+    }
     progress = ProgressBar("train", total_steps)
     while int(epoch.numpy()) < config.epochs:
         epoch_number = int(epoch.numpy())
@@ -268,7 +252,7 @@ def run_custom_loop(
             global_step.assign_add(1)
             step_in_epoch.assign(step + 1)
             current = int(global_step.numpy())
-            if chief and current % _STEP_SCALARS_EVERY == 0:
+            if current % _STEP_SCALARS_EVERY == 0:
                 with writers["train"].as_default(step=current):
                     _scalar("step/loss", loss)
                     _scalar("step/shape_error", mean_error)
@@ -295,9 +279,8 @@ def run_custom_loop(
         history.append(row)
         epoch.assign(epoch_number + 1)
         step_in_epoch.assign(0)
-        if chief:
-            _log_epoch(writers, row, model, data)
-            write_history(history, run_dir / HISTORY_FILE)
+        _log_epoch(writers, row, model, data)
+        write_history(history, run_dir / HISTORY_FILE)
         monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
         if monitored is not None and monitored < float(best_val_loss.numpy()):
             best_val_loss.assign(monitored)

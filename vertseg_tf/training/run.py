@@ -13,6 +13,9 @@ Run folder (RUN_DIR) contents, every file written to a temporary name and rename
     tensorboard/     TensorBoard scalars and predicted masks (TensorFlow backend)
     model.keras      the final model (when training ends)
     summary.json     epochs, wall time, final and best metrics (when training ends)
+
+Under the "multiworker" strategy only the chief (see `is_multiworker_chief`) writes RUN_DIR;
+the other workers write to a temporary folder.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "StepCallback",
     "TrainResult",
+    "is_multiworker_chief",
     "read_run_config",
     "train",
 ]
@@ -85,6 +89,22 @@ def read_run_config(run_dir) -> TrainConfig:
     except ValueError as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
     return TrainConfig.from_dict(stored.get("config"), source=str(path))
+
+
+def is_multiworker_chief() -> bool:
+    """Whether this process is the chief of the `TF_CONFIG` cluster (the task "chief", or
+    worker 0 of a cluster without one); True without `TF_CONFIG`."""
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except ValueError:
+        raise ConfigError("TF_CONFIG is not valid JSON") from None
+    task = cluster.get("task", {})
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    has_chief = "chief" in cluster.get("cluster", {})
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> None:
@@ -254,6 +274,10 @@ def train(
         >>> result["final"]["val_dice"]  # doctest: +SKIP
     """
     run_dir = Path(out)
+    if config.strategy == "multiworker" and not is_multiworker_chief():
+        # Every worker runs the same steps; only the chief's files are the run.
+        run_dir = Path(tempfile.mkdtemp(prefix="vertseg-tf-worker-"))
+        resume, overwrite = False, True
     _check_run_dir(run_dir, config, resume, overwrite)
     dataset_dir = resolve_dataset(dataset, config)
     data = load_training_data(dataset_dir, config, cache_dir=cache_dir)
