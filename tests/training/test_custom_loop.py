@@ -25,6 +25,19 @@ def kill_after(step_to_die):
     return callback
 
 
+def tensorboard_values(folder):
+    """{(step, tag): value} of the TensorBoard event files in `folder`."""
+    import tensorflow as tf
+
+    values = {}
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                values[(event.step, value.tag)] = array.tolist() if array.ndim else float(array)
+    return values
+
+
 def weights(run_dir):
     return keras.models.load_model(run_dir / "model.keras").get_weights()
 
@@ -56,7 +69,11 @@ def test_smoke_training_loss_falls_and_the_run_folder_is_complete(uninterrupted)
         ] == CONFIG.to_dict()
     last = sorted(p.name for p in (run_dir / "checkpoints" / "last").glob("ckpt-*.index"))
     assert last == ["ckpt-6.index", "ckpt-8.index"]  # keep_checkpoints = 2
-    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    logged = tensorboard_values(run_dir / "tensorboard" / "validation")
+    assert logged[(2, "epoch/dice")] == pytest.approx(float(rows[1]["val_dice"]), abs=1e-6)
+    width, height, *pngs = logged[(2, "validation/patch | truth | prediction")]
+    assert (width, height) == (b"192", b"64") and len(pngs) == 4
+    assert all(png.startswith(b"\x89PNG") for png in pngs)
     assert not [p for p in run_dir.rglob(".*") if p.is_file()]  # no temporary file left
 
 
