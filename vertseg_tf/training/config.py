@@ -61,9 +61,11 @@ class TrainConfig:
             or "multiworker" (`MultiWorkerMirroredStrategy` from `TF_CONFIG`).
         deterministic: enable TensorFlow's op determinism, so equal seeds give equal weights
             and a resumed run equals an uninterrupted one.
-        checkpoint_every_steps: custom loop: checkpoint after this many steps (and at every
-            epoch end); 0 checkpoints at epoch ends only.
-        keep_checkpoints: number of recent checkpoints kept (the best is kept besides).
+        checkpoint_every_steps: checkpoint after this many steps (custom loop: a
+            `tf.train.CheckpointManager` checkpoint; fit loop: the `BackupAndRestore` state),
+            and at every epoch end; 0 checkpoints at epoch ends only.
+        keep_checkpoints: custom loop: number of recent checkpoints kept (the best is kept
+            besides); the fit loop keeps the last and the best weights.
         validation_fraction: share of the training images held out for validation when the
             dataset has no "val" split (chosen by image id, independent of the seed).
         augment: cut the training patches with the 45-patch scale x rotation grid.

@@ -151,8 +151,8 @@ def run_custom_loop(
     seed_everything(config)
     strategy = make_strategy(config.strategy)
     check_strategy(config, strategy)
-    single_replica = strategy.num_replicas_in_sync == 1
-    jit = config.use_xla and single_replica
+    # XLA only for one replica: a jit-compiled function around strategy.run is not supported.
+    jit = config.use_xla and strategy.num_replicas_in_sync == 1
     with strategy.scope():
         model = build_unet(config.model)
         optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)
@@ -179,10 +179,15 @@ def run_custom_loop(
     )
     for folder in ("last", "best"):
         write_json_atomic(record, checkpoint_root / folder / "config.json")
-    history = read_history(run_dir / HISTORY_FILE) if resume else []
-    if resume and last_manager.latest_checkpoint:
-        checkpoint.restore(last_manager.latest_checkpoint).assert_existing_objects_matched()
-        history = [row for row in history if row["epoch"] <= int(epoch.numpy())]
+    history = []
+    if resume:
+        if last_manager.latest_checkpoint:
+            checkpoint.restore(last_manager.latest_checkpoint).assert_existing_objects_matched()
+        # Rows of epochs the restored checkpoint has not finished are redone.
+        history = [
+            row for row in read_history(run_dir / HISTORY_FILE)
+            if row["epoch"] <= int(epoch.numpy())
+        ]
 
     loss_function = _loss_function(config)
     batch = config.batch_size
@@ -203,7 +208,7 @@ def run_custom_loop(
             reduce, mean_error, axis=None
         )
 
-    train_step = tf.function(distributed_step, jit_compile=jit if single_replica else None)
+    train_step = tf.function(distributed_step, jit_compile=jit)
 
     @tf.function
     def validation_step(x, y_true):
