@@ -56,11 +56,9 @@ def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
         from vertseg_tf.asm import load_asm
 
         return "contour", load_asm(run_dir).predict(images)
-    import keras
+    from vertseg_tf.deploy.inference import load_keras_model
 
-    import vertseg_tf.model  # registers the UNet class that model.keras names
-
-    model = keras.models.load_model(Path(run_dir) / RUN_MODEL_FILES["unet"], compile=False)
+    model = load_keras_model(Path(run_dir) / RUN_MODEL_FILES["unet"])
     probabilities = model.predict(images[..., None], batch_size=batch_size, verbose=0)
     return "mask", (probabilities[..., 1] > probabilities[..., 0]).astype(np.uint8)
 
