@@ -247,13 +247,16 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: UNet of section 3.1, RMSprop, batch 25, 30 epochs, 45 patches per vertebra.
     "paper": TrainConfig(),
     # Minutes on a 2-core CPU: base width 8 on 40 synthetic images (about 3,000 patches).
+    # No XLA: on the CPU it makes this model's training step 2-3x slower
+    # (benchmarks/train_step.py); the paper preset, meant for a GPU, keeps it.
     "demo": TrainConfig(
         model="demo",
-        epochs=3,
+        epochs=6,
         batch_size=25,
         learning_rate=0.001,
         checkpoint_every_steps=100,
         validation_fraction=0.2,
+        jit_compile=False,
         synthetic_images=40,
     ),
     # Seconds: the smallest network on 100 patches, for tests and CI.
@@ -266,6 +269,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         keep_checkpoints=2,
         validation_fraction=0.25,
         max_train_patches=100,
+        jit_compile=False,
         synthetic_images=8,
     ),
 }
