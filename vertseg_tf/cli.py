@@ -232,5 +232,53 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patches_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="native dataset folder")
+    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    parser.add_argument(
+        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
+    )
+    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
+    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
+    parser.add_argument(
+        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
+    )
+
+
+@command(
+    "patches",
+    "Cut (or load from the cache) the vertebra patches of a dataset split.",
+    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
+    _patches_arguments,
+)
+def _patches(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
+
+    dataset = load_dataset(args.dataset)
+    patch_set = PatchSet.from_dataset(
+        dataset,
+        args.split,
+        args.augment,
+        cache_dir=args.cache_dir,
+        progress=_Progress(f"patches {args.split}"),
+    )
+    per_label = Counter(patch_set.labels)
+    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
+    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
+    for label in sorted(per_label):
+        print(
+            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
+            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
+        )
+    if args.sheet:
+        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
+        print(f"contact sheet: {path}")
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+
+from vertseg_tf import geometry
+
+UNIT_SQUARE = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+
+
+def test_rectangle_mask_area_equals_pixel_centre_count():
+    x0, x1, y0, y1 = 2.3, 9.6, 1.0, 5.0
+    rectangle = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    mask = geometry.polygon_to_mask(rectangle, (12, 14))
+    ys, xs = np.mgrid[0:12, 0:14]
+    expected = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+    assert mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask, expected.astype(np.uint8))
+    assert mask.sum() == 7 * 5
+
+
+def test_polygon_partly_outside_grid_is_clipped():
+    rectangle = np.array([[-5.0, -5.0], [2.0, -5.0], [2.0, 1.0], [-5.0, 1.0]])
+    mask = geometry.polygon_to_mask(rectangle, (4, 4))
+    assert mask.sum() == 3 * 2
+    assert mask[:2, :3].all()
+
+
+def test_mask_to_contours_of_block_is_half_pixel_outside_centres():
+    mask = np.zeros((6, 7), np.uint8)
+    mask[1:4, 2:5] = 1
+    contours = geometry.mask_to_contours(mask)
+    assert len(contours) == 1
+    contour = contours[0]
+    assert contour.min(0) == pytest.approx([1.5, 0.5])
+    assert contour.max(0) == pytest.approx([4.5, 3.5])
+    assert not np.allclose(contour[0], contour[-1])
+
+
+def test_mask_to_contours_closes_at_border_and_finds_all_components():
+    mask = np.zeros((5, 8), np.uint8)
+    mask[0:2, 0:2] = 1
+    mask[3:5, 5:8] = 1
+    contours = geometry.mask_to_contours(mask)
+    assert len(contours) == 2
+    lows = sorted(tuple(np.round(c.min(0), 6)) for c in contours)
+    assert lows == [(-0.5, -0.5), (4.5, 2.5)]
+    assert geometry.mask_to_contours(np.zeros((3, 3))) == []
+
+
+def test_point_to_unit_square_distance():
+    points = np.array([[0.5, 0.5], [0.5, 0.25], [2.0, 0.5], [-3.0, -4.0], [1.0, 0.3], [0.5, 1.5]])
+    expected = np.array([0.5, 0.25, 1.0, 5.0, 0.0, 0.5])
+    distances = geometry.point_to_polyline_distance(points, UNIT_SQUARE)
+    np.testing.assert_allclose(distances, expected, atol=1e-12)
+
+
+def test_open_polyline_distance_ignores_closing_segment():
+    points = np.array([[-0.5, 0.5]])
+    assert geometry.point_to_polyline_distance(points, UNIT_SQUARE, closed=True)[0] == 0.5
+    open_distance = geometry.point_to_polyline_distance(points, UNIT_SQUARE, closed=False)[0]
+    assert open_distance == pytest.approx(np.hypot(0.5, 0.5))
+
+
+def test_distance_matches_brute_force_on_random_points(monkeypatch):
+    rng = np.random.default_rng(3)
+    polyline = rng.uniform(0, 10, (7, 2))
+    points = rng.uniform(-2, 12, (50, 2))
+    dense = np.concatenate(
+        [
+            a + np.linspace(0, 1, 20001)[:, None] * (b - a)
+            for a, b in zip(polyline, np.roll(polyline, -1, 0))
+        ]
+    )
+    brute = np.sqrt(((points[:, None] - dense[None]) ** 2).sum(-1)).min(1)
+    monkeypatch.setattr(geometry, "_POINTS_PER_CHUNK", 7)
+    exact = geometry.point_to_polyline_distance(points, polyline)
+    assert np.all(exact <= brute + 1e-12)
+    np.testing.assert_allclose(exact, brute, atol=1e-3)
+
+
+def test_distance_map_of_horizontal_line():
+    y0 = 2.25
+    line = np.array([[-100.0, y0], [100.0, y0]])
+    dist = geometry.polyline_distance_map(line, (6, 5), closed=False)
+    ys = np.arange(6, dtype=np.float64)[:, None] * np.ones((1, 5))
+    assert dist.dtype == np.float32
+    np.testing.assert_allclose(dist, np.abs(ys - y0), atol=1e-6)
+
+
+def test_resample_closed_square_by_arc_length():
+    square = UNIT_SQUARE * 4
+    points = geometry.resample_closed(square, 8, start_index=1)
+    expected = [[4, 0], [4, 2], [4, 4], [2, 4], [0, 4], [0, 2], [0, 0], [2, 0]]
+    np.testing.assert_allclose(points, expected, atol=1e-12)
+
+
+def test_affine_inverse_round_trip():
+    angle = np.deg2rad(37.0)
+    linear = 1.7 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    affine = np.hstack([linear, [[3.5], [-2.0]]])
+    points = np.random.default_rng(0).normal(size=(10, 2)) * 50
+    mapped = geometry.apply_affine(affine, points)
+    np.testing.assert_allclose(mapped, points @ linear.T + [3.5, -2.0], atol=1e-9)
+    back = geometry.apply_affine(geometry.invert_affine(affine), mapped)
+    np.testing.assert_allclose(back, points, atol=1e-9)
+
+
+def test_area_and_centroid_of_rectangle():
+    rectangle = np.array([[1.0, 2.0], [5.0, 2.0], [5.0, 4.0], [1.0, 4.0]])
+    assert geometry.polygon_area(rectangle) == pytest.approx(8.0)
+    assert geometry.polygon_area(rectangle[::-1]) == pytest.approx(-8.0)
+    np.testing.assert_allclose(geometry.polygon_centroid(rectangle), [3.0, 3.0])
+
+
+def test_single_vertex_and_repeated_vertex_polylines():
+    points = np.array([[3.0, 4.0], [0.0, -2.0]])
+    np.testing.assert_allclose(
+        geometry.point_to_polyline_distance(points, np.zeros((1, 2))), [5.0, 2.0]
+    )
+    repeated = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_allclose(
+        geometry.point_to_polyline_distance(points, repeated), [np.hypot(2.0, 3.0), 2.0]
+    )
