@@ -195,6 +195,48 @@ def _import(args) -> int:
     return 0
 
 
+def _patches_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="native dataset folder")
+    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    parser.add_argument(
+        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
+    )
+    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
+    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
+    parser.add_argument(
+        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
+    )
+
+
+@command(
+    "patches",
+    "Cut (or load from the cache) the vertebra patches of a dataset split.",
+    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
+    _patches_arguments,
+)
+def _patches(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
+
+    dataset = load_dataset(args.dataset)
+    patch_set = PatchSet.from_dataset(dataset, args.split, args.augment, cache_dir=args.cache_dir)
+    per_label = Counter(patch_set.labels)
+    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
+    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
+    for label in sorted(per_label):
+        print(
+            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
+            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
+        )
+    if args.sheet:
+        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
+        print(f"contact sheet: {path}")
+    return 0
+
+
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
     parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
@@ -232,51 +274,98 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _patches_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="native dataset folder")
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
+        "run", metavar="RUN_DIR", help="training run folder with model.keras (or a .keras file)"
     )
-    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
-    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
     parser.add_argument(
-        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
+        "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
+    )
+    parser.add_argument(
+        "--version", required=True, type=int, help="version number; writes DIR/VERSION/"
+    )
+    parser.add_argument(
+        "--tflite",
+        default="float32,float16,int8",
+        help="comma-separated TFLite variants to write, or '' for none "
+        "(default float32,float16,int8)",
     )
 
 
 @command(
-    "patches",
-    "Cut (or load from the cache) the vertebra patches of a dataset split.",
-    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
-    _patches_arguments,
+    "export",
+    "Export a trained model as a TF Serving SavedModel and TFLite models, checking parity.",
+    "vertseg-tf export runs/demo --out models/vertseg --version 1\n"
+    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8",
+    _export_arguments,
 )
-def _patches(args: argparse.Namespace) -> int:
-    from collections import Counter
+def _export(args: argparse.Namespace) -> int:
+    import json
 
-    from vertseg_tf.data.dataset import load_dataset
-    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
+    from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
 
-    dataset = load_dataset(args.dataset)
-    patch_set = PatchSet.from_dataset(
-        dataset,
-        args.split,
-        args.augment,
-        cache_dir=args.cache_dir,
-        progress=_Progress(f"patches {args.split}"),
+    target = export_run(args.run, args.out, args.version, tflite=args.tflite)
+    parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
+    print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
+          f"(fresh process, tolerance 1e-05)")
+    for name, figures in parity.items():
+        if name.startswith("tflite_"):
+            print(f"  {name[7:]}: max |diff| {figures['max_abs_diff']:.2e}, "
+                  f"mask Dice {figures['mask_dice']:.4f}")
+    return 0
+
+
+def _segment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="radiograph (DICOM, PNG, JPEG, TIFF)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--centers", help='clicked centres, top to bottom: "x,y;x,y;..."')
+    where.add_argument(
+        "--centers-file",
+        metavar="FILE",
+        help="centres file: JSON [[x, y], ...] or one 'x,y' per line",
     )
-    per_label = Counter(patch_set.labels)
-    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
-    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
-    for label in sorted(per_label):
-        print(
-            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
-            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
-        )
-    if args.sheet:
-        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
-        print(f"contact sheet: {path}")
+    parser.add_argument(
+        "--model", required=True, help=".keras file, SavedModel folder or .tflite file"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="new folder for dataset.json and overlay.png"
+    )
+    parser.add_argument(
+        "--labels", help="comma-separated levels, one per centre (default C3, C4, ...)"
+    )
+    parser.add_argument(
+        "--scale", type=float, help="vertebra scale in pixels (required for a single centre)"
+    )
+
+
+@command(
+    "segment",
+    "Segment the vertebrae of a radiograph from clicked centres; write a dataset and overlay.",
+    'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" '
+    "--model models/vertseg/1 --out runs/scan_seg --labels C3,C4,C5",
+    _segment_arguments,
+)
+def _segment(args: argparse.Namespace) -> int:
+    from vertseg_tf.deploy.inference import (
+        Segmenter,
+        parse_centers,
+        read_centers_file,
+        segment_to_dataset,
+    )
+
+    if args.centers is not None:
+        centers = parse_centers(args.centers)
+    else:
+        centers = read_centers_file(args.centers_file)
+    labels = None if args.labels is None else [x.strip() for x in args.labels.split(",")]
+    json_path, results = segment_to_dataset(
+        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale
+    )
+    for result in results:
+        flags = ", ".join(result.flags) if result.flags else "ok"
+        print(f"  {result.label}: {len(result.contour)} contour points, "
+              f"area {result.area_px:.0f} px^2 ({flags})")
+    print(f"wrote {json_path} and {json_path.parent / 'overlay.png'}")
     return 0
 
 

@@ -1,0 +1,546 @@
+"""Semi-automatic segmentation of whole radiographs from clicked vertebra centres.
+
+`Segmenter` loads a trained network in any of the forms vertseg-tf writes (a `.keras` file, a
+SavedModel folder from `vertseg-tf export`, a `.tflite` file), cuts one test patch per clicked
+centre exactly as training did (`vertseg_tf.data.patches.extract_patches` with `TEST_ALPHA` and
+no rotation), predicts all patches in one batch and maps every outline back to the image:
+largest connected component of the patch mask -> marching-squares contour at level 0.5 ->
+inverse patch affine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from vertseg_tf.data.dataset import SPINE_LEVELS, Dataset, ImageRecord, VertebraRecord, save_dataset
+from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, extract_patches, patch_to_image
+from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.geometry import mask_to_contours, polygon_area
+
+__all__ = [
+    "AREA_RATIO_RANGE",
+    "PROBABILITIES_OUTPUT",
+    "Segmenter",
+    "VertebraSegmentation",
+    "check_patch_batch",
+    "default_labels",
+    "draw_overlay",
+    "latest_version",
+    "load_keras_model",
+    "parse_centers",
+    "read_centers_file",
+    "segment_to_dataset",
+]
+
+PROBABILITIES_OUTPUT = "probabilities"
+"""Output name of the SavedModel's `serving_default` signature (and of the Keras model)."""
+
+AREA_RATIO_RANGE = (0.5, 2.0)
+"""A vertebra whose area lies outside this multiple of its neighbours' median is flagged
+(neighbours: the up to four nearest non-empty vertebrae, two above and two below)."""
+
+
+@dataclass
+class VertebraSegmentation:
+    """The segmentation of one vertebra of a radiograph.
+
+    Args:
+        label: the vertebra's label ("C3", ... or "0", "1", ... when none was given).
+        center: (2,) the clicked centre, image xy.
+        contour: (K, 2) outline in image xy (pixels), closed, first point not repeated;
+            (0, 2) when the patch mask is empty.
+        patch_mask: (64, 64) uint8 predicted mask (argmax of the probabilities, every
+            component).
+        probabilities: (64, 64) float32 probability of the vertebra class.
+        affine: (2, 3) image -> patch map of the patch.
+        area_px: area enclosed by `contour`, in image pixels squared.
+        components: number of connected components (4-connectivity) of `patch_mask`.
+        flags: quality flags: `"empty"` (no vertebra pixel), `"several_components"` (the
+            contour is the largest of them), `"area_outlier"` (area outside
+            `AREA_RATIO_RANGE` times the median area of the (up to four) nearest non-empty
+            vertebrae, two above and two below: one bad neighbour cannot flag a good one).
+    """
+
+    label: str
+    center: np.ndarray
+    contour: np.ndarray
+    patch_mask: np.ndarray
+    probabilities: np.ndarray
+    affine: np.ndarray
+    area_px: float
+    components: int
+    flags: list[str] = field(default_factory=list)
+
+
+def check_patch_batch(patches, what: str = "patches") -> np.ndarray:
+    """Check a batch of patches against the model input spec and return it as float32.
+
+    Args:
+        patches: (N, 64, 64, 1) or (N, 64, 64) array of a floating dtype.
+        what: the name used in the error message.
+
+    Returns:
+        (N, 64, 64, 1) float32 C-contiguous array.
+
+    Raises:
+        DataError: another shape, a non-floating dtype, or values that are not finite.
+
+    Example:
+        >>> check_patch_batch(np.zeros((2, 64, 64))).shape
+        (2, 64, 64, 1)
+    """
+    array = np.asarray(patches)
+    expected = f"float32 (N, {PATCH_SIZE}, {PATCH_SIZE}, 1)"
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DataError(what, f"expected {expected}, got dtype {array.dtype}")
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[1:] != (PATCH_SIZE, PATCH_SIZE, 1) or len(array) == 0:
+        raise DataError(what, f"expected {expected}, got shape {np.shape(patches)}")
+    if not np.isfinite(array).all():
+        raise DataError(what, "has values that are not finite")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def latest_version(path) -> Path:
+    """The SavedModel folder `path`, or the highest numbered version inside a TF Serving base.
+
+    Raises:
+        DataError: `path` holds neither a `saved_model.pb` nor numbered versions with one.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [
+        child for child in path.iterdir()
+        if child.name.isdigit() and (child / "saved_model.pb").is_file()
+    ] if path.is_dir() else []
+    if not versions:
+        raise DataError(path, "not a SavedModel folder (no saved_model.pb) nor a TF Serving base")
+    return max(versions, key=lambda child: int(child.name))
+
+
+def load_keras_model(path):
+    """Load a `.keras` file saved by vertseg-tf, uncompiled.
+
+    Raises:
+        DataError: a missing, truncated or foreign file.
+    """
+    import zipfile
+
+    import keras
+
+    import vertseg_tf.model  # noqa: F401  (registers the UNet class for deserialisation)
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "model file not found")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise DataError(
+            path, f"cannot load the Keras model ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _model_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    import keras
+
+    def predict(patches: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(patches, training=False))
+
+    return predict
+
+
+def _saved_model_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import tensorflow as tf
+
+    folder = latest_version(path)
+    try:
+        loaded = tf.saved_model.load(str(folder))
+        serve = loaded.signatures["serving_default"]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+        raise DataError(
+            folder, f"cannot load the SavedModel ({type(error).__name__}: {error})"
+        ) from None
+
+    def predict(patches: np.ndarray) -> np.ndarray:
+        return serve(patch=tf.constant(patches))[PROBABILITIES_OUTPUT].numpy()
+
+    predict.loaded = loaded  # keeps the variables alive as long as the function
+    return predict
+
+
+def tflite_predictor(
+    model: Path | bytes, num_threads: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function (N, 64, 64, 1) float32 -> (N, 64, 64, 2) float32 running a TFLite model.
+
+    Quantised integer inputs and outputs (a full-integer model) are quantised and
+    dequantised with the model's own scale and zero point; float I/O is passed through.
+
+    Args:
+        model: a `.tflite` path or the model's bytes.
+        num_threads: CPU threads of the interpreter (default: LiteRT's choice).
+
+    Raises:
+        DataError: the file is missing or is not a TFLite model.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    source = "tflite model" if isinstance(model, bytes) else model
+    try:
+        if isinstance(model, bytes):
+            interpreter = Interpreter(model_content=model, num_threads=num_threads)
+        else:
+            interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+    except (ValueError, RuntimeError) as error:
+        raise DataError(source, f"cannot load the TFLite model ({error})") from None
+    input_detail = interpreter.get_input_details()[0]
+    batch = [0]
+
+    def predict(patches: np.ndarray) -> np.ndarray:
+        if batch[0] != len(patches):
+            interpreter.resize_tensor_input(input_detail["index"], list(patches.shape))
+            interpreter.allocate_tensors()
+            batch[0] = len(patches)
+        detail = interpreter.get_input_details()[0]
+        values = patches
+        if np.issubdtype(detail["dtype"], np.integer):
+            scale, zero_point = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            values = np.clip(np.round(patches / scale + zero_point), info.min, info.max)
+        interpreter.set_tensor(detail["index"], values.astype(detail["dtype"]))
+        interpreter.invoke()
+        output = interpreter.get_output_details()[0]
+        result = interpreter.get_tensor(output["index"])
+        if np.issubdtype(output["dtype"], np.integer):
+            scale, zero_point = output["quantization"]
+            result = (result.astype(np.float32) - zero_point) * scale
+        return np.asarray(result, dtype=np.float32)
+
+    return predict
+
+
+def _predictor(model, num_threads: int | None) -> tuple[Callable, str]:
+    if not isinstance(model, (str, Path)):
+        import keras
+
+        if isinstance(model, keras.Model):
+            return _model_predictor(model), "keras"
+        if callable(model):
+            return model, "callable"
+        raise DataError(repr(model), "expected a model path, a keras.Model or a callable")
+    path = Path(model)
+    if not path.exists():
+        raise DataError(path, "model not found")
+    if path.is_dir():
+        return _saved_model_predictor(path), "saved_model"
+    if path.suffix == ".keras":
+        return _model_predictor(load_keras_model(path)), "keras"
+    if path.suffix == ".tflite":
+        return tflite_predictor(path, num_threads), "tflite"
+    raise DataError(path, "unknown model type: expected a .keras file, a SavedModel folder or a "
+                          ".tflite file")
+
+
+def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    components, count = ndimage.label(mask)
+    if count <= 1:
+        return mask.astype(bool), count
+    sizes = np.bincount(components.ravel())[1:]
+    return components == 1 + int(np.argmax(sizes)), count
+
+
+def _outer_contour(mask: np.ndarray) -> np.ndarray:
+    contours = mask_to_contours(mask)
+    if not contours:
+        return np.zeros((0, 2))
+    return max(contours, key=lambda contour: abs(polygon_area(contour)))
+
+
+def _flag_area_outliers(results: list[VertebraSegmentation]) -> None:
+    low, high = AREA_RATIO_RANGE
+    areas = [result.area_px for result in results]
+    for k, result in enumerate(results):
+        neighbours = [areas[j] for j in (k - 2, k - 1, k + 1, k + 2)
+                      if 0 <= j < len(areas) and areas[j] > 0]
+        if not neighbours or result.area_px == 0:
+            continue
+        ratio = result.area_px / float(np.median(neighbours))
+        if not low <= ratio <= high:
+            result.flags.append("area_outlier")
+
+
+class Segmenter:
+    """Segment the vertebrae of a radiograph from their clicked centres.
+
+    Args:
+        model: a `.keras` file, a SavedModel folder (or a TF Serving base folder, whose highest
+            version is used), a `.tflite` file, a `keras.Model`, or any callable mapping
+            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
+        num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
+
+    Raises:
+        DataError: the model file is missing, of an unknown kind, or cannot be loaded.
+
+    Example:
+        >>> segmenter = Segmenter("models/vertseg/1")  # doctest: +SKIP
+        >>> for vertebra in segmenter.segment(image, [[412, 380], [418, 452], [421, 520]]):
+        ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
+    """
+
+    def __init__(self, model, num_threads: int | None = None):
+        self.source = model if isinstance(model, (str, Path)) else type(model).__name__
+        self._predict, self.kind = _predictor(model, num_threads)
+
+    def predict_patches(self, patches) -> np.ndarray:
+        """Class probabilities (N, 64, 64, 2) float32 of normalised patches, in one batch.
+
+        Raises:
+            DataError: patches not float (N, 64, 64[, 1]) or not finite.
+        """
+        return np.asarray(self._predict(check_patch_batch(patches)), dtype=np.float32)
+
+    def segment(
+        self,
+        image: np.ndarray,
+        centers,
+        labels: Sequence[str] | None = None,
+        *,
+        scale: float | Sequence[float] | None = None,
+    ) -> list[VertebraSegmentation]:
+        """Segment one radiograph.
+
+        Args:
+            image: (H, W) radiograph, bone bright (as `vertseg_tf.data.read_image` returns).
+            centers: (N, 2) clicked centres, image xy, top to bottom.
+            labels: N labels; default "0", "1", ...
+            scale: the vertebra scale in image pixels; required for a single centre.
+
+        Returns:
+            One `VertebraSegmentation` per centre, in the order given.
+
+        Raises:
+            DataError: a centre outside the image or not finite, coinciding centres, a
+                non-2-D image, or a label count that does not match.
+            ConfigError: fewer than two centres without `scale`.
+        """
+        image = np.asarray(image)
+        centers = np.asarray(centers, dtype=np.float64)
+        if centers.ndim != 2 or centers.shape[1:] != (2,) or len(centers) == 0:
+            raise DataError("centers", f"must be (N, 2) with N >= 1, got shape {centers.shape}")
+        if image.ndim == 2:
+            height, width = image.shape
+            for k, (x, y) in enumerate(centers):
+                if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+                    raise DataError(
+                        "centers",
+                        f"({x:g}, {y:g}) lies outside the {width} x {height} image",
+                        field=f"centers[{k}]",
+                    )
+        if labels is not None and len(labels) != len(centers):
+            raise DataError("labels", f"{len(labels)} labels for {len(centers)} centres")
+        cut = extract_patches(
+            image, centers, alphas=(TEST_ALPHA,), angles=(0.0,), scale=scale, labels=labels
+        )
+        probabilities = self.predict_patches(cut.x())
+        masks = (np.argmax(probabilities, axis=-1) == 1).astype(np.uint8)
+        results = []
+        for k in range(len(cut)):
+            largest, count = _largest_component(masks[k])
+            outline = _outer_contour(largest)
+            contour = patch_to_image(outline, cut.affines[k]) if len(outline) else outline
+            flags = ["empty"] if count == 0 else ["several_components"] if count > 1 else []
+            results.append(
+                VertebraSegmentation(
+                    label=cut.labels[k],
+                    center=centers[k].copy(),
+                    contour=contour,
+                    patch_mask=masks[k],
+                    probabilities=probabilities[k, ..., 1],
+                    affine=cut.affines[k],
+                    area_px=abs(polygon_area(contour)) if len(contour) else 0.0,
+                    components=count,
+                    flags=flags,
+                )
+            )
+        _flag_area_outliers(results)
+        return results
+
+
+def parse_centers(text: str, source: str = "--centers") -> np.ndarray:
+    """Parse clicked centres written as "x,y;x,y;...".
+
+    Raises:
+        DataError: text that is not pairs of finite numbers (naming `source`).
+
+    Example:
+        >>> parse_centers("10,20; 12.5,40").tolist()
+        [[10.0, 20.0], [12.5, 40.0]]
+    """
+    points = []
+    for index, item in enumerate(part for part in text.replace("\n", ";").split(";")
+                                 if part.strip()):
+        values = item.replace(",", " ").split()
+        try:
+            point = [float(value) for value in values]
+        except ValueError:
+            point = []
+        if len(point) != 2 or not np.isfinite(point).all():
+            raise DataError(source, f"expected 'x,y', got {item.strip()!r}",
+                            field=f"centers[{index}]")
+        points.append(point)
+    if not points:
+        raise DataError(source, "no centre given")
+    return np.array(points, dtype=np.float64)
+
+
+def read_centers_file(path) -> np.ndarray:
+    """Clicked centres from a file: a JSON list `[[x, y], ...]`, or text with one `x,y`
+    (or `x y`) per line or `;`-separated.
+
+    Raises:
+        DataError: a missing or unreadable file, or content that is not xy pairs.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(path, f"cannot read the centres file ({error})") from None
+    if text.lstrip().startswith("["):
+        try:
+            points = np.asarray(json.loads(text), dtype=np.float64)
+        except (json.JSONDecodeError, ValueError, TypeError) as error:
+            raise DataError(path, f"expected a JSON list of [x, y] pairs ({error})") from None
+        if points.ndim != 2 or points.shape[1:] != (2,) or not np.isfinite(points).all():
+            raise DataError(path, f"expected a JSON list of finite [x, y] pairs, got shape "
+                                  f"{points.shape}")
+        return points
+    return parse_centers(text, str(path))
+
+
+def default_labels(count: int, first: str = "C3") -> list[str]:
+    """`count` consecutive spine levels from `first` (C3, C4, ...).
+
+    Raises:
+        ConfigError: more levels than the spine has after `first`.
+    """
+    start = SPINE_LEVELS.index(first)
+    if start + count > len(SPINE_LEVELS):
+        raise ConfigError(f"{count} vertebrae from {first} run past {SPINE_LEVELS[-1]}; "
+                          "pass labels")
+    return list(SPINE_LEVELS[start:start + count])
+
+
+_GOOD = (80, 220, 80)
+_FLAGGED = (0, 170, 255)
+
+
+def draw_overlay(image: np.ndarray, results: list[VertebraSegmentation]) -> np.ndarray:
+    """The radiograph as 8-bit BGR (1st-99th percentile window) with every contour, centre and
+    label drawn; flagged vertebrae in orange, the others in green."""
+    import cv2
+
+    low, high = np.percentile(image, (1, 99))
+    grey = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-12), 0, 1)
+    canvas = cv2.cvtColor(np.round(grey * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    thickness = max(1, round(max(image.shape) / 600))
+    for result in results:
+        colour = _FLAGGED if result.flags else _GOOD
+        if len(result.contour):
+            points = np.round(result.contour * 16).astype(np.int32)
+            cv2.polylines(canvas, [points], True, colour, thickness, cv2.LINE_AA, 4)
+        x, y = np.round(result.center).astype(int)
+        cv2.circle(canvas, (int(x), int(y)), 2 * thickness, colour, -1, cv2.LINE_AA)
+        text = result.label + (f" ({', '.join(result.flags)})" if result.flags else "")
+        cv2.putText(canvas, text, (int(x) + 4 * thickness, int(y)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thickness, colour, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def segment_to_dataset(
+    segmenter: Segmenter,
+    image_path,
+    centers,
+    out,
+    labels: Sequence[str] | None = None,
+    *,
+    scale: float | None = None,
+) -> tuple[Path, list[VertebraSegmentation]]:
+    """Segment one radiograph file and write the result as a native dataset folder.
+
+    `out` receives `dataset.json` (one image, split "test"; every vertebra with its label,
+    clicked centre and predicted `contour` in pixels, plus the extra keys `contour_mm`
+    (x, y in mm) when the image has a pixel spacing and `quality_flags`), `images/<name>`
+    (a copy of the image) and `overlay.png`. Vertebrae with an empty mask have no outline
+    and are left out of `dataset.json` (they stay in the returned list, flagged "empty").
+    The folder is built under a hidden name beside `out` and renamed when complete.
+
+    Args:
+        segmenter: the loaded model.
+        image_path: the radiograph (DICOM, PNG, JPEG, TIFF).
+        centers: (N, 2) clicked centres, image xy, top to bottom.
+        out: the output folder; must not exist or be empty.
+        labels: N spine levels; default C3, C4, ...
+        scale: vertebra scale in pixels (required for a single centre).
+
+    Returns:
+        `(dataset_json_path, results)`.
+
+    Raises:
+        DataError: unreadable image, a centre outside it, an existing non-empty `out`.
+        ConfigError: fewer than two centres without `scale`, a wrong number of labels.
+    """
+    import cv2
+
+    from vertseg_tf.data.images import read_image
+
+    image_path, out = Path(image_path), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+    image, meta = read_image(image_path)
+    centers = np.asarray(centers, dtype=np.float64)
+    labels = default_labels(len(centers)) if labels is None else list(labels)
+    if len(labels) != len(centers):
+        raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
+    results = segmenter.segment(image, centers, labels, scale=scale)
+    spacing = meta.get("pixel_spacing_mm")
+    vertebrae = []
+    for result in results:
+        if not len(result.contour):
+            continue
+        extra: dict = {"quality_flags": list(result.flags)}
+        if spacing is not None:
+            row_mm, col_mm = spacing
+            extra["contour_mm"] = (result.contour * [col_mm, row_mm]).tolist()
+        vertebrae.append(VertebraRecord(result.label, result.center, result.contour, [], extra))
+    file = f"images/{image_path.name}"
+    record = ImageRecord(image_path.stem, file, "test",
+                         None if spacing is None else tuple(spacing), vertebrae,
+                         {"segmented_by": str(segmenter.source)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.segmenting.", dir=out.parent))
+    try:
+        (building / "images").mkdir()
+        shutil.copy2(image_path, building / file)
+        save_dataset(Dataset([record]), building)
+        if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results)):
+            raise DataError(building / "overlay.png", "cannot write the overlay")
+        os.chmod(building, 0o755)
+        if out.exists():
+            out.rmdir()
+        os.replace(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return out / "dataset.json", results
