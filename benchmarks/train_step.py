@@ -15,6 +15,8 @@ Ratios: `ratio_shape_graph_vs_logloss` (XLA pair; target <= 1.05),
 
 Usage:
     python benchmarks/train_step.py --out runs/train_step.json --presets demo --steps 20
+
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """
 
 from __future__ import annotations
@@ -120,6 +122,45 @@ def machine_description() -> dict:
     }
 
 
+QUICK = {"presets": ("smoke", "demo"), "steps": 3, "warmup": 1, "batch": 8}
+FULL = {"presets": ("smoke", "demo"), "steps": 20, "warmup": 3, "batch": 25}
+
+
+def run(quick: bool, presets=None, steps: int | None = None, warmup: int | None = None,
+        batch: int | None = None) -> dict:
+    """Time the five loss variants of every preset side by side (see the module docstring).
+
+    Args:
+        quick: small defaults (`QUICK`: 3 timed steps of 8 patches) instead of `FULL`.
+        presets, steps, warmup, batch: override the defaults of the chosen mode.
+
+    Returns:
+        {"benchmark", "machine", "batch", "steps", "warmup", "train_step": {preset: figures},
+        "ratios": {"train_step.<preset>.ratio_...": value}}.
+    """
+    defaults = QUICK if quick else FULL
+    presets = tuple(presets or defaults["presets"])
+    result = {
+        "benchmark": "train_step",
+        "machine": machine_description(),
+        "batch": batch or defaults["batch"],
+        "steps": steps or defaults["steps"],
+        "warmup": warmup or defaults["warmup"],
+        "train_step": {},
+    }
+    for preset in presets:
+        result["train_step"][preset] = time_preset(
+            preset, result["batch"], result["steps"], result["warmup"]
+        )
+    result["ratios"] = {
+        f"train_step.{preset}.{key}": value
+        for preset, numbers in result["train_step"].items()
+        for key, value in numbers.items()
+        if key.startswith("ratio_")
+    }
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -133,22 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.steps < 1 or args.warmup < 1 or args.batch < 1:
         parser.error(f"bad options: unknown presets {unknown}" if unknown
                      else "--steps, --warmup and --batch must be >= 1")
-    result = {
-        "benchmark": "train_step",
-        "machine": machine_description(),
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "train_step": {},
-    }
-    for preset in presets:
-        result["train_step"][preset] = time_preset(preset, args.batch, args.steps, args.warmup)
-    result["ratios"] = {
-        f"train_step.{preset}.{key}": value
-        for preset, numbers in result["train_step"].items()
-        for key, value in numbers.items()
-        if key.startswith("ratio_")
-    }
+    result = run(False, presets, args.steps, args.warmup, args.batch)
     write_json_atomic(result, args.out)
     for key, value in result["ratios"].items():
         print(f"{key} = {value:.3f}")
