@@ -1,13 +1,15 @@
 """Peak memory (resident set size) of training each UNet preset, one fresh process per preset.
 
 Each preset trains in its own child process (`python benchmarks/train_memory.py --child
-PRESET ...`): TensorFlow backend, `ShapeAwareLoss(e_mode="graph")`, Adam, `train_on_batch` on a
-fixed synthetic batch, no XLA. The child reports `resource.getrusage(RUSAGE_SELF).ru_maxrss`
-(the operating system's peak resident set size of the whole process: Python, TensorFlow's
-runtime, the model, its gradients and optimizer slots, the batch) twice: after the imports and
-the batch are made (`baseline_peak_rss_mb`) and after training (`peak_rss_mb`). The difference,
-`training_increase_mb`, is what building and training the model added. tracemalloc would miss
-TensorFlow's native allocations, so it is not used.
+PRESET ...`), one after the other: TensorFlow backend, `ShapeAwareLoss(e_mode="graph")`, Adam, `train_on_batch` on a
+fixed synthetic batch, no XLA. The child reports its peak resident set size (the operating
+system's high-water mark of the whole process: Python, TensorFlow's runtime, the model, its
+gradients and optimizer slots, the batch) twice: after the imports and the batch are made
+(`baseline_peak_rss_mb`) and after training (`peak_rss_mb`). The difference,
+`training_increase_mb`, is what building and training the model added. On Linux the figure is
+`VmHWM` of /proc/self/status: `ru_maxrss` would also count the parent's size at the fork that
+started the child. Elsewhere it is `ru_maxrss`. tracemalloc would miss TensorFlow's native
+allocations, so it is not used.
 
 Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
     python benchmarks/train_memory.py --out runs/bench/train_memory.json --presets smoke,demo
@@ -32,6 +34,13 @@ FULL = {"presets": PRESET_NAMES, "batch": 25, "steps": 3}
 
 
 def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     # ru_maxrss is in kilobytes on Linux, bytes on macOS.
     scale = 1.0 if sys.platform == "darwin" else 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
@@ -71,7 +80,7 @@ def train_in_this_process(preset: str, batch: int, steps: int) -> dict:
 
 
 def run(quick: bool, **overrides) -> dict:
-    """Train every preset in a fresh child process and collect its peak memory.
+    """Train every preset in its own fresh child process, one after the other; collect peaks.
 
     Args:
         quick: `QUICK` (batch 2, 2 steps) instead of `FULL` (batch 25, 3 steps).
@@ -88,6 +97,7 @@ def run(quick: bool, **overrides) -> dict:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
                    "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(repository), os.environ.get("PYTHONPATH")]))}
+    # One child at a time: concurrent TensorFlow processes fight over the cores' thread pools.
     presets = {}
     for preset in settings["presets"]:
         print(f"[train_memory] {preset}: training in a child process", file=sys.stderr,
@@ -102,7 +112,8 @@ def run(quick: bool, **overrides) -> dict:
         presets[preset] = json.loads(child.stdout.strip().splitlines()[-1])
     return {
         "benchmark": "train_memory",
-        "measure": "ru_maxrss of a fresh process per preset (peak resident set size, MiB)",
+        "measure": "peak resident set size (VmHWM, else ru_maxrss) of a fresh process per "
+                   "preset, MiB",
         "batch": settings["batch"],
         "steps": settings["steps"],
         "presets": presets,

@@ -379,11 +379,11 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "inference, memory (default: all)")
 
 
-def _benchmark_suite():
-    """`benchmarks.suite` of the source checkout this package was imported from."""
+def _benchmark_suite(repository: Path | None = None):
+    """`benchmarks.suite` of `repository`: the source checkout this package was imported from."""
     import importlib
 
-    repository = Path(__file__).resolve().parent.parent
+    repository = repository or Path(__file__).resolve().parent.parent
     if not (repository / "benchmarks" / "suite.py").is_file():
         raise ConfigError(
             f"{repository / 'benchmarks'}: not found; 'vertseg-tf bench' runs the scripts in "
