@@ -30,7 +30,7 @@ from pathlib import Path
 
 PRESET_NAMES = ("smoke", "demo", "paper")
 QUICK = {"presets": PRESET_NAMES, "batch": 2, "steps": 2}
-FULL = {"presets": PRESET_NAMES, "batch": 25, "steps": 3}
+FULL = {"presets": PRESET_NAMES, "batch": 25, "steps": 2}
 
 
 def _peak_rss_mb() -> float:
@@ -83,7 +83,7 @@ def run(quick: bool, **overrides) -> dict:
     """Train every preset in its own fresh child process, one after the other; collect peaks.
 
     Args:
-        quick: `QUICK` (batch 2, 2 steps) instead of `FULL` (batch 25, 3 steps).
+        quick: `QUICK` (batch 2, 2 steps) instead of `FULL` (batch 25, 2 steps).
         **overrides: any key of `QUICK` / `FULL`.
 
     Returns:
