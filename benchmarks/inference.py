@@ -1,17 +1,20 @@
-"""Inference throughput of Keras, SavedModel and TFLite float32/int8, and whole-radiograph latency.
+"""Inference speed: one radiograph with 5 vertebrae end to end, and patch throughput.
 
-In one run: a UNet of `--preset` (weights as initialised: speed does not depend on training)
-is exported with `vertseg_tf.deploy.export.export_run` (SavedModel + TFLite float32 and int8,
-calibrated on patches cut from a synthetic radiograph), then each of the four copies is loaded
-into a `vertseg_tf.deploy.Segmenter` and timed, interleaved round by round so that load on a
-shared machine hits them alike:
+A UNet of `--preset` (default paper, 25.9 M parameters) is built with untrained weights
+(timing only: the arithmetic does not depend on the values), saved as `.keras`, exported with
+`export_run` (SavedModel + TFLite float32 and int8) and its four forms - Keras, SavedModel,
+TFLite float32, TFLite int8 - are timed side by side in one run, interleaved round by round so
+that load on a shared machine hits them alike, with LiteRT limited to `--threads` threads
+(default 2; the script also limits TensorFlow's, which the suite cannot once TensorFlow runs):
 
-- `patches_per_second`: `Segmenter.predict_patches` on a batch of `--batch` patches (median);
-- `radiograph_latency_ms`: `Segmenter.segment` of one full-size synthetic radiograph with its
-  five clicked centres (patch cutting, prediction, contours mapped back; median).
+- `radiograph_s`: `Segmenter.segment` on one full-size synthetic radiograph with C3-C7 clicked
+  (patch cutting, one batched prediction, contours, mapping back), median of `--repeats`;
+  targets (paper preset): SavedModel <= 1 s, TFLite int8 <= 0.3 s on 2 cores;
+- `patches_per_s`: batched prediction of `--batch` patches, median of `--repeats`;
+- `throughput_ratio_int8_over_saved_model`: TFLite int8 patches/s / SavedModel patches/s, and
+  each form's patches/s over Keras's (`throughput_ratio_over_keras`).
 
-Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
-    python benchmarks/inference.py --out runs/bench/inference.json --preset demo
+    python benchmarks/inference.py --out runs/bench_inference.json [--threads 2]
 
 `run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """
@@ -21,121 +24,149 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-KINDS = ("keras", "saved_model", "tflite_float32", "tflite_int8")
-QUICK = {"preset": "smoke", "batch": 25, "rounds": 3}
-FULL = {"preset": "demo", "batch": 100, "rounds": 10}
-
-
-def radiograph_and_patches(seed: int = 0):
-    """One full-size synthetic radiograph, its centres, and its augmented normalised patches."""
-    from vertseg_tf.data.patches import TRAIN_ALPHAS, TRAIN_ANGLES, extract_patches
-    from vertseg_tf.data.synthetic import synthesize
-
-    item = synthesize(seed, 0, size="full")
-    centers = [vertebra.center for vertebra in item.record.vertebrae]
-    cut = extract_patches(item.image, centers, alphas=TRAIN_ALPHAS, angles=TRAIN_ANGLES)
-    return item.image, centers, cut.x()
+FORMS = ("keras", "saved_model", "tflite_float32", "tflite_int8")
+TARGETS = {"saved_model_radiograph_s": 1.0, "tflite_int8_radiograph_s": 0.3}
+QUICK = {"preset": "smoke", "batch": 25, "repeats": 3, "threads": 2}
+FULL = {"preset": "paper", "batch": 32, "repeats": 5, "threads": 2}
 
 
 def run(quick: bool, **overrides) -> dict:
-    """Export a UNet, then time the four inference paths side by side.
+    """Export a UNet and time its four forms side by side.
 
     Args:
-        quick: `QUICK` (smoke preset, batch 25, 3 rounds) instead of `FULL` (demo, 100, 10).
-        **overrides: any key of `QUICK` / `FULL`.
+        quick: `QUICK` (smoke preset, 3 repeats) instead of `FULL` (paper preset, 5 repeats).
+        **overrides: any key of `QUICK` / `FULL` (preset, batch, repeats, threads).
 
     Returns:
-        {"preset", "batch", "rounds", "export_seconds", "kinds": {kind: {"patches_per_second",
-        "radiograph_latency_ms", "raw_predict_seconds", "raw_segment_seconds"}},
-        "ratios_vs_keras": {kind: patches/s of kind / patches/s of Keras}}.
+        The report: per form `radiograph_s` and `patches_per_s`, the ratios, the targets.
     """
-    import keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
 
     from vertseg_tf import build_unet
-    from vertseg_tf.deploy import Segmenter
-    from vertseg_tf.deploy.export import export_run
+    from vertseg_tf.data.patches import extract_patches
+    from vertseg_tf.data.synthetic import synthesize
+    from vertseg_tf.deploy.export import export_run, representative_patches
+    from vertseg_tf.deploy.inference import Segmenter
 
     settings = {**(QUICK if quick else FULL), **overrides}
-    image, centers, patches = radiograph_and_patches()
-    rng = np.random.default_rng(0)
-    batch = patches[rng.integers(0, len(patches), settings["batch"])]
-    keras.utils.set_random_seed(0)
-    model = build_unet(settings["preset"])
-    with tempfile.TemporaryDirectory(prefix="vertseg-bench-") as scratch:
-        started = time.perf_counter()
-        version = export_run(model, Path(scratch) / "models", 1, tflite=("float32", "int8"),
-                             representative=(patches, patches[:8]), progress=False)
-        export_seconds = time.perf_counter() - started
-        segmenters = {
-            "keras": Segmenter(model),
-            "saved_model": Segmenter(version),
-            "tflite_float32": Segmenter(version / "tflite" / "vertseg_float32.tflite"),
-            "tflite_int8": Segmenter(version / "tflite" / "vertseg_int8.tflite"),
+    item = synthesize(0, 0, size="full")
+    image = item.image.astype(np.float32)
+    centers = np.array([v.center for v in item.record.vertebrae])
+    calibration, test, _ = representative_patches(None, count=16)
+    patches = extract_patches(image, centers).x()
+    batch = np.resize(patches, (settings["batch"], *patches.shape[1:])).astype(np.float32)
+
+    with tempfile.TemporaryDirectory(prefix="vertseg-bench-") as work:
+        work = Path(work)
+        model = build_unet(settings["preset"])
+        model.save(work / "model.keras")
+        start = time.perf_counter()
+        target = export_run(work / "model.keras", work / "models", 1,
+                            tflite=("float32", "int8"), representative=(calibration, test[:8]),
+                            progress=False)
+        export_s = time.perf_counter() - start
+        forms = {
+            "keras": work / "model.keras",
+            "saved_model": target,
+            "tflite_float32": target / "tflite" / "vertseg_float32.tflite",
+            "tflite_int8": target / "tflite" / "vertseg_int8.tflite",
         }
-        for segmenter in segmenters.values():  # first calls build graphs and allocate tensors
-            segmenter.predict_patches(batch)
+        segmenters = {name: Segmenter(path, num_threads=settings["threads"])
+                      for name, path in forms.items()}
+        for segmenter in segmenters.values():  # warm-up: graph tracing, tensor allocation
             segmenter.segment(image, centers)
-        predict = {kind: [] for kind in KINDS}
-        segment = {kind: [] for kind in KINDS}
-        for round_index in range(settings["rounds"]):
-            for kind, segmenter in segmenters.items():
-                tick = time.perf_counter()
-                segmenter.predict_patches(batch)
-                predict[kind].append(time.perf_counter() - tick)
-                tick = time.perf_counter()
+            segmenter.predict_patches(batch)
+        radiograph = {name: [] for name in FORMS}
+        predict = {name: [] for name in FORMS}
+        for repeat in range(settings["repeats"]):
+            for name, segmenter in segmenters.items():
+                start = time.perf_counter()
                 segmenter.segment(image, centers)
-                segment[kind].append(time.perf_counter() - tick)
-            print(f"[inference] round {round_index + 1}/{settings['rounds']}",
-                  file=sys.stderr, flush=True)
-    kinds = {
-        kind: {
-            "patches_per_second": len(batch) / statistics.median(predict[kind]),
-            "radiograph_latency_ms": 1000.0 * statistics.median(segment[kind]),
-            "raw_predict_seconds": predict[kind],
-            "raw_segment_seconds": segment[kind],
+                radiograph[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                segmenter.predict_patches(batch)
+                predict[name].append(time.perf_counter() - start)
+            print(f"[inference] round {repeat + 1}/{settings['repeats']}", file=sys.stderr,
+                  flush=True)
+
+    results = {
+        name: {
+            "radiograph_s": statistics.median(radiograph[name]),
+            "patches_per_s": settings["batch"] / statistics.median(predict[name]),
+            "raw_radiograph_s": radiograph[name],
+            "raw_batch_s": predict[name],
         }
-        for kind in KINDS
+        for name in FORMS
     }
+    for name in FORMS:
+        print(f"{name}: radiograph {results[name]['radiograph_s']:.3f} s, "
+              f"{results[name]['patches_per_s']:.1f} patches/s", file=sys.stderr)
     return {
         "benchmark": "inference",
+        "weights": "untrained (timing only; the arithmetic does not depend on the values)",
         "preset": settings["preset"],
         "parameters": int(model.count_params()),
-        "batch": len(batch),
-        "rounds": settings["rounds"],
-        "vertebrae_per_radiograph": len(centers),
-        "radiograph_shape": list(image.shape),
-        "export_seconds": export_seconds,
-        "kinds": kinds,
-        "ratios_vs_keras": {
-            kind: kinds[kind]["patches_per_second"] / kinds["keras"]["patches_per_second"]
-            for kind in KINDS
+        "threads": settings["threads"],
+        "tensorflow_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "machine": {"cpus_visible": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "tensorflow": tf.__version__},
+        "radiograph": {"shape": list(image.shape), "vertebrae": len(centers)},
+        "batch": settings["batch"],
+        "repeats": settings["repeats"],
+        "export_s": export_s,
+        "results": results,
+        "targets": TARGETS,
+        "meets_targets": {
+            "saved_model": results["saved_model"]["radiograph_s"]
+            <= TARGETS["saved_model_radiograph_s"],
+            "tflite_int8": results["tflite_int8"]["radiograph_s"]
+            <= TARGETS["tflite_int8_radiograph_s"],
+        },
+        "throughput_ratio_int8_over_saved_model": results["tflite_int8"]["patches_per_s"]
+        / results["saved_model"]["patches_per_s"],
+        "throughput_ratio_saved_model_over_keras": results["saved_model"]["patches_per_s"]
+        / results["keras"]["patches_per_s"],
+        "throughput_ratio_over_keras": {
+            name: results[name]["patches_per_s"] / results["keras"]["patches_per_s"]
+            for name in FORMS
         },
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--preset", default=FULL["preset"], help="build_unet preset (demo)")
-    parser.add_argument("--batch", type=int, default=FULL["batch"], help="patches per call")
-    parser.add_argument("--rounds", type=int, default=FULL["rounds"], help="timed rounds")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=FULL["threads"],
+                        help="CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=FULL["repeats"],
+                        help="timed runs each (default 5)")
+    parser.add_argument("--batch", type=int, default=FULL["batch"],
+                        help="patches per batch (default 32)")
+    parser.add_argument("--preset", default=FULL["preset"], help="UNet preset (default paper)")
+    args = parser.parse_args()
 
-    from vertseg_tf.data.dataset import write_json_atomic
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
 
-    result = run(False, preset=args.preset, batch=args.batch, rounds=args.rounds)
-    write_json_atomic(result, args.out)
-    print(json.dumps({key: value for key, value in result.items() if key != "kinds"}, indent=1))
+    # Before TensorFlow's runtime starts: the thread limits cannot change afterwards.
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    report = run(False, preset=args.preset, batch=args.batch, repeats=args.repeats,
+                 threads=args.threads)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({key: value for key, value in report.items() if key != "results"},
+                     indent=1))
     return 0
 
 

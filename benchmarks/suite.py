@@ -165,12 +165,14 @@ def _inference(quick: bool) -> tuple[dict, dict]:
     from benchmarks import inference
 
     result = inference.run(quick)
-    values = {"inference.export_seconds": result["export_seconds"]}
-    for kind, figures in result["kinds"].items():
-        values[f"inference.{kind}.patches_per_second"] = figures["patches_per_second"]
-        values[f"inference.{kind}.radiograph_latency_ms"] = figures["radiograph_latency_ms"]
+    values = {"inference.export_seconds": result["export_s"]}
+    for kind, figures in result["results"].items():
+        values[f"inference.{kind}.patches_per_second"] = figures["patches_per_s"]
+        values[f"inference.{kind}.radiograph_latency_ms"] = 1000.0 * figures["radiograph_s"]
         if kind != "keras":
-            values[f"inference.{kind}.ratio_vs_keras"] = result["ratios_vs_keras"][kind]
+            values[f"inference.{kind}.ratio_vs_keras"] = (
+                result["throughput_ratio_over_keras"][kind]
+            )
     return values, result
 
 

@@ -196,48 +196,6 @@ def _import(args) -> int:
     return 0
 
 
-def _patches_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="native dataset folder")
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
-    parser.add_argument(
-        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
-    )
-    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
-    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
-    parser.add_argument(
-        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
-    )
-
-
-@command(
-    "patches",
-    "Cut (or load from the cache) the vertebra patches of a dataset split.",
-    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
-    _patches_arguments,
-)
-def _patches(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from vertseg_tf.data.dataset import load_dataset
-    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
-
-    dataset = load_dataset(args.dataset)
-    patch_set = PatchSet.from_dataset(dataset, args.split, args.augment, cache_dir=args.cache_dir)
-    per_label = Counter(patch_set.labels)
-    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
-    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
-    for label in sorted(per_label):
-        print(
-            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
-            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
-        )
-    if args.sheet:
-        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
-        print(f"contact sheet: {path}")
-    return 0
-
-
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
     parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
@@ -275,9 +233,58 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patches_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="native dataset folder")
+    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    parser.add_argument(
+        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
+    )
+    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
+    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
+    parser.add_argument(
+        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
+    )
+
+
+@command(
+    "patches",
+    "Cut (or load from the cache) the vertebra patches of a dataset split.",
+    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
+    _patches_arguments,
+)
+def _patches(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
+
+    dataset = load_dataset(args.dataset)
+    patch_set = PatchSet.from_dataset(
+        dataset,
+        args.split,
+        args.augment,
+        cache_dir=args.cache_dir,
+        progress=_Progress(f"patches {args.split}"),
+    )
+    per_label = Counter(patch_set.labels)
+    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
+    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
+    for label in sorted(per_label):
+        print(
+            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
+            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
+        )
+    if args.sheet:
+        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
+        print(f"contact sheet: {path}")
+    return 0
+
+
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run", metavar="RUN_DIR", help="training run folder with model.keras (or a .keras file)"
+        "run_dir", metavar="RUN_DIR",
+        help="training run folder with model.keras (or a .keras file)",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
@@ -305,7 +312,7 @@ def _export(args: argparse.Namespace) -> int:
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
 
-    target = export_run(args.run, args.out, args.version, tflite=args.tflite)
+    target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
     print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
           f"(fresh process, tolerance 1e-05)")

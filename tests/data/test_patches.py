@@ -381,3 +381,19 @@ def test_synthetic_training_split_has_45_patches_per_vertebra(synthetic_dataset,
     keys = list(zip(cut.image_ids, cut.vertebra_index.tolist()))
     assert set(keys) == {(im.id, k) for im in records for k in range(len(im.vertebrae))}
     assert all(keys.count(key) == 45 for key in set(keys))
+
+
+def test_patch_set_without_contours_saves_loads_and_refuses_y_true(tmp_path):
+    centers = rotated_spine()[0]
+    cut = patches.extract_patches(np.random.default_rng(0).uniform(size=(200, 200)), centers)
+    loaded = patches.PatchSet.load(cut.save(tmp_path / "inference"))
+    assert loaded.masks is None and loaded.dist_maps is None and loaded.contours == []
+    np.testing.assert_array_equal(loaded.images, cut.images)
+    with pytest.raises(ConfigError, match="without contours"):
+        loaded.y_true()
+    with_targets = patches.extract_patches(np.zeros((200, 200)), centers, [centers] * 3)
+    with pytest.raises(ConfigError, match="cannot mix"):
+        patches.PatchSet.concatenate([cut, with_targets])
+    (tmp_path / "inference.json").write_text("{}")
+    with pytest.raises(DataError, match="format"):
+        patches.PatchSet.load(tmp_path / "inference.npz")

@@ -128,9 +128,12 @@ def test_bad_input_is_one_clear_error(radiograph, whole_patch_model, tmp_path):
         segmenter.segment(image, centers, ["C3", "C4"])
 
 
-def test_single_centre_with_explicit_scale(radiograph, whole_patch_model):
+def test_single_centre_with_explicit_scale(radiograph, whole_patch_model, tmp_path):
     image, centers, _ = radiograph
-    (result,) = Segmenter(whole_patch_model).segment(image, centers[2:3], scale=40.0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(whole_patch_model.read_bytes())
+    (result,) = Segmenter(run_dir).segment(image, centers[2:3], scale=40.0)
     np.testing.assert_allclose(result.area_px, (64**2 - 0.5) * (TEST_ALPHA * 40 / 64) ** 2)
 
 
@@ -196,3 +199,14 @@ def test_keras_model_object_is_accepted(radiograph):
     probabilities = Segmenter(model).predict_patches(extract_patches(image, centers).x())
     expected = keras.ops.convert_to_numpy(model(extract_patches(image, centers).x()))
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+def test_serving_base_folder_resolves_to_its_highest_version(tmp_path):
+    from vertseg_tf.deploy.inference import latest_version
+
+    for version in ("1", "2", "10"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "11").mkdir()  # being written: no saved_model.pb yet
+    assert latest_version(tmp_path) == tmp_path / "10"
+    assert latest_version(tmp_path / "2") == tmp_path / "2"

@@ -409,7 +409,7 @@ class PatchSet:
         (45 per vertebra); test patches use `TEST_ALPHA` and angle 0. Images are read with
         `vertseg_tf.data.images.read_image`.
 
-        The cache file is `<cache_dir>/<split>-<train|test>-<key>.npz` (+ `.json`), where key
+        The cache file is `<cache_dir>/<split>-<augment|base>-<key>.npz` (+ `.json`), where key
         is the SHA-256 of the split's records in `dataset.json` form (ids, files, centres,
         contours, labels, conditions), each image file's size and modification time, the
         patch parameters and `CACHE_FORMAT`. Changing any of them builds a new set.
@@ -455,7 +455,7 @@ class PatchSet:
         }
         key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        cache_path = folder / f"{split}-{'train' if augment else 'test'}-{key[:24]}.npz"
+        cache_path = folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
         if cache_path.with_suffix(".json").is_file():
             try:
                 return cls.load(cache_path)

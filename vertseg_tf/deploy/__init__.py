@@ -1,4 +1,4 @@
-"""Deployment: SavedModel / TFLite export (`export`) and whole-radiograph segmentation (`inference`).
+"""Deployment: SavedModel and TFLite export (`export`), radiograph segmentation (`inference`).
 
 `Segmenter` and `export_run` load lazily, so importing this package does not start TensorFlow.
 """

@@ -39,6 +39,7 @@ __all__ = [
     "parse_centers",
     "read_centers_file",
     "segment_to_dataset",
+    "tflite_predictor",
 ]
 
 PROBABILITIES_OUTPUT = "probabilities"
@@ -116,6 +117,10 @@ def latest_version(path) -> Path:
 
     Raises:
         DataError: `path` holds neither a `saved_model.pb` nor numbered versions with one.
+
+    Example:
+        >>> latest_version("models/vertseg")  # doctest: +SKIP
+        PosixPath('models/vertseg/2')
     """
     path = Path(path)
     if (path / "saved_model.pb").is_file():
@@ -132,8 +137,17 @@ def latest_version(path) -> Path:
 def load_keras_model(path):
     """Load a `.keras` file saved by vertseg-tf, uncompiled.
 
+    Args:
+        path: the `.keras` file.
+
+    Returns:
+        The `keras.Model` (a `vertseg_tf.model.UNet` for models vertseg-tf built).
+
     Raises:
         DataError: a missing, truncated or foreign file.
+
+    Example:
+        >>> model = load_keras_model("runs/demo/model.keras")  # doctest: +SKIP
     """
     import zipfile
 
@@ -194,6 +208,12 @@ def tflite_predictor(
 
     Raises:
         DataError: the file is missing or is not a TFLite model.
+
+    Example:
+        >>> int8 = Path("models/vertseg/1/tflite/vertseg_int8.tflite")
+        >>> predict = tflite_predictor(int8)  # doctest: +SKIP
+        >>> predict(patches).shape  # doctest: +SKIP
+        (5, 64, 64, 2)
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -243,6 +263,8 @@ def _predictor(model, num_threads: int | None) -> tuple[Callable, str]:
     path = Path(model)
     if not path.exists():
         raise DataError(path, "model not found")
+    if path.is_dir() and (path / "model.keras").is_file() and not (path / "saved_model.pb").exists():
+        return _model_predictor(load_keras_model(path / "model.keras")), "keras"
     if path.is_dir():
         return _saved_model_predictor(path), "saved_model"
     if path.suffix == ".keras":
@@ -285,8 +307,9 @@ class Segmenter:
     """Segment the vertebrae of a radiograph from their clicked centres.
 
     Args:
-        model: a `.keras` file, a SavedModel folder (or a TF Serving base folder, whose highest
-            version is used), a `.tflite` file, a `keras.Model`, or any callable mapping
+        model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
+            folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
+            file, a `keras.Model`, or any callable mapping
             (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
