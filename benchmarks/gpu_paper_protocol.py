@@ -115,6 +115,7 @@ def train(method: str, x: np.ndarray, y_true: np.ndarray, args) -> tuple[object,
     from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
     from vertseg_tf.model import build_unet
 
+    started = time.perf_counter()
     keras.utils.set_random_seed(args.seed)
     model = build_unet(args.preset)
     learning_rate = PAPER_LEARNING_RATE * (args.batch_size / PAPER_BATCH_SIZE
@@ -137,18 +138,22 @@ def train(method: str, x: np.ndarray, y_true: np.ndarray, args) -> tuple[object,
             self.seconds.append(time.perf_counter() - self.started)
 
     epochs = EpochTimes()
+    build_seconds = time.perf_counter() - started
     started = time.perf_counter()
     history = model.fit(x, y_true, batch_size=args.batch_size, epochs=args.epochs, shuffle=True,
                         callbacks=[epochs], verbose=2)
     seconds = time.perf_counter() - started
     steps_per_epoch = -(-len(x) // args.batch_size)
     steady = epochs.seconds[1:]
+    print(f"[protocol] {method}: model built in {build_seconds:.1f} s, fit {seconds:.1f} s "
+          f"({len(x) * args.epochs / seconds:.0f} patches/s)", file=sys.stderr, flush=True)
     return model, {
         "parameters": int(model.count_params()),
         "learning_rate": learning_rate,
         "training_patches": len(x),
         "steps_per_epoch": steps_per_epoch,
-        "seconds": seconds,
+        "build_seconds": build_seconds,
+        "fit_seconds": seconds,
         "epoch_seconds": epochs.seconds,
         "patches_per_second": len(x) * args.epochs / seconds,
         "steady_patches_per_second": (len(x) * len(steady) / sum(steady)) if steady else None,
