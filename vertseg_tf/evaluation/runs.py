@@ -1,0 +1,116 @@
+"""Evaluate trained run folders on a dataset split: the `vertseg-tf eval` command's library.
+
+A run folder is what `vertseg-tf train` writes: a UNet run holds `model.keras`, an active
+shape model run holds `model.json` + `model.npz`; both hold `config.json` naming the method.
+Networks predict masks (argmax of the softmax, ties to background as in the loss); ASMs
+predict contours, rasterised like the ground truth by `evaluate_patch_set`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from vertseg_tf.errors import ConfigError, DataError
+
+__all__ = ["RUN_MODEL_FILES", "evaluate_runs", "predict_run", "run_method"]
+
+RUN_MODEL_FILES = {"unet": "model.keras", "asm": "model.json"}
+
+
+def run_method(run_dir) -> str:
+    """The method a run folder was trained with ("unet", "unet-s", "asm-g", ...).
+
+    Raises:
+        DataError: the folder has no readable `config.json` or no finished model.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        # A `vertseg-tf train` run nests its TrainConfig under "config"; a run written by
+        # `vertseg_tf.asm.fit_asm_run` alone names the method at the top level.
+        method = (stored.get("config") or stored)["method"]
+    except OSError:
+        raise DataError(config_path, "not a run folder (config.json missing)") from None
+    except (ValueError, KeyError, TypeError):
+        raise DataError(config_path, "no method recorded", field="config.method") from None
+    model_file = RUN_MODEL_FILES["unet" if method.startswith("unet") else "asm"]
+    if not (run_dir / model_file).is_file():
+        raise DataError(run_dir / model_file, "run has no finished model (training incomplete?)")
+    return method
+
+
+def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
+    """Predict normalised (N, 64, 64) test patches with the model of a run folder.
+
+    Returns:
+        ("mask", (N, 64, 64) uint8 masks) for a UNet run, or ("contour", list of (K, 2)
+        patch-space contours) for an active shape model run.
+    """
+    method = run_method(run_dir)
+    if method.startswith("asm"):
+        from vertseg_tf.asm import load_asm
+
+        return "contour", load_asm(run_dir).predict(images)
+    from vertseg_tf.deploy.inference import load_keras_model
+
+    model = load_keras_model(Path(run_dir) / RUN_MODEL_FILES["unet"])
+    probabilities = model.predict(images[..., None], batch_size=batch_size, verbose=0)
+    return "mask", (probabilities[..., 1] > probabilities[..., 0]).astype(np.uint8)
+
+
+def evaluate_runs(
+    dataset_dir,
+    runs: Mapping[str, Path],
+    out_dir,
+    *,
+    split: str = "test",
+    cache_dir=None,
+    title: str = "vertseg-tf evaluation",
+    command_line: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Predict the un-augmented patches of `split` with every run and write the report.
+
+    Args:
+        dataset_dir: a native dataset folder.
+        runs: report name (e.g. "UNet-S") -> run folder.
+        out_dir: the report folder (replaced when complete; see `write_report`).
+        split: the dataset split to evaluate.
+        cache_dir: patch cache folder.
+        title: the report's heading.
+        command_line: the command quoted in the report.
+        progress: called with a line of text before each method is predicted.
+
+    Returns:
+        The path of `report.md`.
+
+    Raises:
+        ConfigError: no runs, or an empty split.
+        DataError: a bad dataset or run folder.
+    """
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.patches import PatchSet
+    from vertseg_tf.evaluation.records import evaluate_patch_set
+    from vertseg_tf.evaluation.report import write_report
+
+    if not runs:
+        raise ConfigError("no model to evaluate (give at least one NAME=RUN_DIR)")
+    for run_dir in runs.values():
+        run_method(run_dir)
+    dataset = load_dataset(dataset_dir)
+    if not dataset.split(split):
+        raise ConfigError(f"{dataset_dir}: no images in split {split!r}")
+    patches = PatchSet.from_dataset(dataset, split, False, cache_dir=cache_dir)
+    masks, contours = {}, {}
+    for name, run_dir in runs.items():
+        if progress:
+            progress(f"predicting {len(patches)} {split} patches with {name} ({run_dir})")
+        kind, prediction = predict_run(run_dir, patches.images)
+        (masks if kind == "mask" else contours)[name] = prediction
+    records, samples = evaluate_patch_set(patches, masks, contours)
+    return write_report(records, out_dir, title=title, samples=samples, command_line=command_line)

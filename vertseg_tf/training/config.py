@@ -1,0 +1,271 @@
+"""`TrainConfig`: every choice of a training run, its presets and its TOML/JSON forms.
+
+A config is a frozen dataclass. The built-in presets (`TRAIN_PRESETS`) are also stored as
+files in the repository's `training/` folder (`paper.toml`, `demo.toml`, `smoke.toml`);
+`load_config` reads such a file with `tomllib`. The resolved config is written as JSON into
+every run folder and next to every checkpoint (`to_dict` / `from_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from vertseg_tf.errors import ConfigError
+
+__all__ = [
+    "LOOPS",
+    "METHODS",
+    "MIXED_PRECISION",
+    "MODEL_PRESET_NAMES",
+    "STRATEGIES",
+    "TRAIN_PRESETS",
+    "TrainConfig",
+    "load_config",
+]
+
+METHODS = ("unet", "unet-s", "asm-g", "asm-m", "asm-rf")
+LOOPS = ("custom", "fit")
+STRATEGIES = ("default", "mirrored", "multiworker")
+MIXED_PRECISION = ("none", "bfloat16")
+# The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
+# `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
+MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
+_E_MODES = ("graph", "py_function")
+_OPTIMIZERS = ("rmsprop",)
+_SYNTHETIC_SIZES = ("small", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; the defaults are the paper's protocol.
+
+    Args:
+        method: "unet" (pixel log loss), "unet-s" (log loss + shape-aware term) or an active
+            shape model baseline "asm-g", "asm-m", "asm-rf".
+        model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "smoke").
+        epochs: passes over the training patches.
+        batch_size: patches per optimisation step (global, over all replicas).
+        learning_rate: RMSprop learning rate at `reference_batch_size`.
+        optimizer: "rmsprop" (the paper's; Keras `RMSprop`).
+        shape_weight: weight of the shape-aware term for "unet-s" (1 = the paper); "unet"
+            ignores it.
+        e_mode: how E is computed, "graph" (keras.ops, XLA, any backend, multi-replica) or
+            "py_function" (the TensorFlow host reference; one replica, no XLA).
+        seed: seed of the weights' initialisation and of the data order.
+        loop: "custom" (TensorFlow loop with GradientTape) or "fit" (`model.fit`; also under
+            `KERAS_BACKEND=jax`).
+        strategy: "default" (one device), "mirrored" (all local GPUs, else all logical CPUs)
+            or "multiworker" (`MultiWorkerMirroredStrategy` from `TF_CONFIG`).
+        deterministic: enable TensorFlow's op determinism, so equal seeds give equal weights
+            and a resumed run equals an uninterrupted one.
+        checkpoint_every_steps: checkpoint after this many steps (custom loop: a
+            `tf.train.CheckpointManager` checkpoint; fit loop: the `BackupAndRestore` state),
+            and at every epoch end; 0 checkpoints at epoch ends only.
+        keep_checkpoints: custom loop: number of recent checkpoints kept (the best is kept
+            besides); the fit loop keeps the last and the best weights.
+        validation_fraction: share of the training images held out for validation when the
+            dataset has no "val" split (chosen by image id, independent of the seed).
+        augment: cut the training patches with the 45-patch scale x rotation grid.
+        max_train_patches: use at most this many training patches (a seeded choice); 0 = all.
+        mixed_precision: "none" or "bfloat16" (Keras "mixed_bfloat16" policy).
+        scale_lr: scale the learning rate linearly with `batch_size / reference_batch_size`.
+        reference_batch_size: the batch size `learning_rate` is meant for.
+        jit_compile: compile the training step with XLA (not with e_mode "py_function", nor
+            under `deterministic` on TensorFlow, which has no deterministic XLA max-pool
+            gradient).
+        synthetic_images: images of the embedded synthetic dataset used when no dataset is
+            given.
+        synthetic_size: "small" (about 512 px) or "full" (1500-2500 px) synthetic images.
+
+    Example:
+        >>> config = TRAIN_PRESETS["paper"]
+        >>> (config.optimizer, config.batch_size, config.epochs)
+        ('rmsprop', 25, 30)
+        >>> TrainConfig.from_dict(config.to_dict()) == config
+        True
+    """
+
+    method: str = "unet-s"
+    model: str = "paper"
+    epochs: int = 30
+    batch_size: int = 25
+    learning_rate: float = 0.001
+    optimizer: str = "rmsprop"
+    shape_weight: float = 1.0
+    e_mode: str = "graph"
+    seed: int = 0
+    loop: str = "custom"
+    strategy: str = "default"
+    deterministic: bool = False
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 3
+    validation_fraction: float = 0.1
+    augment: bool = True
+    max_train_patches: int = 0
+    mixed_precision: str = "none"
+    scale_lr: bool = False
+    reference_batch_size: int = 25
+    jit_compile: bool = True
+    synthetic_images: int = 296
+    synthetic_size: str = "small"
+
+    def __post_init__(self):
+        choices = {
+            "method": METHODS,
+            "model": MODEL_PRESET_NAMES,
+            "optimizer": _OPTIMIZERS,
+            "e_mode": _E_MODES,
+            "loop": LOOPS,
+            "strategy": STRATEGIES,
+            "mixed_precision": MIXED_PRECISION,
+            "synthetic_size": _SYNTHETIC_SIZES,
+        }
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"TrainConfig.{field.name}: expected true or false, got {value!r}")
+            if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"TrainConfig.{field.name}: expected an integer, got {value!r}")
+            if field.type == "float":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"TrainConfig.{field.name}: expected a number, got {value!r}")
+                object.__setattr__(self, field.name, float(value))
+            if field.name in choices and value not in choices[field.name]:
+                raise ConfigError(
+                    f"TrainConfig.{field.name}: expected one of "
+                    f"{', '.join(choices[field.name])}, got {value!r}"
+                )
+        for name in ("epochs", "batch_size", "keep_checkpoints", "reference_batch_size",
+                     "synthetic_images"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("checkpoint_every_steps", "max_train_patches"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.method == "unet-s" and self.e_mode == "py_function" and self.strategy != "default":
+            raise ConfigError(
+                f"TrainConfig.e_mode: 'py_function' computes E on the host and cannot run under "
+                f"the {self.strategy!r} strategy's replicas; use e_mode 'graph' (the in-graph E "
+                "that scales)"
+            )
+        if not 0.0 < self.learning_rate < float("inf"):
+            raise ConfigError(f"TrainConfig.learning_rate: expected > 0, got {self.learning_rate}")
+        if not 0.0 <= self.shape_weight < float("inf"):
+            raise ConfigError(f"TrainConfig.shape_weight: expected >= 0, got {self.shape_weight}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(
+                f"TrainConfig.validation_fraction: expected 0 <= value < 1, got "
+                f"{self.validation_fraction}"
+            )
+
+    @property
+    def is_unet(self) -> bool:
+        """True for the deep methods ("unet", "unet-s"), False for the ASM baselines."""
+        return self.method in ("unet", "unet-s")
+
+    @property
+    def loss_weight(self) -> float:
+        """Weight of the shape-aware term in the loss: `shape_weight` for "unet-s", else 0."""
+        return self.shape_weight if self.method == "unet-s" else 0.0
+
+    @property
+    def use_xla(self) -> bool:
+        """XLA for the TensorFlow training step: `jit_compile`, unless E runs on the host
+        (e_mode "py_function") or op determinism is on (TensorFlow has no deterministic XLA
+        max-pooling gradient)."""
+        host_e = self.method == "unet-s" and self.e_mode == "py_function"
+        return self.jit_compile and not host_e and not self.deterministic
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """`learning_rate`, times `batch_size / reference_batch_size` when `scale_lr`."""
+        if self.scale_lr:
+            return self.learning_rate * self.batch_size / self.reference_batch_size
+        return self.learning_rate
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied (validated again); unknown names raise `ConfigError`."""
+        _check_names(changes, "TrainConfig")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON/TOML-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "TrainConfig") -> TrainConfig:
+        """Build a config from a dict; missing fields take the defaults.
+
+        Raises:
+            ConfigError: an unknown field or a bad value (naming `source`).
+        """
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a table of settings")
+        _check_names(values, source)
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+
+def _check_names(values: dict[str, Any], source: str) -> None:
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+
+
+def load_config(path) -> TrainConfig:
+    """Read a training config from a TOML file (the format of `training/*.toml`).
+
+    Args:
+        path: the `.toml` file; its top-level keys are `TrainConfig` fields.
+
+    Returns:
+        The config; fields the file leaves out take the `TrainConfig` defaults.
+
+    Raises:
+        ConfigError: an unreadable file, invalid TOML, an unknown key or a bad value.
+
+    Example:
+        >>> config = load_config("training/demo.toml")  # doctest: +SKIP
+    """
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    return TrainConfig.from_dict(values, source=str(path))
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # The paper: UNet of section 3.1, RMSprop, batch 25, 30 epochs, 45 patches per vertebra.
+    "paper": TrainConfig(),
+    # Minutes on a 2-core CPU: base width 8 on 40 synthetic images (about 3,000 patches).
+    "demo": TrainConfig(
+        model="demo",
+        epochs=3,
+        batch_size=25,
+        learning_rate=0.001,
+        checkpoint_every_steps=100,
+        validation_fraction=0.2,
+        synthetic_images=40,
+    ),
+    # Seconds: the smallest network on 100 patches, for tests and CI.
+    "smoke": TrainConfig(
+        model="smoke",
+        epochs=2,
+        batch_size=10,
+        learning_rate=0.003,
+        checkpoint_every_steps=5,
+        keep_checkpoints=2,
+        validation_fraction=0.25,
+        max_train_patches=100,
+        synthetic_images=8,
+    ),
+}

@@ -1,0 +1,340 @@
+"""The TensorFlow training loop: `tf.function` step with `GradientTape`, checkpoints, distribution.
+
+Data order: epoch e visits the patches in `epoch_order(N, seed, e)`, cut into
+`N // batch_size` full batches (the remainder is left out that epoch). A checkpoint stores the
+model, the optimizer, the epoch and the step inside it, so `resume` continues with exactly the
+batches an uninterrupted run would see; under `deterministic` the weights end up equal.
+
+Checkpoints are written by `tf.train.CheckpointManager`: TensorFlow writes the checkpoint
+files under their final names and then replaces the `checkpoint` index file atomically
+(write to a temporary file + rename), so a run killed while saving still resumes from the
+previous complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
+from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy
+from vertseg_tf.model import build_unet
+from vertseg_tf.training.config import TrainConfig
+from vertseg_tf.training.data import TrainingData, epoch_order
+from vertseg_tf.training.run import (
+    HISTORY_FILE,
+    ProgressBar,
+    StepCallback,
+    read_history,
+    write_history,
+)
+
+__all__ = ["check_strategy", "make_strategy", "run_custom_loop", "seed_everything"]
+
+_PREVIEW_PATCHES = 4
+_VALIDATION_BATCH = 256
+_STEP_SCALARS_EVERY = 10
+_EPOCH_LINE_VALUES = (
+    "loss", "shape_error", "val_loss", "val_pixel_accuracy", "val_dice", "val_shape_error"
+)
+
+
+def seed_everything(config: TrainConfig) -> None:
+    """Seed Python, numpy and TensorFlow; switch on op determinism when asked."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `TrainConfig.strategy`.
+
+    "default" is one device; "mirrored" mirrors over all local GPUs, else over all logical
+    CPU devices; "multiworker" reads the cluster from the `TF_CONFIG` environment variable.
+
+    Raises:
+        ConfigError: "multiworker" without `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError(
+            "--strategy multiworker reads the cluster from TF_CONFIG, which is not set"
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+    """Refuse a batch that does not split evenly over the replicas.
+
+    (The host E, e_mode "py_function", is refused for every strategy but "default" by
+    `TrainConfig` itself, before anything is written.)
+    """
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
+        )
+
+
+def _loss_function(config: TrainConfig):
+    if config.method == "unet":
+        return pixel_log_loss
+    weight, e_mode = config.loss_weight, config.e_mode
+    return lambda y_true, y_pred: shape_aware_loss(y_true, y_pred, weight=weight, e_mode=e_mode)
+
+
+def _summary_metadata(plugin: str, data_class: int):
+    from tensorflow.core.framework import summary_pb2
+
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin),
+        data_class=data_class,
+    )
+
+
+def _scalar(name: str, value: float) -> None:
+    """A TensorBoard scalar with `tf.summary.write` (the `tensorboard` package is optional)."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = _summary_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR)
+    tf.summary.write(name, tf.constant(value, tf.float32), metadata=metadata)
+
+
+def _images(name: str, images: tf.Tensor) -> None:
+    """TensorBoard images (PNG, the format of the "images" plugin) from (N, H, W, 1) in [0, 1]."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = _summary_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    pixels = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
+    encoded = tf.map_fn(tf.image.encode_png, pixels, fn_output_signature=tf.string)
+    size = tf.strings.as_string(tf.shape(images)[2:0:-1])
+    tf.summary.write(name, tf.concat([size, encoded], axis=0), metadata=metadata)
+
+
+def _preview_image(x, y_true, y_pred) -> tf.Tensor:
+    """Patch | ground-truth mask | predicted probability, side by side, in [0, 1]."""
+    low = tf.reduce_min(x, axis=(1, 2, 3), keepdims=True)
+    high = tf.reduce_max(x, axis=(1, 2, 3), keepdims=True)
+    patch = (x - low) / tf.maximum(high - low, 1e-6)
+    return tf.concat([patch, y_true[..., :1], tf.cast(y_pred[..., 1:], tf.float32)], axis=2)
+
+
+def run_custom_loop(
+    config: TrainConfig,
+    data: TrainingData,
+    run_dir: Path,
+    record: dict,
+    resume: bool,
+    step_callback: StepCallback | None = None,
+):
+    """Train with the custom loop; returns `(model, history rows)`.
+
+    Args:
+        config: the run's config.
+        data: training and validation arrays.
+        run_dir: the run folder (exists).
+        record: the run's `config.json` content, written next to every checkpoint.
+        resume: restore the last checkpoint of `run_dir` first.
+        step_callback: called with the global step after every step.
+    """
+    seed_everything(config)
+    strategy = make_strategy(config.strategy)
+    check_strategy(config, strategy)
+    # XLA only for one replica: a jit-compiled function around strategy.run is not supported.
+    jit = config.use_xla and strategy.num_replicas_in_sync == 1
+    with strategy.scope():
+        model = build_unet(config.model)
+        optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)
+        optimizer.build(model.trainable_variables)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        best_val_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best")
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        epoch=epoch,
+        step_in_epoch=step_in_epoch,
+        global_step=global_step,
+        best_val_loss=best_val_loss,
+    )
+    checkpoint_root = run_dir / "checkpoints"
+    last_manager = tf.train.CheckpointManager(
+        checkpoint, str(checkpoint_root / "last"), max_to_keep=config.keep_checkpoints,
+        step_counter=global_step,
+    )
+    best_manager = tf.train.CheckpointManager(
+        checkpoint, str(checkpoint_root / "best"), max_to_keep=1, step_counter=global_step
+    )
+    for folder in ("last", "best"):
+        write_json_atomic(record, checkpoint_root / folder / "config.json")
+    history = []
+    if resume:
+        if last_manager.latest_checkpoint:
+            checkpoint.restore(last_manager.latest_checkpoint).assert_existing_objects_matched()
+        # Rows of epochs the restored checkpoint has not finished are redone.
+        history = [
+            row for row in read_history(run_dir / HISTORY_FILE)
+            if row["epoch"] <= int(epoch.numpy())
+        ]
+
+    loss_function = _loss_function(config)
+    batch = config.batch_size
+
+    def replica_step(x, y_true):
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            per_sample = loss_function(y_true, y_pred)
+            loss = tf.nn.compute_average_loss(per_sample, global_batch_size=batch)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss, tf.reduce_sum(shape_error(y_pred, y_true[..., 1])) / batch
+
+    def distributed_step(x, y_true):
+        loss, mean_error = strategy.run(replica_step, args=(x, y_true))
+        reduce = tf.distribute.ReduceOp.SUM
+        return strategy.reduce(reduce, loss, axis=None), strategy.reduce(
+            reduce, mean_error, axis=None
+        )
+
+    train_step = tf.function(distributed_step, jit_compile=jit)
+
+    @tf.function
+    def validation_step(x, y_true):
+        y_pred = model(x, training=False)
+        return (
+            tf.reduce_sum(loss_function(y_true, y_pred)),
+            tf.reduce_sum(pixel_accuracy(y_true, y_pred)),
+            tf.reduce_sum(dice_coefficient(y_true, y_pred)),
+            tf.reduce_sum(shape_error(y_pred, y_true[..., 1])),
+        )
+
+    x_all = tf.constant(data.x)
+    y_all = tf.constant(data.y_true)
+    steps_per_epoch = len(data.x) // batch
+    total_steps = steps_per_epoch * config.epochs
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+
+    def epoch_batches(epoch_number: int, first_step: int):
+        order = epoch_order(len(data.x), config.seed, epoch_number)
+        indices = order[: steps_per_epoch * batch].reshape(steps_per_epoch, batch)[first_step:]
+        batches = tf.data.Dataset.from_tensor_slices(indices).map(
+            lambda index: (tf.gather(x_all, index), tf.gather(y_all, index))
+        )
+        batches = batches.prefetch(2).with_options(options)
+        return strategy.experimental_distribute_dataset(batches)
+
+    writers = {
+        name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
+        for name in ("train", "validation")
+    }
+    progress = ProgressBar("train", total_steps)
+    while int(epoch.numpy()) < config.epochs:
+        epoch_number = int(epoch.numpy())
+        first_step = int(step_in_epoch.numpy())
+        epoch_started = time.monotonic()
+        loss_sum = error_sum = 0.0
+        done = 0
+        for step, (x, y_true) in enumerate(epoch_batches(epoch_number, first_step), first_step):
+            loss, mean_error = train_step(x, y_true)
+            loss, mean_error = float(loss), float(mean_error)
+            loss_sum += loss
+            error_sum += mean_error
+            done += 1
+            global_step.assign_add(1)
+            step_in_epoch.assign(step + 1)
+            current = int(global_step.numpy())
+            if current % _STEP_SCALARS_EVERY == 0:
+                with writers["train"].as_default(step=current):
+                    _scalar("step/loss", loss)
+                    _scalar("step/shape_error", mean_error)
+            progress.update(
+                current,
+                {"loss": loss_sum / done, "E": error_sum / done},
+                force=current == total_steps,
+            )
+            if (
+                config.checkpoint_every_steps
+                and current % config.checkpoint_every_steps == 0
+                and step + 1 < steps_per_epoch
+            ):
+                last_manager.save(checkpoint_number=current)
+            if step_callback is not None:
+                step_callback(current)
+        row = {
+            "epoch": epoch_number + 1,
+            "loss": loss_sum / done if done else None,
+            "shape_error": error_sum / done if done else None,
+        }
+        row.update(_validate(validation_step, data))
+        row["seconds"] = round(time.monotonic() - epoch_started, 3)
+        history.append(row)
+        epoch.assign(epoch_number + 1)
+        step_in_epoch.assign(0)
+        _log_epoch(writers, row, model, data)
+        write_history(history, run_dir / HISTORY_FILE)
+        monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+        if monitored is not None and monitored < float(best_val_loss.numpy()):
+            best_val_loss.assign(monitored)
+            best_manager.save(checkpoint_number=int(global_step.numpy()))
+        last_manager.save(checkpoint_number=int(global_step.numpy()))
+        print(_epoch_line(row, config.epochs), file=progress.stream, flush=True)
+    for writer in writers.values():
+        writer.close()
+    return model, history
+
+
+def _validate(validation_step, data: TrainingData) -> dict:
+    count = len(data.val_x)
+    if not count:
+        return {"val_loss": None, "val_pixel_accuracy": None, "val_dice": None,
+                "val_shape_error": None}
+    totals = np.zeros(4)
+    for start in range(0, count, _VALIDATION_BATCH):
+        stop = start + _VALIDATION_BATCH
+        values = validation_step(data.val_x[start:stop], data.val_y_true[start:stop])
+        totals += [float(value) for value in values]
+    names = ("val_loss", "val_pixel_accuracy", "val_dice", "val_shape_error")
+    return dict(zip(names, (totals / count).tolist()))
+
+
+def _log_epoch(writers: dict, row: dict, model, data: TrainingData) -> None:
+    epoch = row["epoch"]
+    with writers["train"].as_default(step=epoch):
+        for name in ("loss", "shape_error"):
+            if row[name] is not None:
+                _scalar(f"epoch/{name}", row[name])
+    if row["val_loss"] is None:
+        return
+    with writers["validation"].as_default(step=epoch):
+        for name in ("loss", "pixel_accuracy", "dice", "shape_error"):
+            _scalar(f"epoch/{name}", row[f"val_{name}"])
+        x = data.val_x[:_PREVIEW_PATCHES]
+        y_true = data.val_y_true[:_PREVIEW_PATCHES]
+        _images(
+            "validation/patch | truth | prediction",
+            _preview_image(x, y_true, model(x, training=False)),
+        )
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for name in _EPOCH_LINE_VALUES:
+        if row.get(name) is not None:
+            parts.append(f"{name} {row[name]:.4f}")
+    parts.append(f"({row['seconds']:.1f} s)")
+    return " ".join(parts)
+

@@ -1,0 +1,144 @@
+"""The `model.fit` training path: Keras callbacks only, on any Keras backend.
+
+No TensorFlow import here: under `KERAS_BACKEND=jax` the run uses the numpy patch arrays
+(no tf.data), Keras checkpoints (`.weights.h5`, `BackupAndRestore`) and no TensorBoard. The
+saved `model.keras` and weights load into the TensorFlow-backend model for export.
+TensorFlow-only options (`--strategy mirrored|multiworker`, e_mode "py_function", the
+TensorBoard callback) import TensorFlow when they are used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
+
+from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
+from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
+from vertseg_tf.model import build_unet
+from vertseg_tf.training.config import TrainConfig
+from vertseg_tf.training.data import TrainingData
+from vertseg_tf.training.run import HISTORY_FILE, StepCallback, read_history
+
+__all__ = ["compile_unet", "run_fit_loop"]
+
+
+def compile_unet(config: TrainConfig) -> keras.Model:
+    """Build the config's UNet and compile it the paper's way for `model.fit`.
+
+    RMSprop at `config.effective_learning_rate`; `ShapeAwareLoss(shape_weight, e_mode)` for
+    "unet-s", `PixelLogLoss` for "unet"; metrics mean E, pixel accuracy and Dice.
+
+    Args:
+        config: a UNet `TrainConfig`.
+
+    Returns:
+        The compiled model (build it under a strategy's scope to distribute it).
+
+    Example:
+        >>> model = compile_unet(TRAIN_PRESETS["smoke"])  # doctest: +SKIP
+        >>> model.fit(patches.x(), patches.y_true(), batch_size=10, epochs=2)  # doctest: +SKIP
+    """
+    if not config.is_unet:
+        raise ConfigError(f"method {config.method!r} is not a UNet; it is not trained with fit")
+    model = build_unet(config.model)
+    if config.method == "unet-s":
+        loss = ShapeAwareLoss(weight=config.loss_weight, e_mode=config.e_mode)
+    else:
+        loss = PixelLogLoss()
+    # JAX compiles every step and has no determinism switch; TensorFlow follows `use_xla`.
+    host_e = config.method == "unet-s" and config.e_mode == "py_function"
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate),
+        loss=loss,
+        metrics=[MeanShapeError(), PixelAccuracy(), DiceCoefficient()],
+        jit_compile=config.use_xla if on_tensorflow else config.jit_compile and not host_e,
+    )
+    return model
+
+
+class _StepCounter(keras.callbacks.Callback):
+    def __init__(self, step_callback: StepCallback, first_step: int):
+        super().__init__()
+        self.step_callback, self.step = step_callback, first_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        self.step_callback(self.step)
+
+
+def run_fit_loop(
+    config: TrainConfig,
+    data: TrainingData,
+    run_dir: Path,
+    resume: bool,
+    step_callback: StepCallback | None = None,
+):
+    """Train with `model.fit`; returns `(model, history rows)`.
+
+    Callbacks: `BackupAndRestore` (every `checkpoint_every_steps` steps, else every epoch;
+    resumes an interrupted run), `ModelCheckpoint` of the last and the best weights,
+    `CSVLogger` (history.csv) and, on the TensorFlow backend with the `tensorboard` package
+    installed, `TensorBoard`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    if config.strategy != "default" or (config.deterministic and on_tensorflow):
+        if not on_tensorflow:
+            raise ConfigError(
+                f"--strategy {config.strategy} needs the TensorFlow backend "
+                f"(running {keras.backend.backend()!r})"
+            )
+        from vertseg_tf.training.custom_loop import check_strategy, make_strategy, seed_everything
+
+        seed_everything(config)
+        strategy = make_strategy(config.strategy)
+        check_strategy(config, strategy)
+        with strategy.scope():
+            model = compile_unet(config)
+    else:
+        model = compile_unet(config)
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        {"config": config.to_dict(), "data": data.describe()}, checkpoints / "config.json"
+    )
+    has_validation = len(data.val_x) > 0
+    monitor = "val_loss" if has_validation else "loss"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(checkpoints / "backup"), save_freq=config.checkpoint_every_steps or "epoch"
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoints / "last.weights.h5"), save_weights_only=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoints / "best.weights.h5"),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+    ]
+    if on_tensorflow and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    if step_callback is not None:
+        callbacks.append(_StepCounter(step_callback, 0))
+    model.fit(
+        data.x,
+        data.y_true,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(data.val_x, data.val_y_true) if has_validation else None,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    history = [
+        {**row, "epoch": row["epoch"] + 1} for row in read_history(run_dir / HISTORY_FILE)
+    ]
+    return model, history
