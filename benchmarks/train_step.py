@@ -16,7 +16,9 @@ Ratios: `ratio_shape_graph_vs_logloss` (XLA pair; target <= 1.05),
 Usage:
     python benchmarks/train_step.py --out runs/train_step.json --presets demo --steps 20
 
-`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it); `run(True)`
+times the smoke preset's three no-XLA variants only, and then `ratio_shape_graph_vs_logloss`
+compares the no-XLA pair (`graph_ratio_pair` says which pair).
 """
 
 from __future__ import annotations
