@@ -1,17 +1,22 @@
 """Inference speed: one radiograph with 5 vertebrae end to end, and patch throughput.
 
-The paper preset (25.9 M parameters) is built with untrained weights (timing only: the
-arithmetic does not depend on the values), saved as `.keras`, exported with `export_run`
-(SavedModel + int8 TFLite) and timed side by side in one run with TensorFlow and LiteRT limited
-to the same number of threads (default 2):
+A UNet of `--preset` (default paper, 25.9 M parameters) is built with untrained weights
+(timing only: the arithmetic does not depend on the values), saved as `.keras`, exported with
+`export_run` (SavedModel + TFLite float32 and int8) and its four forms - Keras, SavedModel,
+TFLite float32, TFLite int8 - are timed side by side in one run, interleaved round by round so
+that load on a shared machine hits them alike, with LiteRT limited to `--threads` threads
+(default 2; the script also limits TensorFlow's, which the suite cannot once TensorFlow runs):
 
 - `radiograph_s`: `Segmenter.segment` on one full-size synthetic radiograph with C3-C7 clicked
   (patch cutting, one batched prediction, contours, mapping back), median of `--repeats`;
-  targets: SavedModel <= 1 s, TFLite int8 <= 0.3 s on 2 cores;
+  targets (paper preset): SavedModel <= 1 s, TFLite int8 <= 0.3 s on 2 cores;
 - `patches_per_s`: batched prediction of `--batch` patches, median of `--repeats`;
-- `throughput_ratio_int8_over_saved_model`: TFLite int8 patches/s / SavedModel patches/s.
+- `throughput_ratio_int8_over_saved_model`: TFLite int8 patches/s / SavedModel patches/s, and
+  each form's patches/s over Keras's (`throughput_ratio_over_keras`).
 
     python benchmarks/inference.py --out runs/bench_inference.json [--threads 2]
+
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """
 
 from __future__ import annotations
@@ -26,32 +31,25 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _median_seconds(function, repeats: int) -> float:
-    function()  # warm-up: graph tracing, tensor allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+FORMS = ("keras", "saved_model", "tflite_float32", "tflite_int8")
+TARGETS = {"saved_model_radiograph_s": 1.0, "tflite_int8_radiograph_s": 0.3}
+QUICK = {"preset": "smoke", "batch": 25, "repeats": 3, "threads": 2}
+FULL = {"preset": "paper", "batch": 32, "repeats": 5, "threads": 2}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs each (default 5)")
-    parser.add_argument("--batch", type=int, default=32, help="patches per batch (default 32)")
-    parser.add_argument("--preset", default="paper", help="UNet preset (default paper)")
-    args = parser.parse_args()
+def run(quick: bool, **overrides) -> dict:
+    """Export a UNet and time its four forms side by side.
 
+    Args:
+        quick: `QUICK` (smoke preset, 3 repeats) instead of `FULL` (paper preset, 5 repeats).
+        **overrides: any key of `QUICK` / `FULL` (preset, batch, repeats, threads).
+
+    Returns:
+        The report: per form `radiograph_s` and `patches_per_s`, the ratios, the targets.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
     from vertseg_tf import build_unet
     from vertseg_tf.data.patches import extract_patches
@@ -59,65 +57,116 @@ def main() -> int:
     from vertseg_tf.deploy.export import export_run, representative_patches
     from vertseg_tf.deploy.inference import Segmenter
 
+    settings = {**(QUICK if quick else FULL), **overrides}
     item = synthesize(0, 0, size="full")
     image = item.image.astype(np.float32)
     centers = np.array([v.center for v in item.record.vertebrae])
     calibration, test, _ = representative_patches(None, count=16)
     patches = extract_patches(image, centers).x()
-    batch = np.resize(patches, (args.batch, *patches.shape[1:])).astype(np.float32)
+    batch = np.resize(patches, (settings["batch"], *patches.shape[1:])).astype(np.float32)
 
     with tempfile.TemporaryDirectory(prefix="vertseg-bench-") as work:
         work = Path(work)
-        model = build_unet(args.preset)
+        model = build_unet(settings["preset"])
         model.save(work / "model.keras")
         start = time.perf_counter()
-        target = export_run(work / "model.keras", work / "models", 1, tflite="int8",
-                            representative=(calibration, test[:8]), progress=False)
+        target = export_run(work / "model.keras", work / "models", 1,
+                            tflite=("float32", "int8"), representative=(calibration, test[:8]),
+                            progress=False)
         export_s = time.perf_counter() - start
         forms = {
             "keras": work / "model.keras",
             "saved_model": target,
+            "tflite_float32": target / "tflite" / "vertseg_float32.tflite",
             "tflite_int8": target / "tflite" / "vertseg_int8.tflite",
         }
-        results = {}
-        for name, path in forms.items():
-            segmenter = Segmenter(path, num_threads=args.threads)
-            radiograph_s = _median_seconds(lambda s=segmenter: s.segment(image, centers),
-                                           args.repeats)
-            batch_s = _median_seconds(lambda s=segmenter: s.predict_patches(batch), args.repeats)
-            results[name] = {
-                "radiograph_s": radiograph_s,
-                "patches_per_s": args.batch / batch_s,
-            }
-            print(f"{name}: radiograph {radiograph_s:.3f} s, "
-                  f"{args.batch / batch_s:.1f} patches/s", file=sys.stderr)
+        segmenters = {name: Segmenter(path, num_threads=settings["threads"])
+                      for name, path in forms.items()}
+        for segmenter in segmenters.values():  # warm-up: graph tracing, tensor allocation
+            segmenter.segment(image, centers)
+            segmenter.predict_patches(batch)
+        radiograph = {name: [] for name in FORMS}
+        predict = {name: [] for name in FORMS}
+        for repeat in range(settings["repeats"]):
+            for name, segmenter in segmenters.items():
+                start = time.perf_counter()
+                segmenter.segment(image, centers)
+                radiograph[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                segmenter.predict_patches(batch)
+                predict[name].append(time.perf_counter() - start)
+            print(f"[inference] round {repeat + 1}/{settings['repeats']}", file=sys.stderr,
+                  flush=True)
 
-    report = {
+    results = {
+        name: {
+            "radiograph_s": statistics.median(radiograph[name]),
+            "patches_per_s": settings["batch"] / statistics.median(predict[name]),
+            "raw_radiograph_s": radiograph[name],
+            "raw_batch_s": predict[name],
+        }
+        for name in FORMS
+    }
+    for name in FORMS:
+        print(f"{name}: radiograph {results[name]['radiograph_s']:.3f} s, "
+              f"{results[name]['patches_per_s']:.1f} patches/s", file=sys.stderr)
+    return {
         "benchmark": "inference",
         "weights": "untrained (timing only; the arithmetic does not depend on the values)",
-        "preset": args.preset,
+        "preset": settings["preset"],
         "parameters": int(model.count_params()),
-        "threads": args.threads,
+        "threads": settings["threads"],
+        "tensorflow_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "machine": {"cpus_visible": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "tensorflow": tf.__version__},
         "radiograph": {"shape": list(image.shape), "vertebrae": len(centers)},
-        "batch": args.batch,
-        "repeats": args.repeats,
+        "batch": settings["batch"],
+        "repeats": settings["repeats"],
         "export_s": export_s,
         "results": results,
-        "targets": {"saved_model_radiograph_s": 1.0, "tflite_int8_radiograph_s": 0.3},
+        "targets": TARGETS,
         "meets_targets": {
-            "saved_model": results["saved_model"]["radiograph_s"] <= 1.0,
-            "tflite_int8": results["tflite_int8"]["radiograph_s"] <= 0.3,
+            "saved_model": results["saved_model"]["radiograph_s"]
+            <= TARGETS["saved_model_radiograph_s"],
+            "tflite_int8": results["tflite_int8"]["radiograph_s"]
+            <= TARGETS["tflite_int8_radiograph_s"],
         },
         "throughput_ratio_int8_over_saved_model": results["tflite_int8"]["patches_per_s"]
         / results["saved_model"]["patches_per_s"],
         "throughput_ratio_saved_model_over_keras": results["saved_model"]["patches_per_s"]
         / results["keras"]["patches_per_s"],
+        "throughput_ratio_over_keras": {
+            name: results[name]["patches_per_s"] / results["keras"]["patches_per_s"]
+            for name in FORMS
+        },
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--threads", type=int, default=FULL["threads"],
+                        help="CPU threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=FULL["repeats"],
+                        help="timed runs each (default 5)")
+    parser.add_argument("--batch", type=int, default=FULL["batch"],
+                        help="patches per batch (default 32)")
+    parser.add_argument("--preset", default=FULL["preset"], help="UNet preset (default paper)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    # Before TensorFlow's runtime starts: the thread limits cannot change afterwards.
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    report = run(False, preset=args.preset, batch=args.batch, repeats=args.repeats,
+                 threads=args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    print(json.dumps({key: value for key, value in report.items() if key != "results"},
+                     indent=1))
     return 0
 
 

@@ -14,6 +14,8 @@ faster than the paper model, so its ratio is a lower bound of the ratio for the 
 Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
     python benchmarks/patch_pipeline.py --out runs/bench/patch_pipeline.json
     python benchmarks/patch_pipeline.py --images 8 --out /tmp/quick.json   # quick run
+
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """
 
 from __future__ import annotations
@@ -105,6 +107,42 @@ def training_throughput(patch_set, preset: str, batch_size: int, steps: int) -> 
     }
 
 
+QUICK = {"images": 2, "pipeline_batches": 20, "preset": "smoke", "train_steps": 3}
+# The suite's full run builds 24 images' patches (the script's own default is the paper's 124).
+FULL = {"images": 24, "pipeline_batches": 400, "preset": "demo", "train_steps": 10}
+
+
+def run(quick: bool, batch_size: int = 25, seed: int = 0, work_dir=None, **overrides) -> dict:
+    """Build the patch set, time the tf.data pipeline and the model over it, in one run.
+
+    Args:
+        quick: `QUICK` sizes (2 images, 20 batches, the smoke preset) instead of `FULL`.
+        batch_size: patches per batch for the pipeline and the training steps.
+        seed: generator seed.
+        work_dir: keep the synthetic data and the cache here (default: a temporary folder).
+        **overrides: any key of `QUICK` / `FULL`.
+
+    Returns:
+        The build, pipeline and training figures, `pipeline_over_training` (target >= 10).
+    """
+    settings = {**(QUICK if quick else FULL), **overrides}
+    with tempfile.TemporaryDirectory(prefix="vertseg-bench-") as scratch:
+        work = Path(work_dir) if work_dir else Path(scratch)
+        patch_set, result = build_patch_set(settings["images"], seed, work)
+        result.update(pipeline_throughput(patch_set, batch_size, settings["pipeline_batches"]))
+        result.update(training_throughput(
+            patch_set, settings["preset"], batch_size, settings["train_steps"]
+        ))
+    ratio = result["pipeline_patches_per_second"] / result["model_train_patches_per_second"]
+    result.update({
+        "batch_size": batch_size,
+        "pipeline_over_training": ratio,
+        "target_ratio": 10.0,
+        "meets_target": bool(ratio >= 10.0),
+    })
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -121,29 +159,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from vertseg_tf.data.dataset import write_json_atomic
 
-    with tempfile.TemporaryDirectory(prefix="vertseg-bench-") as scratch:
-        work = Path(args.work_dir) if args.work_dir else Path(scratch)
-        patch_set, result = build_patch_set(args.images, args.seed, work)
-        result.update(pipeline_throughput(patch_set, args.batch_size, args.pipeline_batches))
-        result.update(
-            training_throughput(patch_set, args.preset, args.batch_size, args.train_steps)
-        )
-    ratio = result["pipeline_patches_per_second"] / result["model_train_patches_per_second"]
-    result.update(
-        {
-            "batch_size": args.batch_size,
-            "pipeline_over_training": ratio,
-            "target_ratio": 10.0,
-            "meets_target": bool(ratio >= 10.0),
-            "machine": {
-                "platform": platform.platform(),
-                "python": sys.version.split()[0],
-                "cpus": os.cpu_count(),
-                "tensorflow": tf.__version__,
-                "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-            },
-        }
-    )
+    result = run(False, args.batch_size, args.seed, args.work_dir, images=args.images,
+                 pipeline_batches=args.pipeline_batches, preset=args.preset,
+                 train_steps=args.train_steps)
+    result["machine"] = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
     write_json_atomic(result, args.out)
     print(json.dumps(result, indent=1))
     return 0

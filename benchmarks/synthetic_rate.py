@@ -7,13 +7,17 @@ rate is the one-core rate even on a busy shared machine, where wall-clock time a
 other processes' turns.
 
     python benchmarks/synthetic_rate.py --images 10 --out synthetic_rate.json
+
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it); it holds the
+native thread pools to one thread while it runs and restores them after.
 """
 
 import os
 
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["OPENBLAS_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
+if __name__ == "__main__":
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
 import json
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 import cv2
+from threadpoolctl import threadpool_limits
 
 from vertseg_tf.data.synthetic import generate, synthesize
 
@@ -62,13 +67,32 @@ def measure(images: int, seed: int) -> dict:
     }
 
 
+def run(quick: bool, images: int | None = None, seed: int = 0) -> dict:
+    """`measure` with every native thread pool held to one thread, restored afterwards.
+
+    Args:
+        quick: 1 image per size instead of 10.
+        images: override the image count of the chosen mode.
+        seed: the generator seed.
+
+    Returns:
+        The `measure` report.
+    """
+    threads = cv2.getNumThreads()
+    try:
+        with threadpool_limits(1):
+            return measure(images or (1 if quick else 10), seed)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10, help="images per size (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file to write (default: print only)")
     args = parser.parse_args()
-    report = measure(args.images, args.seed)
+    report = run(False, args.images, args.seed)
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -15,6 +15,10 @@ Ratios: `ratio_shape_graph_vs_logloss` (XLA pair; target <= 1.05),
 
 Usage:
     python benchmarks/train_step.py --out runs/train_step.json --presets demo --steps 20
+
+`run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it); `run(True)`
+times the smoke preset's three no-XLA variants only, and then `ratio_shape_graph_vs_logloss`
+compares the no-XLA pair (`graph_ratio_pair` says which pair).
 """
 
 from __future__ import annotations
@@ -66,10 +70,17 @@ def synthetic_batch(batch: int, size: int, seed: int):
     return patches, y_true
 
 
-def time_preset(preset: str, batch: int, steps: int, warmup: int) -> dict:
+def time_preset(preset: str, batch: int, steps: int, warmup: int,
+                variants: tuple[str, ...] = tuple(VARIANTS)) -> dict:
+    """Median step time of each of `variants` (keys of `VARIANTS`), interleaved, and the ratios.
+
+    `ratio_shape_graph_vs_logloss` compares the XLA pair when both XLA variants ran, else the
+    no-XLA pair; `graph_ratio_pair` names the pair used.
+    """
     patches, y_true = synthetic_batch(batch, PRESETS[preset].input_size, seed=0)
     models = {}
-    for variant, (loss_class, options, jit) in VARIANTS.items():
+    for variant in variants:
+        loss_class, options, jit = VARIANTS[variant]
         keras.utils.set_random_seed(0)
         model = build_unet(preset)
         model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss_class(**options),
@@ -78,7 +89,7 @@ def time_preset(preset: str, batch: int, steps: int, warmup: int) -> dict:
             model.train_on_batch(patches, y_true)
         models[variant] = model
         print(f"[{preset}] {variant}: compiled and warmed up", file=sys.stderr, flush=True)
-    raw = {variant: [] for variant in VARIANTS}
+    raw = {variant: [] for variant in variants}
     started = time.perf_counter()
     for step in range(steps):
         for variant, model in models.items():
@@ -90,19 +101,28 @@ def time_preset(preset: str, batch: int, steps: int, warmup: int) -> dict:
         print(f"[{preset}] round {step + 1}/{steps}, {elapsed:.0f} s, ETA {eta:.0f} s",
               file=sys.stderr, flush=True)
     median = {variant: statistics.median(times) for variant, times in raw.items()}
-    return {
-        "parameters": models["logloss_xla"].count_params(),
+    pair = "xla" if {"shape_graph_xla", "logloss_xla"} <= median.keys() else "no_xla"
+    result = {
+        "parameters": models[variants[0]].count_params(),
         "seconds_per_step_median": median,
         "patches_per_second": {variant: batch / seconds for variant, seconds in median.items()},
         "raw_seconds": raw,
-        "ratio_shape_graph_vs_logloss": median["shape_graph_xla"] / median["logloss_xla"],
-        "ratio_shape_graph_vs_logloss_no_xla":
-            median["shape_graph_no_xla"] / median["logloss_no_xla"],
-        "ratio_shape_py_function_vs_logloss":
-            median["shape_py_function_no_xla"] / median["logloss_no_xla"],
-        "ratio_shape_py_function_vs_logloss_xla":
-            median["shape_py_function_no_xla"] / median["logloss_xla"],
+        "graph_ratio_pair": pair,
+        "ratio_shape_graph_vs_logloss": median[f"shape_graph_{pair}"] / median[f"logloss_{pair}"],
     }
+    if {"shape_graph_no_xla", "logloss_no_xla"} <= median.keys():
+        result["ratio_shape_graph_vs_logloss_no_xla"] = (
+            median["shape_graph_no_xla"] / median["logloss_no_xla"]
+        )
+    if {"shape_py_function_no_xla", "logloss_no_xla"} <= median.keys():
+        result["ratio_shape_py_function_vs_logloss"] = (
+            median["shape_py_function_no_xla"] / median["logloss_no_xla"]
+        )
+    if {"shape_py_function_no_xla", "logloss_xla"} <= median.keys():
+        result["ratio_shape_py_function_vs_logloss_xla"] = (
+            median["shape_py_function_no_xla"] / median["logloss_xla"]
+        )
+    return result
 
 
 def machine_description() -> dict:
@@ -120,6 +140,50 @@ def machine_description() -> dict:
     }
 
 
+NO_XLA_VARIANTS = ("logloss_no_xla", "shape_graph_no_xla", "shape_py_function_no_xla")
+# Quick: the no-XLA trio only (an XLA compile of the UNet takes tens of seconds on a small CPU).
+QUICK = {"presets": ("smoke",), "steps": 3, "warmup": 1, "batch": 8, "variants": NO_XLA_VARIANTS}
+FULL = {"presets": ("smoke", "demo"), "steps": 20, "warmup": 3, "batch": 25,
+        "variants": tuple(VARIANTS)}
+
+
+def run(quick: bool, presets=None, steps: int | None = None, warmup: int | None = None,
+        batch: int | None = None) -> dict:
+    """Time the loss variants of every preset side by side (see the module docstring).
+
+    Args:
+        quick: small defaults (`QUICK`: the smoke preset, the three no-XLA variants, 3 timed
+            steps of 8 patches) instead of `FULL`.
+        presets, steps, warmup, batch: override the defaults of the chosen mode.
+
+    Returns:
+        {"benchmark", "machine", "batch", "steps", "warmup", "train_step": {preset: figures},
+        "ratios": {"train_step.<preset>.ratio_...": value}}.
+    """
+    defaults = QUICK if quick else FULL
+    presets = tuple(presets or defaults["presets"])
+    result = {
+        "benchmark": "train_step",
+        "machine": machine_description(),
+        "batch": batch or defaults["batch"],
+        "steps": steps or defaults["steps"],
+        "warmup": warmup or defaults["warmup"],
+        "variants": list(defaults["variants"]),
+        "train_step": {},
+    }
+    for preset in presets:
+        result["train_step"][preset] = time_preset(
+            preset, result["batch"], result["steps"], result["warmup"], defaults["variants"]
+        )
+    result["ratios"] = {
+        f"train_step.{preset}.{key}": value
+        for preset, numbers in result["train_step"].items()
+        for key, value in numbers.items()
+        if key.startswith("ratio_")
+    }
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -133,22 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.steps < 1 or args.warmup < 1 or args.batch < 1:
         parser.error(f"bad options: unknown presets {unknown}" if unknown
                      else "--steps, --warmup and --batch must be >= 1")
-    result = {
-        "benchmark": "train_step",
-        "machine": machine_description(),
-        "batch": args.batch,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "train_step": {},
-    }
-    for preset in presets:
-        result["train_step"][preset] = time_preset(preset, args.batch, args.steps, args.warmup)
-    result["ratios"] = {
-        f"train_step.{preset}.{key}": value
-        for preset, numbers in result["train_step"].items()
-        for key, value in numbers.items()
-        if key.startswith("ratio_")
-    }
+    result = run(False, presets, args.steps, args.warmup, args.batch)
     write_json_atomic(result, args.out)
     for key, value in result["ratios"].items():
         print(f"{key} = {value:.3f}")
