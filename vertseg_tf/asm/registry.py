@@ -11,7 +11,7 @@ from vertseg_tf.asm.asm_m import ASMM
 from vertseg_tf.asm.asm_rf import ASMRF
 from vertseg_tf.asm.base import ActiveShapeModel
 from vertseg_tf.asm.persistence import read_method
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError, DataError
 
 __all__ = ["ASM_METHODS", "MODEL_FILE", "fit_asm_run", "load_asm"]

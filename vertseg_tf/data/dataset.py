@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
 
@@ -274,21 +274,6 @@ def load_dataset(path) -> Dataset:
     """
     json_path = _dataset_json_path(path)
     return dataset_from_json(_read_json(json_path), source=json_path, root=json_path.parent)
-
-
-def write_json_atomic(obj, path) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(obj, stream, indent=1)
-            stream.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_dataset(dataset: Dataset, path) -> Path:

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,11 +41,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.data.dataset import (
     DATASET_FILE,
     Dataset,
     dataset_to_json,
-    write_json_atomic,
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import (
@@ -341,14 +340,8 @@ class PatchSet:
         if self.masks is not None:
             arrays["masks"] = self.masks
             arrays["dist_maps"] = self.dist_maps
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary, temporary.open("wb") as stream:
+            np.savez(stream, **arrays)
         lists = {
             "format": CACHE_FORMAT,
             "image_ids": self.image_ids,
@@ -681,15 +674,9 @@ def save_contact_sheet(
         cell.set_title(title, fontsize=6)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110)
     finally:
         plt.close(figure)
     return path

@@ -462,7 +462,7 @@ def export_run(
             "representative_patches": patch_source,
             "parity": parity,
         }
-        from vertseg_tf.data.dataset import write_json_atomic
+        from vertseg_tf.atomic import write_json_atomic
 
         write_json_atomic(manifest, building / MANIFEST_FILE)
         os.chmod(building / MANIFEST_FILE, 0o644)

@@ -39,6 +39,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vertseg_tf import __version__
+from vertseg_tf.atomic import atomic_path, write_text_atomic
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD
@@ -47,7 +48,6 @@ from vertseg_tf.evaluation.records import (
     QualitativeSamples,
     VertebraResult,
     write_records_csv,
-    write_text_atomic,
 )
 from vertseg_tf.evaluation.statistics import (
     ASMS,
@@ -384,14 +384,8 @@ def ordering_statements(records: Sequence[VertebraResult]) -> list[str]:
 
 def _save_figure(figure: Figure, path: Path) -> None:
     """Write a PNG through a temporary file in the same folder and a rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _method_colours(methods: Sequence[str]) -> dict[str, tuple]:

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import atomic_path, write_json_atomic, write_text_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.training.config import TrainConfig
 from vertseg_tf.training.data import TrainingData, load_training_data, resolve_dataset
@@ -138,17 +138,6 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
         raise ConfigError(f"{run_dir}: cannot write the run folder here (permission denied)")
 
 
-def _write_text_atomic(text: str, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_history(rows: list[dict], path: Path) -> None:
     """Write the per-epoch history as CSV (atomically); missing values are left empty."""
     buffer = io.StringIO()
@@ -156,7 +145,7 @@ def write_history(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
-    _write_text_atomic(buffer.getvalue(), path)
+    write_text_atomic(buffer.getvalue(), path)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -174,14 +163,8 @@ def read_history(path: Path) -> list[dict]:
 
 def save_model_atomic(model, path: Path) -> None:
     """`model.save(path)` through a temporary `.keras` file beside it and a rename."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(handle)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 class ProgressBar:
