@@ -27,7 +27,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -165,41 +164,6 @@ def save_model_atomic(model, path: Path) -> None:
     """`model.save(path)` through a temporary `.keras` file beside it and a rename."""
     with atomic_path(path) as temporary:
         model.save(temporary)
-
-
-class ProgressBar:
-    """Line progress on stderr, at most one line every `interval_s`: step counts, ETA, values."""
-
-    def __init__(self, label: str, total_steps: int, interval_s: float = 2.0, stream=None):
-        self.label, self.total, self.interval_s = label, total_steps, interval_s
-        self.stream = stream or sys.stderr
-        self.started = self.last = time.monotonic()
-        self.first_step: int | None = None
-
-    def update(self, step: int, values: dict[str, float], force: bool = False) -> None:
-        now = time.monotonic()
-        if self.first_step is None:
-            self.first_step = step - 1
-        if not force and now - self.last < self.interval_s:
-            return
-        self.last = now
-        done = step - self.first_step
-        rate = done / max(now - self.started, 1e-9)
-        eta = (self.total - step) / rate if rate > 0 else 0.0
-        shown = " ".join(f"{name} {value:.4f}" for name, value in values.items())
-        print(
-            f"{self.label} {step}/{self.total} {shown} | {_duration(now - self.started)} elapsed, "
-            f"ETA {_duration(eta)}",
-            file=self.stream,
-            flush=True,
-        )
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
 @contextlib.contextmanager

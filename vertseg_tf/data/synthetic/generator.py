@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from vertseg_tf.data.synthetic.preview import PREVIEW_IMAGES, contact_sheet, pre
 from vertseg_tf.data.synthetic.render import MAX_VALUE, burn_marker, render_scene
 from vertseg_tf.data.synthetic.scene import SIZES, build_scene
 from vertseg_tf.errors import ConfigError
+from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -164,23 +163,6 @@ def synthesize(
     return SyntheticImage(image, record, photometric)
 
 
-class _ProgressLines:
-    """Progress lines on stderr: count, rate and time left, at most once a second."""
-
-    def __init__(self):
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 1.0 and done < total:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        left = (total - done) / max(rate, 1e-9)
-        print(f"synth: {done}/{total} images, {rate:.1f} images/s, {left:.0f} s left",
-              file=sys.stderr, flush=True)
-
-
 def _publish(folder: Path, out_dir: Path) -> None:
     """Rename the finished temporary folder to `out_dir` (which may exist only if empty)."""
     try:
@@ -244,7 +226,7 @@ def generate(
         folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         records, tiles = [], []
-        report = _ProgressLines() if progress is True else progress or None
+        report = progress_callback(progress, "synth", "images")
         for index in range(int(n_images)):
             item = synthesize(seed, index, size=size, image_format=image_format,
                               hard_fraction=hard_fraction, facing=facing, split_ratio=split_ratio)
