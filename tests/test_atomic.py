@@ -3,7 +3,13 @@ import os
 
 import pytest
 
-from vertseg_tf.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
+from vertseg_tf.atomic import (
+    atomic_dir,
+    atomic_path,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_writers_create_the_folder_and_leave_no_temporary_file(tmp_path):
@@ -35,3 +41,32 @@ def test_permissions_follow_the_umask_like_open(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_atomic_dir_takes_the_place_of_an_empty_folder_only(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with atomic_dir(tmp_path / "empty") as building:
+        (building / "a.txt").write_text("new")
+    assert (tmp_path / "empty" / "a.txt").read_text() == "new"
+    with pytest.raises(OSError), atomic_dir(tmp_path / "empty") as building:
+        (building / "b.txt").write_text("other")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["a.txt"]
+
+
+def test_atomic_dir_replace_swaps_a_full_folder_and_failure_keeps_it(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "out", replace=True) as building:
+        (building / "half.txt").write_text("half")
+        raise RuntimeError("writer failed")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old.txt"]
+    previous = os.umask(0o027)
+    try:
+        with atomic_dir(tmp_path / "out", replace=True) as building:
+            (building / "new.txt").write_text("new")
+    finally:
+        os.umask(previous)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750

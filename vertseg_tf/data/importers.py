@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import (
     SPINE_LEVELS,
     SPLITS,
@@ -373,21 +373,13 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
         file = f"images/{stem}{item.image.suffix.lower()}"
         records.append(ImageRecord(stem, file, split, None, vertebrae))
         placements.append((item.image, file))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing.", dir=out.parent))
-    try:
+    with atomic_dir(out) as building:
         (building / "images").mkdir()
         for done, (image, file) in enumerate(placements, start=1):
             _place(image, building / file, link)
             if progress is not None:
                 progress(done, len(placements))
         save_dataset(Dataset(records), building)
-        if out.exists():
-            out.rmdir()
-        os.replace(building, out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return Dataset(records, out)
 
 

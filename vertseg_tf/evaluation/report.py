@@ -28,9 +28,6 @@ import csv
 import datetime
 import io
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vertseg_tf import __version__
-from vertseg_tf.atomic import atomic_path, write_text_atomic
+from vertseg_tf.atomic import atomic_dir, atomic_path, write_text_atomic
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD
@@ -893,9 +890,7 @@ def write_report(
     tables = build_tables(records, threshold)
     methods = ordered_methods(r.method for r in records)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with atomic_dir(out_dir, replace=True) as staging:
         write_records_csv(records, staging / "per_vertebra.csv")
         for table in tables.values():
             write_text_atomic(table.markdown(), staging / f"{table.name}.md")
@@ -920,15 +915,4 @@ def write_report(
             threshold=threshold,
         )
         write_text_atomic(markdown, staging / "report.md")
-        staging.chmod(0o755)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, retired / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir / "report.md"
