@@ -7,7 +7,7 @@ Importing the package is cheap: TensorFlow and Keras load only when a model-side
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["build_unet", "UNetConfig", "__version__"]
+__all__ = ["UNetConfig", "__version__", "build_unet"]
 
 
 def __getattr__(name):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from vertseg_tf import __version__
 from vertseg_tf.errors import ConfigError, VertsegError
+from vertseg_tf.progress import Progress
 
 __all__ = ["build_parser", "main", "train_main"]
 
@@ -73,23 +73,9 @@ def train_main(argv: list[str] | None = None) -> int:
     return main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
-class _Progress:
-    """`label: done/total` on stderr at most once a second, plus an ETA; silent for quick jobs."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.start = time.monotonic()
-        self.last = self.start
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 1.0 and done < total:
-            return
-        if now - self.start < 1.0:
-            return
-        self.last = now
-        eta = (now - self.start) / done * (total - done)
-        print(f"{self.label}: {done}/{total} ({eta:.0f} s left)", file=sys.stderr)
+def _cli_progress(label: str) -> Progress:
+    """Per-image progress lines on stderr, silent for jobs done within a second."""
+    return Progress(label, unit="images", quiet_under_s=1.0)
 
 
 def _validate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +92,9 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args) -> int:
     from vertseg_tf.data.dataset import validate_dataset
 
-    problems = validate_dataset(args.dataset, strict=args.strict, progress=_Progress("validate"))
+    problems = validate_dataset(
+        args.dataset, strict=args.strict, progress=_cli_progress("validate")
+    )
     for problem in problems:
         print(problem)
     errors = sum(problem.is_error for problem in problems)
@@ -181,7 +169,7 @@ def _import(args) -> int:
         "split": args.split,
         "link": args.link,
         "pixel_origin": args.pixel_origin,
-        "progress": _Progress("import"),
+        "progress": _cli_progress("import"),
     }
     if args.images is not None:
         if args.source_format != "coco":
@@ -225,7 +213,7 @@ def _synth(args: argparse.Namespace) -> int:
     dataset = generate(
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
-        progress=False if args.quiet else _Progress("synth"),
+        progress=False if args.quiet else _cli_progress("synth"),
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "
@@ -265,7 +253,7 @@ def _patches(args: argparse.Namespace) -> int:
         args.split,
         args.augment,
         cache_dir=args.cache_dir,
-        progress=_Progress(f"patches {args.split}"),
+        progress=_cli_progress(f"patches {args.split}"),
     )
     per_label = Counter(patch_set.labels)
     vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["VertsegError", "DataError", "ConfigError"]
+__all__ = ["ConfigError", "DataError", "VertsegError"]
 
 
 class VertsegError(Exception):

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.errors import DataError
 
 __all__ = ["FORMAT", "load_model", "read_method", "save_model"]
@@ -39,15 +37,10 @@ def save_model(path, method: str, config: dict, metadata: dict, arrays: dict) ->
         json_path = json_path.with_suffix(".json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     npz_path = _arrays_path(json_path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{npz_path.name}.", suffix=".npz", dir=npz_path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    with atomic_path(npz_path) as temporary:
+        with temporary.open("wb") as stream:
             np.savez(stream, **{key: np.asarray(value) for key, value in arrays.items()})
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        os.replace(tmp, npz_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
     document = {
         "format": FORMAT,
         "method": method,

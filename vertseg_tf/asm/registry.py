@@ -11,8 +11,9 @@ from vertseg_tf.asm.asm_m import ASMM
 from vertseg_tf.asm.asm_rf import ASMRF
 from vertseg_tf.asm.base import ActiveShapeModel
 from vertseg_tf.asm.persistence import read_method
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.progress import Progress
 
 __all__ = ["ASM_METHODS", "MODEL_FILE", "fit_asm_run", "load_asm"]
 
@@ -50,22 +51,6 @@ def load_asm(path) -> ActiveShapeModel:
     return ASM_METHODS[method].load(path)
 
 
-class _ProgressPrinter:
-    """`progress(done, total)` callback printing a line with an ETA to stderr, about every 2 s."""
-
-    def __init__(self, label: str, interval_s: float = 2.0):
-        self.label, self.interval_s = label, interval_s
-        self.started = self.last = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < self.interval_s:
-            return
-        self.last = now
-        eta = (now - self.started) / max(done, 1) * (total - done)
-        print(f"{self.label}: {done}/{total}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-
-
 def fit_asm_run(method: str, images, contours, out_dir, *, seed: int = 0, **options) -> Path:
     """Fit one ASM (progress lines on stderr) and write a run folder: `model.json` + `model.npz`, `config.json`,
     `summary.json` (each written to a temporary name and renamed).
@@ -95,7 +80,7 @@ def fit_asm_run(method: str, images, contours, out_dir, *, seed: int = 0, **opti
     out_dir = Path(out_dir)
     print(f"{method}: fitting on {len(images)} patches", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    model.fit(images, contours, progress=_ProgressPrinter(method))
+    model.fit(images, contours, progress=Progress(method, unit="forests", interval_s=2.0))
     fit_seconds = time.perf_counter() - started
     print(f"{method}: fitted in {fit_seconds:.1f} s", file=sys.stderr, flush=True)
     model_path = model.save(out_dir / MODEL_FILE)

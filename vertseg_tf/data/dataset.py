@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
 
@@ -36,6 +36,7 @@ __all__ = [
     "dataset_to_json",
     "load_dataset",
     "polygon_area_centroid",
+    "read_json_file",
     "save_dataset",
     "validate_dataset",
 ]
@@ -244,13 +245,31 @@ def _dataset_json_path(path) -> Path:
     return path if path.suffix == ".json" else path / DATASET_FILE
 
 
-def _read_json(json_path: Path):
-    if not json_path.is_file():
-        raise DataError(json_path, "dataset file not found")
+def read_json_file(path: Path, what: str) -> Any:
+    """The parsed content of JSON file `path`, or a `DataError` naming the file.
+
+    Args:
+        path: the JSON file.
+        what: what the file is, for the messages ("dataset file" gives "dataset file not
+            found" and "cannot read dataset file (...)").
+
+    Returns:
+        The decoded JSON value.
+
+    Raises:
+        DataError: `path` is not a file, cannot be read, or is not valid UTF-8 JSON.
+
+    Example:
+        >>> obj = read_json_file(Path("project/a.json"), "annotation file")
+    """
+    if not path.is_file():
+        raise DataError(path, f"{what} not found")
     try:
-        return json.loads(json_path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise DataError(path, f"cannot read {what} ({error.strerror or error})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(json_path, f"not valid JSON ({error})") from None
+        raise DataError(path, f"not valid JSON ({error})") from None
 
 
 def load_dataset(path) -> Dataset:
@@ -273,22 +292,7 @@ def load_dataset(path) -> Dataset:
         >>> train = dataset.split("train")
     """
     json_path = _dataset_json_path(path)
-    return dataset_from_json(_read_json(json_path), source=json_path, root=json_path.parent)
-
-
-def write_json_atomic(obj, path) -> None:
-    """Write JSON to a temporary file beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(obj, stream, indent=1)
-            stream.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return dataset_from_json(read_json_file(json_path, "dataset file"), source=json_path, root=json_path.parent)
 
 
 def save_dataset(dataset: Dataset, path) -> Path:
@@ -465,7 +469,7 @@ def validate_dataset(
 
 def _validate_dataset_json(json_path: Path, findings: _Findings, progress) -> None:
     try:
-        images = _images_json(_read_json(json_path), json_path)
+        images = _images_json(read_json_file(json_path, "dataset file"), json_path)
     except DataError as error:
         findings.add(json_path, error.field, error.problem)
         return

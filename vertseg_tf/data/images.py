@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vertseg_tf.atomic import write_bytes_atomic
 from vertseg_tf.errors import ConfigError, DataError
 
 __all__ = ["DICOM_SUFFIXES", "read_image", "write_image"]
@@ -270,7 +269,7 @@ def write_image(
         if not ok:
             raise DataError(path, f"OpenCV could not encode the image as {suffix}")
         data = encoded.tobytes()
-    _write_bytes_atomic(data, path)
+    write_bytes_atomic(data, path)
     return path
 
 
@@ -332,16 +331,3 @@ def _dicom_bytes(image: np.ndarray, spacing, photometric: str, window) -> bytes:
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
-
-
-def _write_bytes_atomic(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide the image from other users
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,16 +12,15 @@ while the native format puts it at that pixel's *centre* (see `dataset.py`). Wit
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import (
     SPINE_LEVELS,
     SPLITS,
@@ -29,6 +28,7 @@ from vertseg_tf.data.dataset import (
     ImageRecord,
     VertebraRecord,
     polygon_area_centroid,
+    read_json_file,
     save_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
@@ -110,7 +110,7 @@ def import_labelme(
 
 
 def _read_labelme(path: Path, shift: float) -> _Annotated:
-    obj = _read_json(path)
+    obj = read_json_file(path, "annotation file")
     if not isinstance(obj, dict) or not isinstance(obj.get("shapes"), list):
         raise DataError(path, "not a Labelme file (no 'shapes' list)", field="shapes")
     image_path = obj.get("imagePath")
@@ -181,7 +181,7 @@ def import_coco(
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
-    obj = _read_json(source)
+    obj = read_json_file(source, "annotation file")
     if not isinstance(obj, dict):
         raise DataError(source, "top level must be an object")
     for key in ("images", "annotations", "categories"):
@@ -287,15 +287,6 @@ def _check_options(split: str, pixel_origin: str) -> float:
     return 0.5 if pixel_origin == "corner" else 0.0
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "annotation file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(path, f"not a readable JSON file ({error})") from None
-
-
 def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name: str) -> Path:
     folders = list(folders)
     for folder in folders:
@@ -373,21 +364,13 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
         file = f"images/{stem}{item.image.suffix.lower()}"
         records.append(ImageRecord(stem, file, split, None, vertebrae))
         placements.append((item.image, file))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing.", dir=out.parent))
-    try:
+    with atomic_dir(out) as building:
         (building / "images").mkdir()
         for done, (image, file) in enumerate(placements, start=1):
             _place(image, building / file, link)
             if progress is not None:
                 progress(done, len(placements))
         save_dataset(Dataset(records), building)
-        if out.exists():
-            out.rmdir()
-        os.replace(building, out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return Dataset(records, out)
 
 

@@ -32,9 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +39,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.data.dataset import (
     DATASET_FILE,
     Dataset,
     dataset_to_json,
-    write_json_atomic,
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import (
@@ -55,6 +52,7 @@ from vertseg_tf.geometry import (
     polygon_to_mask,
     polyline_distance_map,
 )
+from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
@@ -341,14 +339,8 @@ class PatchSet:
         if self.masks is not None:
             arrays["masks"] = self.masks
             arrays["dist_maps"] = self.dist_maps
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary, temporary.open("wb") as stream:
+            np.savez(stream, **arrays)
         lists = {
             "format": CACHE_FORMAT,
             "image_ids": self.image_ids,
@@ -464,10 +456,7 @@ class PatchSet:
         from vertseg_tf.data.images import read_image
 
         parts = []
-        if callable(progress):
-            report = progress
-        else:
-            report = _Progress(f"patches {split}", enabled=bool(progress))
+        report = progress_callback(progress, f"patches {split}", "images")
         for number, ((position, record), path) in enumerate(zip(numbered, paths)):
             image, _ = read_image(path)
             where = f"images[{position}]"
@@ -493,32 +482,11 @@ class PatchSet:
             except ConfigError as error:
                 raise DataError(json_path, str(error), field=f"{where}.vertebrae") from None
             parts.append(part)
-            report(number + 1, len(records))
+            if report is not None:
+                report(number + 1, len(records))
         patch_set = cls.concatenate(parts)
         patch_set.save(cache_path)
         return patch_set
-
-
-class _Progress:
-    """`label: done/total (pct) elapsed, ETA` lines on stderr, at most one per second."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label, self.enabled = label, enabled
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 1.0 and done < total):
-            return
-        self.last = now
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else 0.0
-        print(
-            f"{self.label}: {done}/{total} ({100 * done / total:.0f}%) "
-            f"{elapsed:.0f}s elapsed, ETA {eta:.0f}s",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def default_cache_dir() -> Path:
@@ -681,15 +649,9 @@ def save_contact_sheet(
         cell.set_title(title, fontsize=6)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110)
     finally:
         plt.close(figure)
     return path

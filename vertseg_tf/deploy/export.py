@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from vertseg_tf import __version__
+from vertseg_tf.atomic import atomic_dir, write_json_atomic
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_ANGLES
 from vertseg_tf.deploy.inference import (
     PROBABILITIES_OUTPUT,
@@ -374,9 +374,7 @@ def export_run(
     reference = keras.ops.convert_to_numpy(model(test, training=False))
     reference_masks = _masks(reference)
 
-    out.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=out))
-    try:
+    with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
         _write_saved_model(model, building)
         served = saved_model_outputs_in_fresh_process(building, test)[PROBABILITIES_OUTPUT]
@@ -462,14 +460,6 @@ def export_run(
             "representative_patches": patch_source,
             "parity": parity,
         }
-        from vertseg_tf.data.dataset import write_json_atomic
-
         write_json_atomic(manifest, building / MANIFEST_FILE)
-        os.chmod(building / MANIFEST_FILE, 0o644)
-        os.chmod(building, 0o755)
-        os.rename(building, target)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     say(f"wrote {target}")
     return target

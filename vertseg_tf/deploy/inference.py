@@ -11,9 +11,7 @@ inverse patch affine.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import SPINE_LEVELS, Dataset, ImageRecord, VertebraRecord, save_dataset
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, extract_patches, patch_to_image
 from vertseg_tf.errors import ConfigError, DataError
@@ -551,19 +550,10 @@ def segment_to_dataset(
     record = ImageRecord(image_path.stem, file, "test",
                          None if spacing is None else tuple(spacing), vertebrae,
                          {"segmented_by": str(segmenter.source)})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.segmenting.", dir=out.parent))
-    try:
+    with atomic_dir(out) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)
         save_dataset(Dataset([record]), building)
         if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results)):
             raise DataError(building / "overlay.png", "cannot write the overlay")
-        os.chmod(building, 0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(building, out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return out / "dataset.json", results

@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vertseg_tf.atomic import write_text_atomic
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.evaluation.metrics import (
@@ -332,16 +331,3 @@ def read_records_csv(path) -> list[VertebraResult]:
             )
         )
     return records
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -28,9 +28,6 @@ import csv
 import datetime
 import io
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vertseg_tf import __version__
+from vertseg_tf.atomic import atomic_dir, atomic_path, write_text_atomic
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD
@@ -47,7 +45,6 @@ from vertseg_tf.evaluation.records import (
     QualitativeSamples,
     VertebraResult,
     write_records_csv,
-    write_text_atomic,
 )
 from vertseg_tf.evaluation.statistics import (
     ASMS,
@@ -384,14 +381,8 @@ def ordering_statements(records: Sequence[VertebraResult]) -> list[str]:
 
 def _save_figure(figure: Figure, path: Path) -> None:
     """Write a PNG through a temporary file in the same folder and a rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _method_colours(methods: Sequence[str]) -> dict[str, tuple]:
@@ -899,9 +890,7 @@ def write_report(
     tables = build_tables(records, threshold)
     methods = ordered_methods(r.method for r in records)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with atomic_dir(out_dir, replace=True) as staging:
         write_records_csv(records, staging / "per_vertebra.csv")
         for table in tables.values():
             write_text_atomic(table.markdown(), staging / f"{table.name}.md")
@@ -926,15 +915,4 @@ def write_report(
             threshold=threshold,
         )
         write_text_atomic(markdown, staging / "report.md")
-        staging.chmod(0o755)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, retired / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir / "report.md"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["METHOD_NAMES", "REPRODUCE_PRESETS", "ReproducePreset", "reproduce"]

@@ -21,16 +21,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy
 from vertseg_tf.model import build_unet
+from vertseg_tf.progress import Progress
 from vertseg_tf.training.config import TrainConfig
 from vertseg_tf.training.data import TrainingData, epoch_order
 from vertseg_tf.training.run import (
     HISTORY_FILE,
-    ProgressBar,
     StepCallback,
     read_history,
     write_history,
@@ -241,7 +241,7 @@ def run_custom_loop(
         name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
         for name in ("train", "validation")
     }
-    progress = ProgressBar("train", total_steps)
+    progress = Progress("train", unit="steps", interval_s=2.0)
     while int(epoch.numpy()) < config.epochs:
         epoch_number = int(epoch.numpy())
         first_step = int(step_in_epoch.numpy())
@@ -261,11 +261,7 @@ def run_custom_loop(
                 with writers["train"].as_default(step=current):
                     _scalar("step/loss", loss)
                     _scalar("step/shape_error", mean_error)
-            progress.update(
-                current,
-                {"loss": loss_sum / done, "E": error_sum / done},
-                force=current == total_steps,
-            )
+            progress(current, total_steps, {"loss": loss_sum / done, "E": error_sum / done})
             if (
                 config.checkpoint_every_steps
                 and current % config.checkpoint_every_steps == 0

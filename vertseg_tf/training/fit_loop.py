@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy

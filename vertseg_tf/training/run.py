@@ -27,13 +27,12 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vertseg_tf.data.dataset import write_json_atomic
+from vertseg_tf.atomic import atomic_path, write_json_atomic, write_text_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.training.config import TrainConfig
 from vertseg_tf.training.data import TrainingData, load_training_data, resolve_dataset
@@ -138,17 +137,6 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
         raise ConfigError(f"{run_dir}: cannot write the run folder here (permission denied)")
 
 
-def _write_text_atomic(text: str, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_history(rows: list[dict], path: Path) -> None:
     """Write the per-epoch history as CSV (atomically); missing values are left empty."""
     buffer = io.StringIO()
@@ -156,7 +144,7 @@ def write_history(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
-    _write_text_atomic(buffer.getvalue(), path)
+    write_text_atomic(buffer.getvalue(), path)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -174,49 +162,8 @@ def read_history(path: Path) -> list[dict]:
 
 def save_model_atomic(model, path: Path) -> None:
     """`model.save(path)` through a temporary `.keras` file beside it and a rename."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(handle)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class ProgressBar:
-    """Line progress on stderr, at most one line every `interval_s`: step counts, ETA, values."""
-
-    def __init__(self, label: str, total_steps: int, interval_s: float = 2.0, stream=None):
-        self.label, self.total, self.interval_s = label, total_steps, interval_s
-        self.stream = stream or sys.stderr
-        self.started = self.last = time.monotonic()
-        self.first_step: int | None = None
-
-    def update(self, step: int, values: dict[str, float], force: bool = False) -> None:
-        now = time.monotonic()
-        if self.first_step is None:
-            self.first_step = step - 1
-        if not force and now - self.last < self.interval_s:
-            return
-        self.last = now
-        done = step - self.first_step
-        rate = done / max(now - self.started, 1e-9)
-        eta = (self.total - step) / rate if rate > 0 else 0.0
-        shown = " ".join(f"{name} {value:.4f}" for name, value in values.items())
-        print(
-            f"{self.label} {step}/{self.total} {shown} | {_duration(now - self.started)} elapsed, "
-            f"ETA {_duration(eta)}",
-            file=self.stream,
-            flush=True,
-        )
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 @contextlib.contextmanager

@@ -7,17 +7,15 @@ files. Images are split train/test in the paper's 124:172 proportion by a fixed 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
-import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import (
     DATASET_FILE,
     Dataset,
@@ -33,6 +31,7 @@ from vertseg_tf.data.synthetic.preview import PREVIEW_IMAGES, contact_sheet, pre
 from vertseg_tf.data.synthetic.render import MAX_VALUE, burn_marker, render_scene
 from vertseg_tf.data.synthetic.scene import SIZES, build_scene
 from vertseg_tf.errors import ConfigError
+from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -164,33 +163,6 @@ def synthesize(
     return SyntheticImage(image, record, photometric)
 
 
-class _ProgressLines:
-    """Progress lines on stderr: count, rate and time left, at most once a second."""
-
-    def __init__(self):
-        self.start = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 1.0 and done < total:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        left = (total - done) / max(rate, 1e-9)
-        print(f"synth: {done}/{total} images, {rate:.1f} images/s, {left:.0f} s left",
-              file=sys.stderr, flush=True)
-
-
-def _publish(folder: Path, out_dir: Path) -> None:
-    """Rename the finished temporary folder to `out_dir` (which may exist only if empty)."""
-    try:
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        os.rename(folder, out_dir)
-    except OSError as error:
-        raise ConfigError(f"{out_dir}: cannot write the dataset there ({error.strerror})") from None
-
-
 def generate(
     n_images: int,
     seed: int,
@@ -235,42 +207,39 @@ def generate(
     _check_options(size, image_format, hard_fraction, facing, split_ratio)
     if int(n_images) < 1:
         raise ConfigError(f"n_images must be at least 1, got {n_images!r}")
-    folder = None
     if out_dir is not None:
         out_dir = Path(out_dir)
         if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
             raise ConfigError(f"{out_dir}: output folder exists and is not empty")
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    building = contextlib.nullcontext() if out_dir is None else atomic_dir(out_dir)
     try:
-        records, tiles = [], []
-        report = _ProgressLines() if progress is True else progress or None
-        for index in range(int(n_images)):
-            item = synthesize(seed, index, size=size, image_format=image_format,
-                              hard_fraction=hard_fraction, facing=facing, split_ratio=split_ratio)
-            records.append(item.record)
+        with building as folder:
+            records, tiles = [], []
+            report = progress_callback(progress, "synth", "images")
+            for index in range(int(n_images)):
+                item = synthesize(seed, index, size=size, image_format=image_format,
+                                  hard_fraction=hard_fraction, facing=facing,
+                                  split_ratio=split_ratio)
+                records.append(item.record)
+                if folder is not None:
+                    stored = (item.image if item.photometric == "MONOCHROME2"
+                              else MAX_VALUE - item.image)
+                    write_image(folder / item.record.file, stored,
+                                pixel_spacing_mm=item.record.pixel_spacing_mm,
+                                photometric=item.photometric)
+                    if preview and index < PREVIEW_IMAGES:
+                        tiles.append(preview_tile(item.image, item.record))
+                if report is not None:
+                    report(index + 1, int(n_images))
             if folder is not None:
-                stored = item.image if item.photometric == "MONOCHROME2" else MAX_VALUE - item.image
-                write_image(folder / item.record.file, stored,
-                            pixel_spacing_mm=item.record.pixel_spacing_mm,
-                            photometric=item.photometric)
-                if preview and index < PREVIEW_IMAGES:
-                    tiles.append(preview_tile(item.image, item.record))
-            if report is not None:
-                report(index + 1, int(n_images))
-        if folder is None:
-            return Dataset(records, None)
-        save_dataset(Dataset(records), folder)
-        if preview:
-            import cv2
+                save_dataset(Dataset(records), folder)
+                if preview:
+                    import cv2
 
-            cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles))
-        os.chmod(folder, 0o755)
-        _publish(folder, out_dir)
-    except BaseException:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+                    cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles))
+    except OSError as error:
+        # also a concurrent generate() publishing the same folder first (default_dataset_path)
+        raise ConfigError(f"{out_dir}: cannot write the dataset there ({error.strerror})") from None
     return Dataset(records, out_dir)
 
 

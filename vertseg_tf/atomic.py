@@ -1,0 +1,142 @@
+"""Atomic writes: write to a temporary name beside the target, then rename.
+
+A reader never sees a half-written file or folder: either the old content or the new one. The
+temporary lives in the target's folder (so `os.replace` is a rename on one file system), starts
+with a dot (so dataset scans and globs skip it) and is removed when the write fails.
+
+Permissions: temporary files are created with mode 0o666 and folders with 0o777, filtered by the
+process umask, as `open(path, "w")` and `mkdir` would create them (typically 0o644 and 0o755).
+`tempfile.mkstemp`/`mkdtemp` would give 0o600/0o700, which hides written images, datasets,
+reports and models from other users of a shared machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+def _create_temporary(target: Path, *, folder: bool = False) -> Path:
+    """Create a new hidden file (or folder) beside `target`, keeping `target`'s suffix."""
+    while True:
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
+        try:
+            if folder:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+
+
+@contextlib.contextmanager
+def atomic_path(target) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` when the block succeeds.
+
+    The target's folder is created if missing. The temporary name keeps the target's suffix,
+    so writers that choose a format from it (`model.save`, `figure.savefig`) work unchanged.
+    When the block raises, the temporary file is removed and `target` is left untouched.
+
+    Args:
+        target: the final file path (str or Path).
+
+    Returns:
+        A context manager yielding the temporary `Path` to write.
+
+    Example:
+        >>> with atomic_path("runs/a/model.keras") as temporary:
+        ...     model.save(temporary)
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _create_temporary(target)
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(target, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a new hidden folder beside `target`; rename it onto `target` when the block succeeds.
+
+    Without `replace`, `target` may exist only as an empty folder (it is removed first); any
+    other existing `target` makes the final rename fail with `OSError`. With `replace`, an
+    existing `target` folder is swapped out and deleted after the new one is in place. When
+    the block raises, the temporary folder and everything in it is removed.
+
+    Args:
+        target: the final folder path (str or Path); its parent is created if missing.
+        replace: swap out an existing non-empty `target` instead of failing.
+
+    Returns:
+        A context manager yielding the temporary folder's `Path` to fill.
+
+    Example:
+        >>> with atomic_dir("runs/report", replace=True) as building:
+        ...     write_text_atomic("# Report\\n", building / "report.md")
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = _create_temporary(target, folder=True)
+    try:
+        yield building
+        if replace and target.exists():
+            retired = _create_temporary(target, folder=True)
+            os.replace(target, retired / target.name)
+            os.replace(building, target)
+            shutil.rmtree(retired)
+        else:
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+            os.replace(building, target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def write_bytes_atomic(data: bytes, path) -> Path:
+    """Write `data` to `path` atomically (see `atomic_path`); returns the path.
+
+    Example:
+        >>> write_bytes_atomic(b"\\x89PNG...", "out/image.png")
+    """
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(text: str, path) -> Path:
+    """Write `text` as UTF-8 to `path` atomically, newlines untranslated; returns the path.
+
+    Example:
+        >>> write_text_atomic("# Report\\n", "out/report.md")
+    """
+    with atomic_path(path) as temporary, temporary.open("w", encoding="utf-8", newline="") as out:
+        out.write(text)
+    return Path(path)
+
+
+def write_json_atomic(obj, path) -> Path:
+    """Write `obj` as indented JSON (one space, trailing newline) to `path` atomically.
+
+    Example:
+        >>> write_json_atomic({"format": 1}, "out/summary.json")
+    """
+    return write_text_atomic(json.dumps(obj, indent=1) + "\n", path)
