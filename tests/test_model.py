@@ -122,3 +122,8 @@ def test_bad_config_raises_config_error(values, field):
 def test_unknown_preset_raises_config_error():
     with pytest.raises(ConfigError, match="unknown UNet preset 'huge'"):
         build_unet("huge")
+
+
+def test_build_unet_takes_the_design_keyword_preset():
+    by_keyword = build_unet(preset=PRESETS["smoke"])
+    assert by_keyword.count_params() == build_unet("smoke").count_params()

@@ -195,11 +195,11 @@ class UNet(keras.Model):
         return cls(**config)
 
 
-def build_unet(preset_or_config: str | UNetConfig = "paper", *, name: str | None = None) -> UNet:
+def build_unet(preset: str | UNetConfig = "paper", *, name: str | None = None) -> UNet:
     """Build the UNet from a preset name or a `UNetConfig`.
 
     Args:
-        preset_or_config: `"paper"` (25,936,770 parameters), `"demo"` (base width 8,
+        preset: `"paper"` (25,936,770 parameters), `"demo"` (base width 8,
             408,050 parameters), `"smoke"` (base width 4, 102,810 parameters) or a `UNetConfig`.
         name: the model's name; default `unet_<preset>` (or `unet` for a config).
 
@@ -215,10 +215,10 @@ def build_unet(preset_or_config: str | UNetConfig = "paper", *, name: str | None
         >>> model.input.name, model.output_shape
         ('patch', (None, 64, 64, 2))
     """
-    if isinstance(preset_or_config, UNetConfig):
-        return UNet(preset_or_config, name=name or "unet")
-    if preset_or_config not in PRESETS:
+    if isinstance(preset, UNetConfig):
+        return UNet(preset, name=name or "unet")
+    if preset not in PRESETS:
         raise ConfigError(
-            f"unknown UNet preset {preset_or_config!r}; expected one of {', '.join(PRESETS)}"
+            f"unknown UNet preset {preset!r}; expected one of {', '.join(PRESETS)}"
         )
-    return UNet(PRESETS[preset_or_config], name=name or f"unet_{preset_or_config}")
+    return UNet(PRESETS[preset], name=name or f"unet_{preset}")
