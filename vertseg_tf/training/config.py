@@ -60,10 +60,12 @@ class TrainConfig:
         strategy: "default" (one device), "mirrored" (all local GPUs, else all logical CPUs)
             or "multiworker" (`MultiWorkerMirroredStrategy` from `TF_CONFIG`).
         deterministic: enable TensorFlow's op determinism, so equal seeds give equal weights
-            and a resumed run equals an uninterrupted one.
+            and a resumed run equals an uninterrupted one (fit loop: when it resumes from an
+            epoch-end backup).
         checkpoint_every_steps: checkpoint after this many steps (custom loop: a
-            `tf.train.CheckpointManager` checkpoint; fit loop: the `BackupAndRestore` state),
-            and at every epoch end; 0 checkpoints at epoch ends only.
+            `tf.train.CheckpointManager` checkpoint; fit loop: the `BackupAndRestore` state,
+            from which Keras repeats the whole interrupted epoch), and at every epoch end;
+            0 checkpoints at epoch ends only.
         keep_checkpoints: custom loop: number of recent checkpoints kept (the best is kept
             besides); the fit loop keeps the last and the best weights.
         validation_fraction: share of the training images held out for validation when the

@@ -61,10 +61,23 @@ def compile_unet(config: TrainConfig) -> keras.Model:
     return model
 
 
+class _HistoryLogger(keras.callbacks.CSVLogger):
+    """`CSVLogger` numbering epochs from 1, as the custom loop's history.csv and summary.json."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
+
+
 class _StepCounter(keras.callbacks.Callback):
-    def __init__(self, step_callback: StepCallback, first_step: int):
+    """Calls `step_callback` with the global step: the optimizer's step count, which
+    `BackupAndRestore` (earlier in the callback list) has restored when resuming."""
+
+    def __init__(self, step_callback: StepCallback):
         super().__init__()
-        self.step_callback, self.step = step_callback, first_step
+        self.step_callback, self.step = step_callback, 0
+
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
@@ -82,8 +95,14 @@ def run_fit_loop(
 
     Callbacks: `BackupAndRestore` (every `checkpoint_every_steps` steps, else every epoch;
     resumes an interrupted run), `ModelCheckpoint` of the last and the best weights,
-    `CSVLogger` (history.csv) and, on the TensorFlow backend with the `tensorboard` package
-    installed, `TensorBoard`.
+    `CSVLogger` (history.csv, epochs numbered from 1) and, on the TensorFlow backend with the
+    `tensorboard` package installed, `TensorBoard`.
+
+    Keras resumes from the start of the epoch of the last backup (its batch is not restored):
+    a backup taken inside an epoch keeps that epoch's finished steps in the weights and the
+    resumed run repeats the whole epoch, so only a run whose last backup was an epoch end
+    (always with `checkpoint_every_steps` 0) resumes to the uninterrupted run's weights
+    under `deterministic`.
     """
     keras.utils.set_random_seed(config.seed)
     on_tensorflow = keras.backend.backend() == "tensorflow"
@@ -122,12 +141,12 @@ def run_fit_loop(
             save_best_only=True,
             save_weights_only=True,
         ),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+        _HistoryLogger(str(run_dir / HISTORY_FILE), append=resume),
     ]
     if on_tensorflow and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
     if step_callback is not None:
-        callbacks.append(_StepCounter(step_callback, 0))
+        callbacks.append(_StepCounter(step_callback))
     model.fit(
         data.x,
         data.y_true,
@@ -138,7 +157,4 @@ def run_fit_loop(
         callbacks=callbacks,
         verbose=2,
     )
-    history = [
-        {**row, "epoch": row["epoch"] + 1} for row in read_history(run_dir / HISTORY_FILE)
-    ]
-    return model, history
+    return model, read_history(run_dir / HISTORY_FILE)
