@@ -250,7 +250,7 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
     """Run the selected sections and return the report described in the module docstring.
 
     Args:
-        quick: tiny sizes and few steps (the whole suite in 2-3 minutes on 2 cores).
+        quick: tiny sizes and few steps (the whole suite in about 2 minutes on 2 cores).
         only: sections to run (default all of `SECTIONS`).
 
     Returns:
