@@ -18,6 +18,7 @@ The JSON file (`format` "vertseg-bench/1"):
     {"format", "quick", "date" (UTC, ISO 8601), "machine": {cpu_model, cpu_cores, ...,
      tensorflow, keras, numpy, python, platform, load_average_at_start},
      "sections": [run sections], "section_seconds": {section: wall seconds},
+     "section_cpu_seconds": {section: CPU seconds of this process and its child processes},
      "schema": {key: {"unit", "description"}},
      "results": {key: number | {"not_measured": reason}},   # exactly the schema's keys
      "details": {section: the script's full `run` result (raw times, settings)}}
@@ -32,6 +33,7 @@ import datetime
 import math
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -86,7 +88,8 @@ def _schema() -> dict[str, dict[str, str]]:
         key(f"asm.{name}.predict_wall_ms_per_patch", "ms", f"{name} predict, wall time per patch")
         key(f"asm.{name}.fit_seconds", "s", f"{name} fit on the training patches")
     key("inference.export_seconds", "s",
-        "export_run: SavedModel + TFLite float32 and int8 with parity checks")
+        "export_run: SavedModel + TFLite float32 and int8 with parity checks (SavedModel "
+        "checked in fresh processes; --quick: in the exporting process)")
     for kind in INFERENCE_KINDS:
         key(f"inference.{kind}.patches_per_second", "patches/s",
             f"Segmenter.predict_patches throughput, {kind}")
@@ -247,7 +250,7 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
     """Run the selected sections and return the report described in the module docstring.
 
     Args:
-        quick: tiny sizes and few steps (the whole suite in 2-3 minutes on 2 cores).
+        quick: tiny sizes and few steps (the whole suite in about 2 minutes on 2 cores).
         only: sections to run (default all of `SECTIONS`).
 
     Returns:
@@ -268,6 +271,7 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
         "machine": machine_description(),
         "sections": list(selected),
         "section_seconds": {},
+        "section_cpu_seconds": {},
         "schema": SCHEMA,
         "results": {},
         "details": {},
@@ -278,7 +282,7 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
             reasons[section] = "section not selected (--only)"
             continue
         print(f"bench: {section} ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _cpu_seconds()
         try:
             values, details = RUNNERS[section](quick)
         except Exception as error:  # noqa: BLE001 - one failed section must not lose the rest
@@ -289,7 +293,9 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
             report["details"][section] = details
             reasons[section] = _mode_reason(section, quick)
         report["section_seconds"][section] = time.perf_counter() - started
-        print(f"bench: {section} done in {report['section_seconds'][section]:.0f} s",
+        report["section_cpu_seconds"][section] = _cpu_seconds() - cpu_started
+        print(f"bench: {section} done in {report['section_seconds'][section]:.0f} s "
+              f"({report['section_cpu_seconds'][section]:.0f} CPU s)",
               file=sys.stderr, flush=True)
     for key in SCHEMA:
         value = report["results"].get(key)
@@ -297,6 +303,13 @@ def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:
             report["results"][key] = {"not_measured": reasons[key.split(".")[0]]}
     report["results"] = {key: report["results"][key] for key in SCHEMA}
     return report
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _mode_reason(section: str, quick: bool) -> str:

@@ -1,7 +1,7 @@
 """Peak memory (resident set size) of training each UNet preset, one fresh process per preset.
 
 Each preset trains in its own child process (`python benchmarks/train_memory.py --child
-PRESET ...`), one after the other: TensorFlow backend, `ShapeAwareLoss(e_mode="graph")`, Adam,
+PRESET ...`), one after the other (side by side in the quick mode): TensorFlow backend, `ShapeAwareLoss(e_mode="graph")`, Adam,
 `train_on_batch` on a fixed synthetic batch, no XLA. The child reports its peak resident set
 size (the operating system's high-water mark of the whole process: Python, TensorFlow's
 runtime, the model, its gradients and optimizer slots, the batch) twice: after the imports and
@@ -20,17 +20,22 @@ Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 PRESET_NAMES = ("smoke", "demo", "paper")
-QUICK = {"presets": PRESET_NAMES, "batch": 2, "steps": 2}
-FULL = {"presets": PRESET_NAMES, "batch": 25, "steps": 2}
+# Quick: one step (the first step already allocates the gradients and the optimizer slots)
+# and the children side by side: their start-up is mostly one-threaded, and timing
+# interference does not move a high-water mark.
+QUICK = {"presets": PRESET_NAMES, "batch": 2, "steps": 1, "parallel": True}
+FULL = {"presets": PRESET_NAMES, "batch": 25, "steps": 2, "parallel": False}
 
 
 def _peak_rss_mb() -> float:
@@ -80,14 +85,16 @@ def train_in_this_process(preset: str, batch: int, steps: int) -> dict:
 
 
 def run(quick: bool, **overrides) -> dict:
-    """Train every preset in its own fresh child process, one after the other; collect peaks.
+    """Train every preset in its own fresh child process; collect the peaks.
 
     Args:
-        quick: `QUICK` (batch 2, 2 steps) instead of `FULL` (batch 25, 2 steps).
+        quick: `QUICK` (batch 2, 1 step, the children side by side) instead of `FULL`
+            (batch 25, 2 steps, one child after the other).
         **overrides: any key of `QUICK` / `FULL`.
 
     Returns:
-        {"benchmark", "measure", "batch", "steps", "presets": {preset: child figures}}.
+        {"benchmark", "measure", "batch", "steps", "parallel",
+        "presets": {preset: child figures}}.
 
     Raises:
         RuntimeError: a child process failed (its stderr is in the message).
@@ -97,25 +104,46 @@ def run(quick: bool, **overrides) -> dict:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
                    "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(repository), os.environ.get("PYTHONPATH")]))}
-    # One child at a time: concurrent TensorFlow processes fight over the cores' thread pools.
-    presets = {}
-    for preset in settings["presets"]:
+
+    def start(preset: str, stderr) -> subprocess.Popen:
         print(f"[train_memory] {preset}: training in a child process", file=sys.stderr,
               flush=True)
-        child = subprocess.run(
+        return subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child", preset,
              "--batch", str(settings["batch"]), "--steps", str(settings["steps"])],
-            capture_output=True, text=True, env=environment, check=False,
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=environment,
         )
+
+    def collect(preset: str, child: subprocess.Popen, stderr) -> dict:
+        stdout, _ = child.communicate()
         if child.returncode != 0:
-            raise RuntimeError(f"train_memory child for {preset} failed:\n{child.stderr[-2000:]}")
-        presets[preset] = json.loads(child.stdout.strip().splitlines()[-1])
+            stderr.seek(0)
+            raise RuntimeError(f"train_memory child for {preset} failed:\n"
+                               f"{stderr.read()[-2000:]}")
+        return json.loads(stdout.strip().splitlines()[-1])
+
+    presets = {}
+    # Stderr goes to files, not pipes: a child filling a pipe nobody reads yet would stall.
+    with contextlib.ExitStack() as files:
+        stderrs = {preset: files.enter_context(tempfile.TemporaryFile("w+"))
+                   for preset in settings["presets"]}
+        if settings["parallel"]:
+            children = {preset: start(preset, stderrs[preset]) for preset in settings["presets"]}
+            for preset, child in children.items():
+                presets[preset] = collect(preset, child, stderrs[preset])
+        else:
+            # One child at a time: concurrent TensorFlow processes fight over the cores'
+            # thread pools, which would stretch the full run's per-child training time.
+            for preset in settings["presets"]:
+                child = start(preset, stderrs[preset])
+                presets[preset] = collect(preset, child, stderrs[preset])
     return {
         "benchmark": "train_memory",
         "measure": "peak resident set size (VmHWM, else ru_maxrss) of a fresh process per "
                    "preset, MiB",
         "batch": settings["batch"],
         "steps": settings["steps"],
+        "parallel": settings["parallel"],
         "presets": presets,
     }
 

@@ -368,7 +368,7 @@ def _segment(args: argparse.Namespace) -> int:
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.json", help="JSON report to write")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and few steps: the whole suite in 2-3 minutes "
+                        help="tiny sizes and few steps: the whole suite in about 2 minutes "
                              "on 2 cores")
     parser.add_argument("--only", metavar="A,B",
                         help="sections to run: train_step, pipeline, synthetic, asm, "

@@ -141,10 +141,29 @@ def test_manifest_and_tflite_float32_parity(untrained_export):
     assert manifest["model"]["unet_config"] == model.unet_config.to_dict()
     assert manifest["run_config"] == {"model": model.unet_config.to_dict()}
     assert manifest["parity"]["saved_model"]["max_abs_diff"] <= 1e-5
+    assert manifest["parity"]["saved_model"]["loaded_in"] == "fresh process"
     lite = Segmenter(target / manifest["tflite"]["float32"]).predict_patches(patches)
     expected = keras.ops.convert_to_numpy(model(patches, training=False))
     np.testing.assert_allclose(lite, expected, atol=1e-4, rtol=0)
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_parity_checked_in_the_exporting_process(untrained_export, tmp_path, monkeypatch):
+    from vertseg_tf.deploy import export
+
+    def no_fresh_process(*args, **kwargs):
+        raise AssertionError("a fresh process was started")
+
+    monkeypatch.setattr(export, "saved_model_outputs_in_fresh_process", no_fresh_process)
+    model, _, patches = untrained_export
+    target = export_run(model, tmp_path / "vertseg", 1, tflite=(),
+                        representative=(patches[:4], patches), progress=False,
+                        fresh_process_parity=False)
+    parity = json.loads((target / "manifest.json").read_text())["parity"]
+    assert parity["saved_model"]["loaded_in"] == "exporting process"
+    assert parity["saved_model"]["max_abs_diff"] <= 1e-5
+    assert parity["segment_signature"]["mask_pixel_agreement"] >= 0.999
+    assert parity["test_patches"] == len(patches)
 
 
 def test_example_request_through_serving_default(untrained_export):

@@ -310,13 +310,15 @@ def export_run(
     representative: tuple[np.ndarray, np.ndarray] | None = None,
     *,
     progress: bool = True,
+    fresh_process_parity: bool = True,
 ) -> Path:
     """Export a trained model for TF Serving and TFLite and check the copies against Keras.
 
     Parity checks (figures stored in `manifest.json`):
         - SavedModel `serving_default`, loaded in a fresh process that never imports
-          vertseg_tf, against the Keras model: max |difference| of the probabilities must be
-          at most `SAVED_MODEL_TOLERANCE` (1e-5), else `ParityError`;
+          vertseg_tf (or in this process when `fresh_process_parity` is False), against the
+          Keras model: max |difference| of the probabilities must be at most
+          `SAVED_MODEL_TOLERANCE` (1e-5), else `ParityError`;
         - the `segment` signature on raw patches against the argmax of the Keras model: the
           share of equal mask pixels is recorded;
         - TFLite float32 through `ai_edge_litert`: max |difference| at most
@@ -334,6 +336,10 @@ def export_run(
         representative: `(calibration, test)` normalised patches (N, 64, 64[, 1]); default
             `representative_patches(run_config)`.
         progress: print one line per step to stderr.
+        fresh_process_parity: load the SavedModel for its two parity checks in fresh
+            processes, as a serving system would (default); False loads it once in this
+            process instead, which skips two TensorFlow start-ups (`vertseg-tf bench --quick`
+            uses it; the manifest's `parity.saved_model.loaded_in` says which).
 
     Returns:
         The version folder `out/<version>`.
@@ -377,17 +383,28 @@ def export_run(
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
         _write_saved_model(model, building)
-        served = saved_model_outputs_in_fresh_process(building, test)[PROBABILITIES_OUTPUT]
+        if fresh_process_parity:
+            def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
+                return saved_model_outputs_in_fresh_process(building, patches, signature)
+        else:
+            loaded = tf.saved_model.load(str(building))
+
+            def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
+                outputs = loaded.signatures[signature](patch=tf.constant(patches, tf.float32))
+                return {name: value.numpy() for name, value in outputs.items()}
+        served = serve(test, "serving_default")[PROBABILITIES_OUTPUT]
         saved_model_error = float(np.abs(served - reference).max())
         if saved_model_error > SAVED_MODEL_TOLERANCE:
             raise ParityError(f"{target}: SavedModel differs from Keras by {saved_model_error:.3g}"
                               f" > {SAVED_MODEL_TOLERANCE:g}")
         raw = test * 37.5 + 1200.0  # any positive affine change of intensities normalises back
-        raw_masks = saved_model_outputs_in_fresh_process(building, raw, "segment")[MASK_OUTPUT]
+        raw_masks = serve(raw, "segment")[MASK_OUTPUT]
         parity: dict[str, Any] = {
             "test_patches": len(test),
             "saved_model": {"max_abs_diff": saved_model_error,
-                            "tolerance": SAVED_MODEL_TOLERANCE, "passed": True},
+                            "tolerance": SAVED_MODEL_TOLERANCE, "passed": True,
+                            "loaded_in": "fresh process" if fresh_process_parity
+                            else "exporting process"},
             "segment_signature": {
                 "mask_pixel_agreement": float((raw_masks == reference_masks).mean())
             },
