@@ -5,24 +5,13 @@ import keras
 import numpy as np
 import pytest
 
+from tests.training.killing import Killed, kill_after
 from vertseg_tf.training import TRAIN_PRESETS, read_run_config, train
 
 # 40 patches in batches of 10: 4 steps per epoch, 8 in all; a checkpoint every 2 steps.
 CONFIG = TRAIN_PRESETS["smoke"].replace(
     max_train_patches=40, checkpoint_every_steps=2, deterministic=True
 )
-
-
-class Killed(Exception):
-    """Stands for the process being killed: raised inside training, no final files."""
-
-
-def kill_after(step_to_die):
-    def callback(step):
-        if step == step_to_die:
-            raise Killed
-
-    return callback
 
 
 def tensorboard_values(folder):

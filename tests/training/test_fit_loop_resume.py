@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.training.killing import Killed, kill_after
 from vertseg_tf.training import TRAIN_PRESETS, train
 
 # 40 patches in batches of 10: 4 steps per epoch, 8 in all. `BackupAndRestore` backs up at
@@ -14,18 +15,6 @@ CONFIG = TRAIN_PRESETS["smoke"].replace(
     loop="fit", max_train_patches=40, deterministic=True, checkpoint_every_steps=0
 )
 STEPS_PER_EPOCH = 4
-
-
-class Killed(Exception):
-    """Stands for the process being killed: raised inside training, no final files."""
-
-
-def kill_after(step_to_die):
-    def callback(step):
-        if step == step_to_die:
-            raise Killed
-
-    return callback
 
 
 def weights(run_dir):
