@@ -100,7 +100,7 @@ def reproduce(
     Example:
         >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
     """
-    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset, train
+    from vertseg_tf.training import TRAIN_PRESETS, RunFolder, resolve_dataset, train
 
     if preset not in REPRODUCE_PRESETS:
         raise ConfigError(
@@ -144,7 +144,7 @@ def reproduce(
             method_config = method_config.replace(augment=settings.asm_augment)
 
         def work(method_config=method_config, run_dir=run_dir):
-            resume = (run_dir / "config.json").is_file()
+            resume = RunFolder(run_dir).config_path.is_file()
             result = train(
                 method_config,
                 dataset_dir,
