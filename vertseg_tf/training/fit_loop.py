@@ -17,6 +17,7 @@ from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
 from vertseg_tf.model import build_unet
+from vertseg_tf.progress import keras_verbose
 from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
@@ -147,6 +148,6 @@ def run_fit_loop(
         validation_data=(data.val_x, data.val_y_true) if has_validation else None,
         shuffle=True,
         callbacks=callbacks,
-        verbose=2,
+        verbose=keras_verbose(),
     )
     return model, folder.read_history()
