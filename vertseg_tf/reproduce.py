@@ -59,7 +59,7 @@ REPRODUCE_PRESETS = {
     "paper": ReproducePreset(
         "paper",
         False,
-        "the paper's protocol: 296 full-size images (124 train : 172 test), 45 patches per "
+        "the paper's protocol: 296 small synthetic images (124 train : 172 test), 45 patches per "
         "training vertebra, paper UNet, 30 epochs, batch 25, RMSprop (a GPU job)",
     ),
 }
