@@ -50,9 +50,11 @@ def test_truth_and_outline_read_outs_agree_on_boxes():
 
 def test_facing_is_read_from_the_generator_v1_block_and_detected_without_one():
     assert measure_record(record(facing_key=False)).facing_source == "stored"
+    assert measure_record(record(), facing="right").facing == "left"  # the stored one wins
     image = record()
     image.extra = {}
     assert measure_record(image).facing_source.startswith("detected")
+    assert measure_record(image, facing="right").facing_source == "given"
     assert truth_column(record(truth=False)) is None
     with pytest.raises(DataError, match="facing"):
         truth_column(image)

@@ -64,8 +64,8 @@ def _measure_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="measure only this split (default: all; with "
                                         "--validate: test)")
     parser.add_argument("--facing", choices=("left", "right"),
-                        help="side every patient faces (default: the stored facing, else "
-                             "detected per image)")
+                        help="side the patient faces on images that store no facing "
+                             "(default: detected per image; a stored facing always wins)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad outline")
     parser.add_argument("--validate", action="store_true",
                         help="compare with the generator's true six points (synthetic v2 "

@@ -5,7 +5,8 @@ the column's C3-C7 angles are repeated on each row of the image, so the file is 
 (`CSV_COLUMNS`). Lengths are in the row's `unit`.
 
 Where the facing comes from, in order: the image record's `facing` key, its
-`synthetic.facing` (generator v1), else it is detected (`six_points.detect_facing`). The
+`synthetic.facing` (generator v1), the caller's `facing`, else it is detected
+(`six_points.detect_facing`). The
 generator's true six points are read from each vertebra's `truth.six_points` (or
 `synthetic.truth.six_points`).
 """
@@ -72,7 +73,8 @@ def measure_record(
 
     Args:
         record: the image record (contours and centres in image pixels).
-        facing: overrides the stored facing; None uses the stored one, else detects it.
+        facing: the facing when the record stores none; None detects it then. A stored
+            facing always wins.
         source: the file named in errors.
         index: the record's index in the dataset, named in errors.
         strict: raise at a bad outline; otherwise leave that vertebra out and keep the
@@ -96,9 +98,8 @@ def measure_record(
             continue
         kept.append(vertebra)
     source_of_facing = "given"
-    if facing is None:
-        facing = stored_facing(record)
-        source_of_facing = "stored"
+    if stored_facing(record) is not None:
+        facing, source_of_facing = stored_facing(record), "stored"
     column = measure_column(
         [v.label for v in kept], outlines=[v.contour for v in kept],
         centres=np.array([v.center for v in kept]).reshape(-1, 2),
