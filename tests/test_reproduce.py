@@ -48,3 +48,16 @@ def test_smoke_reproduction_writes_every_table_and_figure_and_resumes(tmp_path, 
 
     with pytest.raises(ConfigError, match="choose another --out"):
         reproduce("demo", out, dataset=dataset, log=lines.append)
+
+
+def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
+    from vertseg_tf.evaluation.reproduce import STATE_FILE
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    recorded = {"preset": "smoke", "dataset": None, "generator_version": 1, "hard_share": None,
+                "steps": {}}
+    (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ConfigError, match="generator_version"):
+        reproduce("smoke", out, generator_version=2, log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]
