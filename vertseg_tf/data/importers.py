@@ -27,11 +27,11 @@ from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
     VertebraRecord,
-    polygon_area_centroid,
     read_json_file,
     save_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
 
@@ -343,13 +343,13 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
         raise DataError(source, f"centre for {level} but no {level} outline", field=outline.field)
     center = outline.center
     if center is None:
-        area, center = polygon_area_centroid(outline.contour)
-        if area == 0.0:
+        if polygon_area(outline.contour) == 0.0:
             raise DataError(
                 source,
                 f"{level} outline encloses no area, so it has no centroid",
                 field=outline.field,
             )
+        center = polygon_centroid(outline.contour)
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 
