@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "BACKGROUND",
     "DISTANCE_CHANNEL",
+    "E_MODES",
     "MASK_CHANNEL",
     "VERTEBRA",
     "predicted_mask",
@@ -25,6 +26,10 @@ MASK_CHANNEL = 0
 DISTANCE_CHANNEL = 1
 BACKGROUND = 0
 VERTEBRA = 1
+E_MODES = ("graph", "py_function")
+"""How E (Eq. 4: the mean of the distance channel over the predicted mask's boundary) is
+computed: "graph" (`vertseg_tf.losses.shape_error`, keras.ops) or "py_function" (the host
+reference `vertseg_tf.shape_error_tf`)."""
 
 
 def predicted_mask(probabilities):

@@ -319,8 +319,9 @@ def polyline_distance_maps(
 
     Example:
         >>> line = np.array([[0.0, 1.0], [3.0, 1.0]])
-        >>> polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)[:, 0, 0].tolist()
-        [1.0, 2.0]
+        >>> maps = polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)
+        >>> [round(float(d), 4) for d in maps[:, 0, 0]]  # (0, 0) to (0, 1) and to the end (1, 2)
+        [1.0, 2.2361]
     """
     height, width = (int(n) for n in shape)
     out = np.empty((len(polylines), height, width), np.float32)

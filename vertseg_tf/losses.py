@@ -20,6 +20,7 @@ from keras import ops
 from vertseg_tf.channels import (
     BACKGROUND,
     DISTANCE_CHANNEL,
+    E_MODES,
     MASK_CHANNEL,
     VERTEBRA,
     predicted_mask,
@@ -36,9 +37,6 @@ __all__ = [
     "shape_aware_loss",
     "shape_error",
 ]
-
-E_MODES = ("graph", "py_function")
-
 
 def _pixel_log_losses(y_true, y_pred):
     """Per-pixel -sum_j y_j log p_j, shape (B, H, W); the one-hot target is the mask channel."""

@@ -138,10 +138,10 @@ class PointDistributionModel:
         variance_kept: share of the shape variance the kept PCA modes explain.
         start_direction: patch direction (x, y) that picks landmark 0 (see `resample_contour`).
 
-    Example:
-        >>> pdm = PointDistributionModel(n_landmarks=40).fit(contours)
-        >>> points = pdm.initial_points((64, 64))
-        >>> b, pose, fitted = pdm.fit_points(points)
+    Example (needs training contours, so not run as a doctest):
+        >>> pdm = PointDistributionModel(n_landmarks=40).fit(contours)  # doctest: +SKIP
+        >>> points = pdm.initial_points((64, 64))  # doctest: +SKIP
+        >>> b, pose, fitted = pdm.fit_points(points)  # doctest: +SKIP
     """
 
     def __init__(

@@ -101,9 +101,9 @@ class ImageRecord:
 class Dataset:
     """A native dataset: the image records and the folder their files are relative to.
 
-    Example:
-        >>> ds = load_dataset("my_dataset")
-        >>> train = ds.split("train")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> ds = load_dataset("my_dataset")  # doctest: +SKIP
+        >>> train = ds.split("train")  # doctest: +SKIP
     """
 
     images: list[ImageRecord] = field(default_factory=list)
@@ -261,8 +261,8 @@ def read_json_file(path: Path, what: str) -> Any:
     Raises:
         DataError: `path` is not a file, cannot be read, or is not valid UTF-8 JSON.
 
-    Example:
-        >>> obj = read_json_file(Path("project/a.json"), "annotation file")
+    Example (needs an annotation file, so not run as a doctest):
+        >>> obj = read_json_file(Path("project/a.json"), "annotation file")  # doctest: +SKIP
     """
     if not path.is_file():
         raise DataError(path, f"{what} not found")
@@ -289,9 +289,9 @@ def load_dataset(path) -> Dataset:
     Raises:
         DataError: naming the file and field of the first structural problem.
 
-    Example:
-        >>> dataset = load_dataset("runs/synthetic")
-        >>> train = dataset.split("train")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> dataset = load_dataset("runs/synthetic")  # doctest: +SKIP
+        >>> train = dataset.split("train")  # doctest: +SKIP
     """
     json_path = _dataset_json_path(path)
     return dataset_from_json(read_json_file(json_path, "dataset file"), source=json_path, root=json_path.parent)
@@ -392,11 +392,11 @@ def validate_dataset(
     Returns:
         The problems in file order; the dataset is usable when none has severity "error".
 
-    Example:
-        >>> problems = validate_dataset("runs/synthetic")
-        >>> for problem in problems:
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> problems = validate_dataset("runs/synthetic")  # doctest: +SKIP
+        >>> for problem in problems:  # doctest: +SKIP
         ...     print(problem)
-        >>> ok = not any(p.is_error for p in problems)
+        >>> ok = not any(p.is_error for p in problems)  # doctest: +SKIP
     """
     findings = _Findings(strict)
     try:

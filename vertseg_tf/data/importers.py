@@ -92,8 +92,8 @@ def import_labelme(
         DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
         ConfigError: an unknown `split` or `pixel_origin`.
 
-    Example:
-        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -176,8 +176,8 @@ def import_coco(
         DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
         ConfigError: an unknown `split` or `pixel_origin`.
 
-    Example:
-        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -264,8 +264,8 @@ def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) ->
 def import_dataset(kind: str, source, out, **options) -> Dataset:
     """`import_labelme` or `import_coco` by name ("labelme" or "coco"); options pass through.
 
-    Example:
-        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)  # doctest: +SKIP
     """
     if kind == "labelme":
         return import_labelme(source, out, **options)
