@@ -1,6 +1,6 @@
 """Plane geometry on the pixel grid: polygons <-> masks, polylines, distances, affine maps.
 
-Conventions (DESIGN.md section 3): a point is (x, y) with x = column and y = row; the origin is
+Conventions (docs/architecture.md, coordinates): a point is (x, y) with x = column and y = row; the origin is
 the centre of the top-left pixel, so pixel (x, y) has its centre at integer coordinates (x, y).
 Polygons and polylines are (K, 2) float arrays of xy points; a closed polygon does not repeat
 its first point. Affine maps are (2, 3) matrices acting on column vectors (x, y, 1).

@@ -1,6 +1,6 @@
 """Vertebra patches: pose from clicked centres, the affine cut, augmentation, and the way back.
 
-Geometry (DESIGN.md section 3). For vertebra k with centre c_k (centres in spine order, top to
+Geometry (docs/architecture.md, patch geometry). For vertebra k with centre c_k (centres in spine order, top to
 bottom) the spine axis is c_{k+1} - c_{k-1} (c_1 - c_0 and c_{N-1} - c_{N-2} at the ends) and
 the scale s_k is the mean distance to the neighbouring centres. The patch is the square of side
 alpha * s_k centred on c_k, turned so that the axis points down the patch (+y), then turned by
@@ -57,6 +57,7 @@ from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
+    "FLAT_RELATIVE_STD",
     "IMAGES_PER_WORKER",
     "PATCH_SIZE",
     "TEST_ALPHA",
@@ -82,7 +83,7 @@ IMAGES_PER_WORKER = 4
 
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
-_FLAT_RELATIVE_STD = 1e-6
+FLAT_RELATIVE_STD = 1e-6
 
 
 def vertebra_poses(
@@ -226,7 +227,7 @@ def _normalise(patches: np.ndarray) -> np.ndarray:
     flat = patches.reshape(len(patches), -1).astype(np.float64)
     mean = flat.mean(axis=1, keepdims=True)
     std = flat.std(axis=1, keepdims=True)
-    flat_patch = std <= _FLAT_RELATIVE_STD * np.abs(mean)
+    flat_patch = std <= FLAT_RELATIVE_STD * np.abs(mean)
     normalised = (flat - mean) / np.where(flat_patch, 1.0, std)
     normalised[flat_patch[:, 0]] = 0.0
     return normalised.astype(np.float32).reshape(patches.shape)

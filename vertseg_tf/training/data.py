@@ -16,7 +16,7 @@ from vertseg_tf.data.dataset import Dataset, load_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
-__all__ = ["TrainingData", "epoch_order", "load_training_data", "resolve_dataset"]
+__all__ = ["TrainingData", "load_training_data", "resolve_dataset"]
 
 
 @dataclasses.dataclass
@@ -158,15 +158,3 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         val_source=val_source,
         contours=list(train_set.contours),
     )
-
-
-def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the training patches in `epoch`: a pure function of (seed, epoch).
-
-    A resumed run therefore sees the same batches as an uninterrupted one.
-
-    Example:
-        >>> bool((epoch_order(5, seed=1, epoch=2) == epoch_order(5, seed=1, epoch=2)).all())
-        True
-    """
-    return np.random.default_rng([seed, epoch]).permutation(count)
