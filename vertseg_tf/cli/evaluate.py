@@ -57,7 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    from vertseg_tf.evaluation.reproduce import REPRODUCE_PRESETS
+    from vertseg_tf.reproduce import REPRODUCE_PRESETS
 
     parser.add_argument(
         "--preset",
@@ -79,7 +79,7 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from vertseg_tf.evaluation.reproduce import reproduce
+    from vertseg_tf.reproduce import reproduce
 
     report = reproduce(
         args.preset,

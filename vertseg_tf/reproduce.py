@@ -59,7 +59,7 @@ REPRODUCE_PRESETS = {
     "paper": ReproducePreset(
         "paper",
         False,
-        "the paper's protocol: 296 full-size images (124 train : 172 test), 45 patches per "
+        "the paper's protocol: 296 small synthetic images (124 train : 172 test), 45 patches per "
         "training vertebra, paper UNet, 30 epochs, batch 25, RMSprop (a GPU job)",
     ),
 }
@@ -106,7 +106,7 @@ def reproduce(
     Example:
         >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
     """
-    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset, train
+    from vertseg_tf.training import TRAIN_PRESETS, RunFolder, resolve_dataset, train
 
     if preset not in REPRODUCE_PRESETS:
         raise ConfigError(
@@ -160,7 +160,7 @@ def reproduce(
             method_config = method_config.replace(augment=settings.asm_augment)
 
         def work(method_config=method_config, run_dir=run_dir):
-            resume = (run_dir / "config.json").is_file()
+            resume = RunFolder(run_dir).config_path.is_file()
             result = train(
                 method_config,
                 dataset_dir,

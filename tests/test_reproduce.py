@@ -6,7 +6,7 @@ import pytest
 from vertseg_tf.cli import main
 from vertseg_tf.data.synthetic import generate
 from vertseg_tf.errors import ConfigError
-from vertseg_tf.evaluation.reproduce import METHOD_NAMES, reproduce
+from vertseg_tf.reproduce import METHOD_NAMES, reproduce
 
 TABLES = ("table1_masks", "table2_shape", "table3_hard", "paired_tests")
 FIGURES = ("figure6_error_cdf", "figure7_boxplots", "figure8_qualitative", "figure9_hard_cases")
