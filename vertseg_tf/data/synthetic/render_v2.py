@@ -60,7 +60,7 @@ def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndar
     cell_mm = grain_mm / 1.5
     size = int(np.ceil(np.hypot(rows, cols) * spacing / cell_mm)) + 4
     low = rng.standard_normal((size, size), dtype=np.float32)
-    elongation = rng.uniform(2.0, 4.0)
+    elongation = rng.uniform(1.5, 3.0)
     low = cv2.GaussianBlur(low, (0, 0), sigmaX=0.6, sigmaY=0.6 * elongation)
     low = np.tanh(low / max(float(low.std()), 1e-6))
     # Full-size pixel (x, y) -> texture cell: scale to cells, rotate so the grain (the cells'

@@ -50,6 +50,7 @@ _STROKE_POINTS = 160
 SHOULDERS_COVER_PROBABILITY = 0.4
 MANDIBLE_PLACEMENTS = (("clear", 0.6), ("angle_over_c2_c3", 0.27), ("teeth_over_c2_c3", 0.13))
 TEETH_PROBABILITY = 0.75
+UNCINATE_PROBABILITY = 0.7
 
 
 @dataclass
@@ -198,6 +199,20 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
     ]
 
 
+def _uncinate(level: Level, rng, density: float, offset: np.ndarray) -> BonePart:
+    """The uncinate processes: a low hump over the back of the superior endplate (mm).
+
+    They rise from the lateral rims of the endplate, so on a lateral film they overlap the
+    posterior half of the superior endplate and the disc above it.
+    """
+    a = level.params.depth / 2.0
+    b = level.params.standing_height / 2.0
+    center = (rng.uniform(0.2, 0.55) * a + offset[0] / 2.0, -b + offset[1] / 2.0)
+    hump = _ellipse(center, (rng.uniform(0.3, 0.5) * a, rng.uniform(1.2, 2.5)), 0.0, 32)
+    value = rng.uniform(0.25, 0.5) * density
+    return BonePart([level.to_world(hump)], 0.4, 1.3 * value, value)
+
+
 def _mandible_and_teeth(spine: Spine, rng, density: float) -> tuple[list[BonePart], str]:
     """The mandible (with lower and upper teeth) clear of, or over, C2-C3 (mm)."""
     c2 = spine.level("C2")
@@ -308,6 +323,7 @@ def _vertebrae(spine: Spine, plan: ConditionPlan, rng, offset: np.ndarray):
     boost = rng.uniform(0.3, 1.0)
     ghost = rng.uniform(0.3, 0.65)
     pillar_shift = offset * rng.uniform(2.0, 4.0)
+    uncinate = bool(rng.uniform() < UNCINATE_PROBABILITY)
     bones, elements, strokes = [], [], []
     for level in spine.levels:
         level_density = density * rng.uniform(0.9, 1.1)
@@ -319,12 +335,14 @@ def _vertebrae(spine: Spine, plan: ConditionPlan, rng, offset: np.ndarray):
             strokes.append(_double_contour(level, local, offset,
                                            ghost * cortical * level_density, cortex_mm))
         elements.extend(_pillars(level, rng, density, pillar_shift))
+        if uncinate and level.label not in ("C2", "T1"):
+            elements.append(_uncinate(level, rng, density, pillar_shift))
     for label in sorted(plan.degenerative):
         for line in _endplate_lines(spine.level(label)):
             value = rng.uniform(0.5, 0.9) * density
             strokes.append(Stroke(line, rng.uniform(0.8, 1.6), np.full(len(line) - 1, value)))
     extra = {"density": float(density), "cortex_mm": float(cortex_mm),
-             "endplate_boost": float(boost)}
+             "endplate_boost": float(boost), "uncinate_processes": uncinate}
     return bones, elements, strokes, density, extra
 
 
