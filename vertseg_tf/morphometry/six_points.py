@@ -43,6 +43,7 @@ from vertseg_tf.geometry import (
 
 __all__ = [
     "AIMING_STATIONS",
+    "BOW_FRACTION",
     "FACINGS",
     "MIN_OUTLINE_POINTS",
     "POINT_NAMES",
@@ -66,6 +67,9 @@ AIMING_STATIONS = ((0.25, 0.5, 0.75),) * 4
 start axis is 20 degrees off, and which the anterior-inferior lip and corner osteophytes
 (outside 20 % of the depth) do not tilt."""
 MIN_OUTLINE_POINTS = 4
+BOW_FRACTION = 0.05
+"""Smallest bow of the column of centres (over the chord) that lets its curvature decide the
+facing."""
 POINT_NAMES = (
     "superior_anterior",
     "superior_middle",
@@ -241,8 +245,8 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
 
     * **curvature**: the cervical column is most often lordotic, convex anteriorly; the
       middle centres then lie on the anterior side of the chord from the first to the last.
-      Used when the bow (largest distance of a centre from the chord) exceeds 3 % of the
-      chord length.
+      Used when the bow (largest distance of a centre from the chord) exceeds
+      `BOW_FRACTION` (5 %) of the chord length: a clearly curved column.
     * **lip**: otherwise, the anterior-inferior lip of C3-C6 makes the lowest tenth of each
       outline (along the spine axis) lie anterior of the body's middle; the mean of the
       outlines' votes decides.
@@ -265,7 +269,7 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
             normal = np.array([chord[1], -chord[0]]) / length  # towards +x for a column going down
             offsets = (centres[1:-1] - centres[0]) @ normal
             bow = offsets[np.argmax(np.abs(offsets))]
-            if abs(bow) > 0.03 * length:
+            if abs(bow) > BOW_FRACTION * length:
                 return ("left" if bow < 0 else "right"), "curvature"
     axes = spine_axes(centres)
     votes = []
