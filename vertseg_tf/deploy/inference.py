@@ -29,6 +29,8 @@ from vertseg_tf.deploy.measurements import (
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import mask_to_contours, polygon_area
+from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = [
     "AREA_RATIO_RANGE",
@@ -39,7 +41,6 @@ __all__ = [
     "default_labels",
     "draw_overlay",
     "latest_version",
-    "load_keras_model",
     "parse_centers",
     "read_centers_file",
     "segment_to_dataset",
@@ -136,43 +137,6 @@ def latest_version(path) -> Path:
     if not versions:
         raise DataError(path, "not a SavedModel folder (no saved_model.pb) nor a TF Serving base")
     return max(versions, key=lambda child: int(child.name))
-
-
-def load_keras_model(path):
-    """Load a `.keras` file saved by vertseg-tf, uncompiled.
-
-    Args:
-        path: the `.keras` file.
-
-    Returns:
-        The `keras.Model` (a `vertseg_tf.model.UNet` for models vertseg-tf built).
-
-    Raises:
-        DataError: a missing, truncated or foreign file.
-
-    Example:
-        >>> model = load_keras_model("runs/demo/model.keras")  # doctest: +SKIP
-    """
-    import zipfile
-
-    import keras
-
-    from vertseg_tf import register_keras_objects
-    from vertseg_tf.loading import unregistered_class_hint
-
-    register_keras_objects()
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "model file not found")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        hint = unregistered_class_hint(error, path)
-        if hint:
-            raise DataError(path, hint) from None
-        raise DataError(
-            path, f"cannot load the Keras model ({type(error).__name__}: {error})"
-        ) from None
 
 
 def _model_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -273,8 +237,9 @@ def _predictor(model, num_threads: int | None) -> tuple[Callable, str, object | 
     path = Path(model)
     if not path.exists():
         raise DataError(path, "model not found")
-    if path.is_dir() and (path / "model.keras").is_file() and not (path / "saved_model.pb").exists():
-        path = path / "model.keras"
+    run_model = RunFolder(path).model_path
+    if path.is_dir() and run_model.is_file() and not (path / "saved_model.pb").exists():
+        path = run_model
     if path.is_dir():
         return _saved_model_predictor(path), "saved_model", None
     if path.suffix == ".keras":
