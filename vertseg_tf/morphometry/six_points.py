@@ -48,6 +48,7 @@ __all__ = [
     "MIN_OUTLINE_POINTS",
     "POINT_NAMES",
     "STATIONS",
+    "WALL_TRIM",
     "check_outline",
     "detect_facing",
     "from_canonical",
@@ -70,6 +71,9 @@ MIN_OUTLINE_POINTS = 4
 BOW_FRACTION = 0.05
 """Smallest bow of the column of centres (over the chord) that lets its curvature decide the
 facing."""
+WALL_TRIM = 0.3
+"""Share of the posterior height left out at each end when fitting the posterior wall: the
+middle 40 % of the wall, clear of the rounded corners."""
 POINT_NAMES = (
     "superior_anterior",
     "superior_middle",
@@ -283,8 +287,8 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
 def posterior_wall_direction(outline, points) -> np.ndarray:
     """Unit direction down the posterior wall of a body (canonical frame), for the posterior
     tangent: the principal axis of the outline vertices in the posterior band (beyond the
-    posterior station) between the posterior points, the top and bottom fifth of that
-    height left out (the rounded corners); the line superior-posterior -> inferior-posterior
+    posterior station) between the posterior points, the top and bottom `WALL_TRIM` (30 %)
+    of that height left out (the rounded corners); the line superior-posterior -> inferior-posterior
     when fewer than three vertices are in the band.
 
     Args:
@@ -298,7 +302,8 @@ def posterior_wall_direction(outline, points) -> np.ndarray:
     along = (outline - points[2]) @ posterior
     height = (outline - points[2]) @ down
     span = float(np.linalg.norm(chord))
-    band = outline[(along >= 0.0) & (height >= 0.2 * span) & (height <= 0.8 * span)]
+    band = outline[(along >= 0.0) & (height >= WALL_TRIM * span)
+                   & (height <= (1.0 - WALL_TRIM) * span)]
     if len(band) < 3:
         return down
     centred = band - band.mean(axis=0)
