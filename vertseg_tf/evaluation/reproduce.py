@@ -80,6 +80,7 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    workers: int | None = None,
     command_line: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -91,6 +92,7 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         command_line: the command quoted in the report.
         log: where progress lines go.
 
@@ -152,6 +154,7 @@ def reproduce(
                 resume=resume,
                 overwrite=run_dir.exists() and not resume,
                 cache_dir=cache_dir,
+                workers=workers,
             )
             return {"run_dir": str(run_dir), "final": result.get("final", {})}
 
@@ -165,6 +168,7 @@ def reproduce(
             runs,
             out / "report",
             cache_dir=cache_dir,
+            workers=workers,
             title=f"vertseg-tf reproduction ({preset} preset)",
             command_line=command_line,
             progress=log,
