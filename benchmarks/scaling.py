@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "plot": str(plot(name, points, Path(args.plots)))}
     from benchmarks.suite import machine_description
 
-    report["machine"] = {**machine_description(),
+    report["machine"] = {**machine_description("tensorflow" in sys.modules),
                          "load_average_at_end": list(os.getloadavg())}
     report["train_preset"], report["segment_preset"] = args.train_preset, args.segment_preset
     from vertseg_tf.atomic import write_json_atomic
