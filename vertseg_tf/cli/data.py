@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vertseg_tf.cli.common import Command, cli_progress
+from vertseg_tf.cli.common import Command, add_workers_argument, cli_progress
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -159,6 +159,7 @@ def _patches_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
     )
+    add_workers_argument(parser)
 
 
 def _patches(args: argparse.Namespace) -> int:
@@ -174,6 +175,7 @@ def _patches(args: argparse.Namespace) -> int:
         args.augment,
         cache_dir=args.cache_dir,
         progress=cli_progress(f"patches {args.split}"),
+        workers=args.workers,
     )
     per_label = Counter(patch_set.labels)
     vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
