@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vertseg_tf.geometry import resample_closed
+
 __all__ = [
     "ANNOTATED_LEVELS",
     "FRACTURE_STATION",
@@ -141,7 +143,7 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
     Example:
         >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
     """
-    return _resample_closed(np.stack(_dense_outline(params), axis=1), n_points)
+    return resample_closed(np.stack(_dense_outline(params), axis=1), n_points)
 
 
 def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
@@ -230,16 +232,6 @@ def _fracture(x: np.ndarray, y: np.ndarray, a: float, b: float, fracture: Fractu
         return x, y * (1.0 - fracture.posterior_height_loss * (1.0 - spared))
     y = y * (1.0 - fracture.anterior_height_loss * towards_anterior)
     return x, y * (1.0 - fracture.posterior_height_loss)
-
-
-def _resample_closed(points: np.ndarray, n_points: int) -> np.ndarray:
-    closed = np.vstack([points, points[:1]])
-    step = np.hypot(*np.diff(closed, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(step)])
-    targets = np.linspace(0.0, arc[-1], n_points, endpoint=False)
-    return np.stack(
-        [np.interp(targets, arc, closed[:, 0]), np.interp(targets, arc, closed[:, 1])], axis=1
-    )
 
 
 @dataclass
