@@ -71,6 +71,10 @@ class TrainConfig:
         validation_fraction: share of the training images held out for validation when the
             dataset has no "val" split (chosen by image id, independent of the seed).
         augment: cut the training patches with the 45-patch scale x rotation grid.
+        augment_mirror: reflect a seeded half of the training patches left to right (with
+            their masks, distance maps, contours and affines), so the network learns patients
+            facing left and right alike; off in the paper's protocol, whose films all face
+            one way.
         max_train_patches: use at most this many training patches (a seeded choice); 0 = all.
         mixed_precision: "none" or "bfloat16" (Keras "mixed_bfloat16" policy).
         scale_lr: scale the learning rate linearly with `batch_size / reference_batch_size`.
@@ -106,6 +110,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     validation_fraction: float = 0.1
     augment: bool = True
+    augment_mirror: bool = False
     max_train_patches: int = 0
     mixed_precision: str = "none"
     scale_lr: bool = False
