@@ -292,8 +292,12 @@ def _patches(args: argparse.Namespace) -> int:
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run_dir", metavar="RUN_DIR",
+        "run_dir", metavar="RUN_DIR", nargs="?",
         help="training run folder with model.keras (or a .keras file)",
+    )
+    parser.add_argument(
+        "--model", metavar="pretrained",
+        help="'pretrained': export the model shipped with vertseg-tf instead of a RUN_DIR",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
@@ -313,15 +317,27 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     "export",
     "Export a trained model as a TF Serving SavedModel and TFLite models, checking parity.",
     "vertseg-tf export runs/demo --out models/vertseg --version 1\n"
-    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8",
+    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8\n"
+    "vertseg-tf export --model pretrained --out models/vertseg --version 3",
     _export_arguments,
 )
 def _export(args: argparse.Namespace) -> int:
     import json
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
+    from vertseg_tf.deploy.inference import PRETRAINED
 
-    target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
+    if (args.run_dir is None) == (args.model is None):
+        raise ConfigError("give either RUN_DIR or --model pretrained")
+    if args.model is not None and args.model != PRETRAINED:
+        raise ConfigError(f"--model takes only {PRETRAINED!r}; give a run folder as RUN_DIR")
+    if args.model is not None:
+        from vertseg_tf.pretrained import load_pretrained
+
+        source = load_pretrained()
+    else:
+        source = args.run_dir
+    target = export_run(source, args.out, args.version, tflite=args.tflite)
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
     print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
           f"(fresh process, tolerance 1e-05)")
@@ -342,7 +358,9 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
         help="centres file: JSON [[x, y], ...] or one 'x,y' per line",
     )
     parser.add_argument(
-        "--model", required=True, help=".keras file, SavedModel folder or .tflite file"
+        "--model", default="pretrained",
+        help=".keras file, SavedModel folder or .tflite file (default: 'pretrained', the model "
+        "shipped with vertseg-tf, trained on synthetic films only)",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="new folder for dataset.json and overlay.png"
@@ -358,6 +376,7 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
 @command(
     "segment",
     "Segment the vertebrae of a radiograph from clicked centres; write a dataset and overlay.",
+    'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" --out runs/scan_seg\n'
     'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" '
     "--model models/vertseg/1 --out runs/scan_seg --labels C3,C4,C5",
     _segment_arguments,

@@ -27,6 +27,7 @@ from vertseg_tf.geometry import mask_to_contours, polygon_area
 
 __all__ = [
     "AREA_RATIO_RANGE",
+    "PRETRAINED",
     "PROBABILITIES_OUTPUT",
     "Segmenter",
     "VertebraSegmentation",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 PROBABILITIES_OUTPUT = "probabilities"
+# The model name that selects the shipped pretrained model (`vertseg_tf.pretrained`).
+PRETRAINED = "pretrained"
 """Output name of the SavedModel's `serving_default` signature (and of the Keras model)."""
 
 AREA_RATIO_RANGE = (0.5, 2.0)
@@ -309,7 +312,9 @@ class Segmenter:
         model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
             folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
             file, a `keras.Model`, or any callable mapping
-            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
+            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities;
+            None or "pretrained" (the default) is the model shipped with vertseg-tf
+            (`vertseg_tf.pretrained`, trained on synthetic films only).
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
     Raises:
@@ -321,7 +326,13 @@ class Segmenter:
         ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
     """
 
-    def __init__(self, model, num_threads: int | None = None):
+    def __init__(self, model=None, num_threads: int | None = None):
+        if model is None or (isinstance(model, str) and model == PRETRAINED):
+            from vertseg_tf.pretrained import load_pretrained
+
+            self.source = PRETRAINED
+            self._predict, self.kind = _model_predictor(load_pretrained()), "keras"
+            return
         self.source = model if isinstance(model, (str, Path)) else type(model).__name__
         self._predict, self.kind = _predictor(model, num_threads)
 
