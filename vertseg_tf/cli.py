@@ -465,7 +465,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--method", choices=METHODS, help="what to train (default: unet-s)")
     parser.add_argument(
-        "--preset", choices=("paper", "demo", "smoke"),
+        "--preset", choices=("paper", "demo", "smoke", "pretrained"),
         help="built-in config, the same as training/<preset>.toml (default: demo)",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="config file (see training/)")
