@@ -111,7 +111,8 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
 
 
 def test_augment_mirror_flag_overrides_the_preset():
-    from vertseg_tf.cli import _train_config, build_parser
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
 
     def config(*arguments):
         return _train_config(build_parser().parse_args(["train", *arguments]))

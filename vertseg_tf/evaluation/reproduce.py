@@ -168,6 +168,9 @@ def reproduce(
             title=f"vertseg-tf reproduction ({preset} preset)",
             command_line=command_line,
             progress=log,
+            # The report folder belongs to this resumable output folder: a step that was
+            # interrupted after writing it but before recording it is redone over it.
+            overwrite=True,
         )
         return {"report": str(report)}
 
