@@ -101,6 +101,7 @@ def build_pretrained(
     *,
     recipe: str = "training/pretrained.toml",
     notes: str = "",
+    commit: str | None = None,
     cache_dir=None,
 ) -> dict[str, Any]:
     """Score the candidate runs, keep the better and write the model and its record.
@@ -111,6 +112,7 @@ def build_pretrained(
         out_dir: where to write; default `vertseg_tf/pretrained/`.
         recipe: the recipe file named in the record.
         notes: free text for the record (hardware, contention, budget).
+        commit: the source commit the runs were trained from; default this checkout's HEAD.
         cache_dir: patch cache folder.
 
     Returns:
@@ -165,7 +167,7 @@ def build_pretrained(
         "parameters": int(model.count_params()),
         "model_bytes": (out / MODEL_FILE).stat().st_size,
         "seed": config["seed"],
-        "commit": _commit(),
+        "commit": commit or _commit(),
         "data": {
             "dataset": str(Path(dataset_dir).resolve().name),
             "generator_version": _generator_version(),
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (default: vertseg_tf/pretrained/)")
     parser.add_argument("--recipe", default="training/pretrained.toml")
     parser.add_argument("--notes", default="", help="free text for the record")
+    parser.add_argument("--commit", help="source commit of the runs (default: git HEAD)")
     parser.add_argument("--cache-dir", help="patch cache folder")
     args = parser.parse_args(argv)
     try:
@@ -214,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--run {spec!r}: expected METHOD=RUN_DIR")
             runs[name] = Path(path)
         record = build_pretrained(runs, args.dataset, args.out, recipe=args.recipe,
-                                  notes=args.notes, cache_dir=args.cache_dir)
+                                  notes=args.notes, commit=args.commit,
+                                  cache_dir=args.cache_dir)
     except VertsegError as error:
         print(f"build: error: {error}", file=sys.stderr)
         return 1
