@@ -274,13 +274,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         synthetic_images=40,
     ),
     # The shipped pretrained model (vertseg_tf.pretrained): base width 12 on synthetic data,
-    # half the patches mirrored (both facings), one epoch of a seeded 13,500-patch subset of
-    # the 45-patch grid: sized so UNet and UNet-S each train in about 20 minutes on a 2-core
-    # CPU shared with other jobs (load 15, about 12 patches/s). Trained with --dataset on a
-    # generated set (docs/deploy.md).
+    # half the patches mirrored (both facings), a seeded 13,500-patch subset of the 45-patch
+    # grid per epoch budget; sized so UNet and UNet-S each train in about 20-25 minutes on a
+    # shared 2-core CPU. Trained with --dataset on a generated set (training/README.md).
     "pretrained": TrainConfig(
         model="cpu",
-        epochs=1,
+        epochs=2,
         batch_size=25,
         learning_rate=0.001,
         checkpoint_every_steps=100,
