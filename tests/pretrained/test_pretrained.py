@@ -123,3 +123,36 @@ def test_export_model_pretrained_exports_the_shipped_model(
     expected = np.exp([0.0, 5.0]) / np.exp([0.0, 5.0]).sum()
     np.testing.assert_allclose(probabilities.numpy(), np.broadcast_to(expected, (2, 64, 64, 2)),
                                atol=1e-6)
+
+
+def test_the_shipped_model_loads_and_its_record_says_how_it_was_made():
+    from vertseg_tf.model import PRESETS, UNet
+
+    path = pretrained.PRETRAINED_DIR / pretrained.MODEL_FILE
+    assert path.stat().st_size <= 10 * 2**20
+    model = pretrained.load_pretrained()
+    assert isinstance(model, UNet) and model.output_shape == (None, 64, 64, 2)
+    record = pretrained.pretrained_record()
+    assert record["trained_on"].startswith("synthetic")
+    assert set(record["candidates"]) == {"unet", "unet-s"}
+    assert record["shipped"] in record["candidates"]
+    assert model.unet_config == PRESETS[record["model_preset"]]
+    assert record["parameters"] == model.count_params()
+    assert record["data"]["generator_version"] == 2
+    assert record["candidates"][record["shipped"]]["config"]["augment_mirror"] is True
+    for name in ("recipe", "seed", "commit", "epochs", "wall_time_s", "test"):
+        assert record[name] is not None, name
+    assert set(record["test"]) == {"vertebrae", "dice", "pixel_accuracy", "mean_error_px",
+                                   "fit_failure"}
+
+
+def test_segment_runs_on_a_synthetic_film_with_no_model(film, tmp_path, capsys):
+    path, centers = film
+    spec = ";".join(f"{x},{y}" for x, y in centers)
+    status = main(["segment", str(path), "--centers", spec, "--out", str(tmp_path / "seg"),
+                   "--labels", "C3,C4,C5,C6,C7"])
+    assert status == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert all(f"  C{k}: " in printed for k in range(3, 8))
+    assert (tmp_path / "seg" / "dataset.json").is_file()
+    assert (tmp_path / "seg" / "overlay.png").is_file()
