@@ -139,7 +139,7 @@ def build_pretrained(
     for name, run in runs.items():
         summary = summaries[name]
         candidates[name] = {
-            "run_dir": str(run),
+            "run_dir": Path(run).name,
             "epochs": summary["epochs"],
             "wall_time_s": summary["wall_time_s"],
             "train_patches": summary["data"]["train_patches"],
