@@ -295,7 +295,9 @@ class Segmenter:
         model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
             folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
             file, a `keras.Model`, or any callable mapping
-            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
+            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities;
+            None or "pretrained" (the default) is the model shipped with vertseg-tf
+            (`vertseg_tf.pretrained`, trained on synthetic films only).
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
     Attributes:
@@ -312,8 +314,15 @@ class Segmenter:
         ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
     """
 
-    def __init__(self, model, num_threads: int | None = None):
-        self.source = model if isinstance(model, (str, Path)) else type(model).__name__
+    def __init__(self, model=None, num_threads: int | None = None):
+        from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+
+        pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
+        if pretrained:
+            self.source = PRETRAINED
+            model = load_pretrained_model()
+        else:
+            self.source = model if isinstance(model, (str, Path)) else type(model).__name__
         self._predict, self.kind, self.keras_model = _predictor(model, num_threads)
 
     def predict_patches(self, patches) -> np.ndarray:
