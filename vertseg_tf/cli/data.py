@@ -116,7 +116,6 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="side the patient faces (default left)")
     parser.add_argument("--preview", action="store_true",
                         help="also write preview.png, a contact sheet of up to 12 images")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -125,7 +124,7 @@ def _synth(args: argparse.Namespace) -> int:
     dataset = generate(
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
-        progress=False if args.quiet else cli_progress("synth"),
+        progress=cli_progress("synth"),
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "

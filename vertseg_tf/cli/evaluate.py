@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from vertseg_tf.cli.common import Command, command_line
+from vertseg_tf.cli.common import Command, command_line, echo
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -50,7 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         title=args.title,
         command_line=command_line(),
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=echo,
     )
     print(f"report: {report}")
     return 0
@@ -81,7 +80,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         cache_dir=args.cache_dir,
         command_line=command_line(),
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        log=echo,
     )
     print(f"report: {report}")
     return 0
