@@ -43,6 +43,7 @@ from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.progress import write
 from vertseg_tf.training.run_folder import RunFolder, recorded_dataset
 
 __all__ = [
@@ -347,7 +348,7 @@ def export_run(
 
     def say(message: str) -> None:
         if progress:
-            print(f"export: {message}", file=sys.stderr, flush=True)
+            write(f"export: {message}")
 
     model, run_config, source = load_run_model(run_dir_or_model)
     if representative is None:
