@@ -149,3 +149,12 @@ def test_tensorflow_start_up_prints_nothing_after_quiet_start():
         """
     )
     assert result.stderr.splitlines() == ["first", "last"]
+
+
+def test_verbose_leaves_the_tensorflow_start_up_alone(noisy_command, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path
+                                           if not isinstance(f, _QuietImportFinder)])
+    assert cli.main(["--verbose", "noisy"]) == 0
+    assert not any(isinstance(f, _QuietImportFinder) for f in sys.meta_path)
+    assert cli.main(["noisy"]) == 0
+    assert sum(isinstance(f, _QuietImportFinder) for f in sys.meta_path) == 1
