@@ -81,7 +81,8 @@ def fit_asm(
         raise ConfigError(f"{method}: {error}") from None
     write(f"{method}: fitting on {len(images)} patches")
     started = time.perf_counter()
-    model.fit(images, contours, progress=Progress(method, unit="forests", interval_s=2.0))
+    unit = "forests" if method == "asm-rf" else "patches"  # ASM-RF counts forests, G and M patches
+    model.fit(images, contours, progress=Progress(method, unit=unit, interval_s=2.0))
     fit_seconds = time.perf_counter() - started
     write(f"{method}: fitted in {fit_seconds:.1f} s")
     return model, fit_seconds
