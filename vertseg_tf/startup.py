@@ -11,7 +11,8 @@ without a GPU. `quiet_tensorflow_startup()`:
   file while `tensorflow` is being imported, whenever that happens, and replays what was held
   if the import fails, so a broken installation still shows why.
 
-The CLI calls it unless `--verbose` is given; nothing else in the package does.
+The CLI calls it unless `--verbose` is given; nothing else in the package does. After it,
+`quiet_native_logs()` also holds stderr around the TFLite calls that print on their own.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["QUIET_ENVIRONMENT", "held_stderr", "quiet_tensorflow_startup"]
+__all__ = ["QUIET_ENVIRONMENT", "held_stderr", "quiet_native_logs", "quiet_tensorflow_startup"]
 
 QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 """Environment set (where the user has not set it) before TensorFlow is first imported."""
 
 _QUIET_MODULES = ("tensorflow",)
+_state = {"quiet": False}
 
 
 @contextmanager
@@ -117,7 +119,24 @@ def quiet_tensorflow_startup() -> None:
     Example:
         >>> quiet_tensorflow_startup()  # doctest: +SKIP (changes this process's imports)
     """
+    _state["quiet"] = True
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     if not any(isinstance(finder, _QuietImportFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietImportFinder())
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """`held_stderr` once `quiet_tensorflow_startup` ran (the CLI without `--verbose`).
+
+    For the few native calls that print on their own and ignore TensorFlow's log level: the
+    TFLite converter's quantiser ("fully_quantize: 0, ...") and the interpreter's first tensor
+    allocation ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU."). Elsewhere (a
+    library user, `--verbose`) the block runs unchanged.
+    """
+    if not _state["quiet"]:
+        yield
+        return
+    with held_stderr():
+        yield

@@ -1,4 +1,4 @@
-"""The CLI's first impression: help without TensorFlow, docs links, global flags, quiet start."""
+"""The CLI's first impression: help without TensorFlow, docs links, global flags, --quiet."""
 
 import argparse
 import os
@@ -13,7 +13,7 @@ import pytest
 from vertseg_tf import cli, progress
 from vertseg_tf.cli.common import Command, echo
 from vertseg_tf.progress import Progress
-from vertseg_tf.startup import _QuietImportFinder, held_stderr
+from vertseg_tf.startup import _QuietImportFinder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,55 +100,6 @@ def test_quiet_silences_progress_and_step_lines_but_not_results(noisy_command, c
     out, err = capsys.readouterr()
     assert out == "result\n" and err == "step one\n"
     assert "".join(noisy_command).startswith("work: 1/1, ETA 0 s")
-
-
-def test_held_stderr_drops_c_level_output_and_replays_it_on_failure(capfd):
-    with held_stderr():
-        os.write(2, b"C-level noise\n")
-    assert capfd.readouterr().err == ""
-    with pytest.raises(RuntimeError), held_stderr():
-        os.write(2, b"why it broke\n")
-        raise RuntimeError("broken")
-    assert capfd.readouterr().err == "why it broke\n"
-
-
-def test_the_import_hook_holds_stderr_only_while_its_module_is_imported(
-    tmp_path, monkeypatch, capfd
-):
-    (tmp_path / "noisy_module.py").write_text("import os\nos.write(2, b'start-up noise\\n')\n")
-    (tmp_path / "broken_module.py").write_text(
-        "import os\nos.write(2, b'missing library\\n')\nraise ImportError('broken')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    finder = _QuietImportFinder(("noisy_module", "broken_module"))
-    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
-    for name in ("noisy_module", "broken_module"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    import noisy_module
-
-    assert type(noisy_module.__loader__).__name__ == "SourceFileLoader"
-    os.write(2, b"ours\n")
-    with pytest.raises(ImportError, match="broken"):
-        import broken_module  # noqa: F401
-    assert capfd.readouterr().err == "ours\nmissing library\n"
-
-
-@pytest.mark.slow
-def test_tensorflow_start_up_prints_nothing_after_quiet_start():
-    result = _run_python(
-        """
-        import sys
-        from vertseg_tf.startup import quiet_tensorflow_startup
-        quiet_tensorflow_startup()
-        print("first", file=sys.stderr, flush=True)
-        import keras
-        import numpy as np
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-        model.compile(loss="mse")
-        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
-        print("last", file=sys.stderr, flush=True)
-        """
-    )
-    assert result.stderr.splitlines() == ["first", "last"]
 
 
 def test_verbose_leaves_the_tensorflow_start_up_alone(noisy_command, monkeypatch, capsys):

@@ -44,6 +44,7 @@ from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch,
 from vertseg_tf.errors import ConfigError, VertsegError
 from vertseg_tf.models_io import load_keras_model
 from vertseg_tf.progress import write
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder, recorded_dataset
 
 __all__ = [
@@ -163,7 +164,8 @@ def _convert_tflite(saved_model: Path, variant: str, calibration: np.ndarray) ->
                 yield [patch[None]]
 
         converter.representative_dataset = representative_dataset
-    return converter.convert()
+    with quiet_native_logs():  # the quantiser prints its settings on its own
+        return converter.convert()
 
 
 def representative_patches(
