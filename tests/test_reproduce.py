@@ -51,7 +51,7 @@ def test_smoke_reproduction_writes_every_table_and_figure_and_resumes(tmp_path, 
 
 
 def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
-    from vertseg_tf.evaluation.reproduce import STATE_FILE
+    from vertseg_tf.reproduce import STATE_FILE
 
     out = tmp_path / "demo"
     out.mkdir()

@@ -70,6 +70,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             + f"\n\ndocs: {docs_link(command.name)}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        # SUPPRESS: a subcommand's default must not undo a flag given before COMMAND, so
+        # `vertseg-tf --debug COMMAND` and `vertseg-tf COMMAND --debug` both work.
         _add_global_flags(cmd, default=argparse.SUPPRESS)
         if only is None or command.name == only:
             command.arguments(cmd)
