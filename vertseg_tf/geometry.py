@@ -17,9 +17,11 @@ from skimage.measure import find_contours
 
 __all__ = [
     "apply_affine",
+    "inside_image",
     "invert_affine",
     "line_crossings",
     "mask_to_contours",
+    "point_in_polygon",
     "point_to_polyline_distance",
     "polygon_area",
     "polygon_centroid",
@@ -322,8 +324,9 @@ def polyline_distance_maps(
 
     Example:
         >>> line = np.array([[0.0, 1.0], [3.0, 1.0]])
-        >>> polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)[:, 0, 0].tolist()
-        [1.0, 2.0]
+        >>> maps = polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)
+        >>> [round(float(d), 4) for d in maps[:, 0, 0]]  # (0, 0) to (0, 1) and to the end (1, 2)
+        [1.0, 2.2361]
     """
     height, width = (int(n) for n in shape)
     out = np.empty((len(polylines), height, width), np.float32)
@@ -448,15 +451,22 @@ def invert_affine(affine: np.ndarray) -> np.ndarray:
     return np.hstack([linear_inverse, -(linear_inverse @ affine[:, 2])[:, None]])
 
 
+def _shoelace(polygon: np.ndarray):
+    """x, y, the next vertex's x, y, and the cross terms x_k y_k+1 - x_k+1 y_k of a polygon."""
+    x, y = np.asarray(polygon, dtype=np.float64).T
+    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
+    return x, y, x_next, y_next, x * y_next - x_next * y
+
+
 def polygon_area(polygon: np.ndarray) -> float:
-    """Signed shoelace area; positive when the vertices run clockwise on screen (y down).
+    """Signed shoelace area; positive when the vertices run clockwise on screen (y down),
+    which is counter-clockwise in x-right, y-up axes.
 
     Example:
         >>> polygon_area(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 3.0], [0.0, 3.0]]))
         6.0
     """
-    x, y = np.asarray(polygon, dtype=np.float64).T
-    return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
+    return float(0.5 * _shoelace(polygon)[4].sum())
 
 
 def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
@@ -466,14 +476,44 @@ def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
         >>> polygon_centroid(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 3.0], [0.0, 3.0]]))
         array([1. , 1.5])
     """
-    polygon = np.asarray(polygon, dtype=np.float64)
-    x, y = polygon.T
-    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y_next - x_next * y
+    x, y, x_next, y_next, cross = _shoelace(polygon)
     area = 0.5 * cross.sum()
     if abs(area) < 1e-12:
-        return polygon.mean(axis=0)
+        return np.asarray(polygon, dtype=np.float64).mean(axis=0)
     return np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
+
+
+def point_in_polygon(point, polygon: np.ndarray) -> bool:
+    """Even-odd rule: a ray from `point` towards +x crosses the outline an odd number of times.
+
+    Example:
+        >>> square = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]])
+        >>> point_in_polygon([1.0, 1.0], square), point_in_polygon([3.0, 1.0], square)
+        (True, False)
+    """
+    x, y = np.asarray(point, dtype=np.float64)
+    polygon = np.asarray(polygon, dtype=np.float64)
+    xi, yi = polygon[:, 0], polygon[:, 1]
+    xj, yj = np.roll(xi, -1), np.roll(yi, -1)
+    straddles = (yi > y) != (yj > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_crossing = xi + (y - yi) * (xj - xi) / (yj - yi)
+    return bool(np.count_nonzero(straddles & (x < x_crossing)) % 2)
+
+
+def inside_image(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which (N, 2) xy points lie on an image of `shape` (H, W).
+
+    Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5].
+
+    Example:
+        >>> inside_image(np.array([[-0.5, 0.0], [3.6, 1.0]]), (2, 4)).tolist()
+        [True, False]
+    """
+    height, width = shape
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -147,7 +147,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _patches_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="native dataset folder")
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    from vertseg_tf.data.dataset import SPLITS
+
+    parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument(
         "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
     )

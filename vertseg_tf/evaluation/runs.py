@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vertseg_tf.atomic import require_new_folder
+from vertseg_tf.channels import predicted_mask
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.training.run_folder import RunFolder
 
@@ -49,7 +50,7 @@ def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
 
     model = load_keras_model(model_path)
     probabilities = model.predict(images[..., None], batch_size=batch_size, verbose=0)
-    return "mask", (probabilities[..., 1] > probabilities[..., 0]).astype(np.uint8)
+    return "mask", predicted_mask(probabilities).astype(np.uint8)
 
 
 def evaluate_runs(
