@@ -124,29 +124,34 @@ def _padded_vertices(polygons: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
 def _fill_crossings(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     """Set the pixels whose left or right ray crosses the outline an odd number of times."""
     count, height, width = masks.shape
-    rows = np.arange(height, dtype=np.float64)
-    # Edge (i-1, i): vertex i is "0", vertex i-1 is "1", as in scikit-image.
-    y0 = ys[:, None, :] - rows[None, :, None]
-    y1 = np.roll(ys, 1, axis=1)[:, None, :] - rows[None, :, None]
-    right = (y0 > 0) != (y1 > 0)
-    left = (y0 < 0) != (y1 < 0)
-    crossed = np.flatnonzero(right | left)
-    if len(crossed) == 0:
+    # Edge (i-1, i): vertex i is "0", vertex i-1 is "1", as in scikit-image. It straddles row
+    # r to the right when (y0 > r) != (y1 > r), to the left when (y0 < r) != (y1 < r): the
+    # rows from ceil(min(y0, y1)) to floor(max(y0, y1)), for an edge that is not level.
+    y0, y1 = ys.ravel(), np.roll(ys, 1, axis=1).ravel()
+    x0, x1 = xs.ravel(), np.roll(xs, 1, axis=1).ravel()
+    low, high = np.minimum(y0, y1), np.maximum(y0, y1)
+    first = np.maximum(np.ceil(low), 0).astype(np.int64)
+    last = np.minimum(np.floor(high), height - 1).astype(np.int64)
+    rows_per_edge = np.where(low < high, np.maximum(last - first + 1, 0), 0)
+    total = int(rows_per_edge.sum())
+    if total == 0:
         return
-    polygon_row, edge = np.divmod(crossed, ys.shape[1])
-    vertex = polygon_row // height * ys.shape[1] + edge
+    edge = np.repeat(np.arange(len(y0)), rows_per_edge)
+    row = np.arange(total) - np.repeat(np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge)
+    row += first[edge]
+    group = edge // ys.shape[1] * height + row
+    order = np.argsort(group, kind="stable")
+    edge, row, group = edge[order], row[order].astype(np.float64), group[order]
     columns = np.arange(width, dtype=np.float64)
-    x0 = xs.ravel()[vertex][:, None] - columns
-    x1 = np.roll(xs, 1, axis=1).ravel()[vertex][:, None] - columns
-    edge_y0 = y0.ravel()[crossed][:, None]
-    edge_y1 = y1.ravel()[crossed][:, None]
-    crossing = (x0 * edge_y1 - x1 * edge_y0) / (edge_y1 - edge_y0)
-    odd_right = (crossing > 0) & right.ravel()[crossed][:, None]
-    odd_left = (crossing < 0) & left.ravel()[crossed][:, None]
-    starts = np.flatnonzero(np.r_[True, polygon_row[1:] != polygon_row[:-1]])
+    edge_y0, edge_y1 = (y0[edge] - row)[:, None], (y1[edge] - row)[:, None]
+    crossing = ((x0[edge][:, None] - columns) * edge_y1 - (x1[edge][:, None] - columns) * edge_y0)
+    crossing /= edge_y1 - edge_y0
+    odd_right = (crossing > 0) & ((edge_y0 > 0) != (edge_y1 > 0))
+    odd_left = (crossing < 0) & ((edge_y0 < 0) != (edge_y1 < 0))
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     parity = np.bitwise_xor.reduceat(odd_right.view(np.uint8), starts, axis=0)
     parity |= np.bitwise_xor.reduceat(odd_left.view(np.uint8), starts, axis=0)
-    masks.reshape(count * height, width)[polygon_row[starts]] = parity
+    masks.reshape(count * height, width)[group[starts]] = parity
 
 
 def _mark_vertices(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:

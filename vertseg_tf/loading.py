@@ -10,12 +10,10 @@ Keras forms (None for SavedModel and TFLite).
 
 from __future__ import annotations
 
-from vertseg_tf.models_io import load_pretrained_model, unregistered_class_hint
+from vertseg_tf.models_io import PRETRAINED, load_pretrained_model, unregistered_class_hint
 
 __all__ = ["PRETRAINED", "load_model", "load_pretrained_model", "unregistered_class_hint"]
 
-PRETRAINED = "pretrained"
-"""The name of the model shipped with the package, for `load_model` and `UNet.from_preset`."""
 
 
 

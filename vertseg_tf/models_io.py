@@ -12,7 +12,10 @@ from pathlib import Path
 from vertseg_tf import __version__
 from vertseg_tf.errors import ConfigError, DataError
 
-__all__ = ["load_keras_model", "load_pretrained_model", "unregistered_class_hint"]
+__all__ = ["PRETRAINED", "load_keras_model", "load_pretrained_model", "unregistered_class_hint"]
+
+PRETRAINED = "pretrained"
+"""The name of the model shipped with the package, for `load_model` and `UNet.from_preset`."""
 
 _MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 _MODULE = re.compile(r"'module': '([\w.]+)'")

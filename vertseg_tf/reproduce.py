@@ -100,14 +100,14 @@ def _checked_state(state_path: Path, given: dict) -> dict:
     return {**given, "steps": state.get("steps", {})}
 
 
-def _train_method(config, dataset_dir: Path, run_dir: Path, cache_dir) -> dict:
+def _train_method(config, dataset_dir: Path, run_dir: Path, cache_dir, workers) -> dict:
     """Train (or resume, or restart an unusable) run folder of one method."""
     from vertseg_tf.training import RunFolder, train
 
     resume = RunFolder(run_dir).config_path.is_file()
     result = train(
         config, dataset_dir, run_dir, resume=resume, overwrite=run_dir.exists() and not resume,
-        cache_dir=cache_dir,
+        cache_dir=cache_dir, workers=workers,
     )
     return {"run_dir": str(run_dir), "final": result.get("final", {})}
 
@@ -118,6 +118,7 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    workers: int | None = None,
     generator_version: int | None = None,
     hard_share: float | None = None,
     command_line: str | None = None,
@@ -131,6 +132,7 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         generator_version: version of the synthetic generator when `dataset` is None (None:
             the current one, 2; 1 reproduces results made before generator v2).
         hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
@@ -183,8 +185,8 @@ def reproduce(
         if method.startswith("asm"):
             method_config = method_config.replace(augment=settings.asm_augment)
 
-        run_step(method, lambda c=method_config, r=run_dir: _train_method(c, dataset_dir, r,
-                                                                            cache_dir))
+        run_step(method, lambda c=method_config, r=run_dir: _train_method(
+            c, dataset_dir, r, cache_dir, workers))
 
     def evaluate() -> dict:
         from vertseg_tf.evaluation.runs import evaluate_runs
@@ -194,6 +196,7 @@ def reproduce(
             runs,
             out / "report",
             cache_dir=cache_dir,
+            workers=workers,
             title=f"vertseg-tf reproduction ({preset} preset)",
             command_line=command_line,
             progress=log,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vertseg_tf.cli.common import Command
+from vertseg_tf.cli.common import Command, add_workers_argument
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -51,7 +51,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow op determinism: equal seeds give equal weights")
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                         help="mixed bfloat16 compute (float32 weights and loss)")
+    parser.add_argument("--augment-mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="reflect half the training patches left to right (facing both ways)")
     parser.add_argument("--cache-dir", metavar="DIR", help="patch cache folder")
+    add_workers_argument(parser)
 
 
 _TRAIN_OVERRIDES = {
@@ -65,6 +68,7 @@ _TRAIN_OVERRIDES = {
     "loop": "loop",
     "strategy": "strategy",
     "mixed_precision": "mixed_precision",
+    "augment_mirror": "augment_mirror",
 }
 
 
@@ -99,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.preset or 'demo'}-{config.method}"
     result = train(
         config, args.dataset, out, resume=args.resume, overwrite=args.overwrite,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, workers=args.workers,
     )
     final = result.get("final", {})
     shown = ", ".join(

@@ -60,6 +60,7 @@ def evaluate_runs(
     *,
     split: str = "test",
     cache_dir=None,
+    workers: int | None = None,
     title: str = "vertseg-tf evaluation",
     command_line: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -73,6 +74,7 @@ def evaluate_runs(
         out_dir: the report folder; must not exist or be empty unless `overwrite`.
         split: the dataset split to evaluate.
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         title: the report's heading.
         command_line: the command quoted in the report.
         progress: called with a line of text before each method is predicted.
@@ -99,7 +101,9 @@ def evaluate_runs(
     dataset = load_dataset(dataset_dir)
     if not dataset.split(split):
         raise ConfigError(f"{dataset_dir}: no images in split {split!r}")
-    patches = PatchSet.from_dataset(dataset, split, False, cache_dir=cache_dir)
+    patches = PatchSet.from_dataset(
+        dataset, split, False, cache_dir=cache_dir, workers=workers
+    )
     masks, contours = {}, {}
     for name, run_dir in runs.items():
         if progress:

@@ -377,7 +377,8 @@ def generate(
                 if preview:
                     import cv2
 
-                    cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles))
+                    cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles),
+                                [cv2.IMWRITE_PNG_COMPRESSION, 9])
     except OSError as error:
         # also a concurrent generate() publishing the same folder first (default_dataset_path)
         raise ConfigError(f"{out_dir}: cannot write the dataset there ({error.strerror})") from None
