@@ -83,5 +83,6 @@ def test_metrics_in_model_evaluate():
     assert results["pixel_accuracy"] == pytest.approx(
         float(np.mean(pixel_accuracy_fraction(y_true, y_pred))), abs=1e-6
     )
-    assert results["dice"] == pytest.approx(float(np.mean(dice_coefficient(y_true, y_pred))), abs=1e-6)
+    expected_dice = float(np.mean(dice_coefficient(y_true, y_pred)))
+    assert results["dice"] == pytest.approx(expected_dice, abs=1e-6)
     assert results["shape_error"] == pytest.approx(3.0, abs=1e-6)

@@ -1,15 +1,15 @@
 """Vertebra patches: pose from clicked centres, the affine cut, augmentation, and the way back.
 
-Geometry (docs/architecture.md, patch geometry). For vertebra k with centre c_k (centres in spine order, top to
-bottom) the spine axis is c_{k+1} - c_{k-1} (c_1 - c_0 and c_{N-1} - c_{N-2} at the ends) and
-the scale s_k is the mean distance to the neighbouring centres. The patch is the square of side
-alpha * s_k centred on c_k, turned so that the axis points down the patch (+y), then turned by
-the augmentation angle, and resampled to `size` x `size` pixels. In patch pixel-centre
-coordinates the centre c_k lands on ((size - 1) / 2, (size - 1) / 2). The map is a rotation
-and a uniform scaling, never a reflection (determinant > 0): a patient facing right gives
-patches that are the mirror image of a left-facing one. Training can add such patches with
-`mirror_patches` (the `augment_mirror` option); their affines then include the reflection
-x -> size - 1 - x (determinant < 0), so `patch_to_image` still maps their results back.
+Geometry (docs/architecture.md, patch geometry). For vertebra k with centre c_k (centres in
+spine order, top to bottom) the spine axis is c_{k+1} - c_{k-1} (c_1 - c_0 and c_{N-1} - c_{N-2}
+at the ends) and the scale s_k is the mean distance to the neighbouring centres. The patch is
+the square of side alpha * s_k centred on c_k, turned so that the axis points down the patch
+(+y), then turned by the augmentation angle, and resampled to `size` x `size` pixels. In patch
+pixel-centre coordinates the centre c_k lands on ((size - 1) / 2, (size - 1) / 2). The map is a
+rotation and a uniform scaling, never a reflection (determinant > 0): a patient facing right
+gives patches that are the mirror image of a left-facing one. Training can add such patches with
+`mirror_patches` (the `augment_mirror` option); their affines then include the reflection x ->
+size - 1 - x (determinant < 0), so `patch_to_image` still maps their results back.
 
 A positive `angle_deg` = a turns the patch content by a degrees about the patch centre: the
 spine axis points along (-sin a, cos a) in the patch, i.e. the content turns clockwise on screen

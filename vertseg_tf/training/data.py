@@ -132,7 +132,9 @@ def load_training_data(
         val_records, val_source = dataset.split("val"), "val split"
     else:
         held_out = _held_out_ids([r.id for r in train_records], config.validation_fraction)
-        val_records = [dataclasses.replace(r, split="val") for r in train_records if r.id in held_out]
+        val_records = [
+            dataclasses.replace(r, split="val") for r in train_records if r.id in held_out
+        ]
         train_records = [r for r in train_records if r.id not in held_out]
         val_source = "held-out training images"
     train_set = PatchSet.from_dataset(
