@@ -143,7 +143,6 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write preview.png, a contact sheet of up to 12 images")
     parser.add_argument("--preview-tile", type=int, default=None, metavar="WIDTH",
                         help="preview tile width in pixels (default 420; smaller = smaller file)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -153,7 +152,7 @@ def _synth(args: argparse.Namespace) -> int:
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, hard_share=args.hard_share,
         version=args.generator_version, preview=args.preview, preview_width=args.preview_tile,
-        progress=False if args.quiet else cli_progress("synth"),
+        progress=cli_progress("synth"),
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     hard_test = sum(v.is_hard for im in dataset.split("test") for v in im.vertebrae)

@@ -31,6 +31,7 @@ from vertseg_tf.deploy.measurements import (
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import inside_image, mask_to_contours, polygon_area
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = [
@@ -213,7 +214,8 @@ def tflite_predictor(
     def predict(patches: np.ndarray) -> np.ndarray:
         if batch[0] != len(patches):
             interpreter.resize_tensor_input(input_detail["index"], list(patches.shape))
-            interpreter.allocate_tensors()
+            with quiet_native_logs():  # the XNNPACK delegate announces itself here
+                interpreter.allocate_tensors()
             batch[0] = len(patches)
         detail = interpreter.get_input_details()[0]
         values = patches
