@@ -91,6 +91,17 @@ def test_bad_outline_is_one_line_naming_the_field(box_dataset, tmp_path, capsys)
     assert "images[1].vertebrae[2].contour" in capsys.readouterr().err
 
 
+def test_validate_without_truth_is_one_line(box_dataset, tmp_path, capsys):
+    path = box_dataset / "dataset.json"
+    data = json.loads(path.read_text())
+    for vertebra in data["images"][0]["vertebrae"]:
+        del vertebra["truth"]
+    path.write_text(json.dumps(data))
+    assert main(["measure", str(box_dataset), "--validate", "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truth six points" in err[0] and not (tmp_path / "v").exists()
+
+
 @pytest.mark.slow
 def test_validate_end_to_end_with_a_model(tmp_path):
     """--model segments every test film from its centres and measures those outlines too."""
