@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vertseg_tf.channels import E_MODES
 from vertseg_tf.errors import ConfigError
 
 __all__ = [
@@ -38,7 +39,6 @@ MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
 StepCallback = Callable[[int], None]
 """Called with the global step number after every optimisation step; raising stops training."""
 
-_E_MODES = ("graph", "py_function")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")
 
@@ -124,7 +124,7 @@ class TrainConfig:
             "method": METHODS,
             "model": MODEL_PRESET_NAMES,
             "optimizer": _OPTIMIZERS,
-            "e_mode": _E_MODES,
+            "e_mode": E_MODES,
             "loop": LOOPS,
             "strategy": STRATEGIES,
             "mixed_precision": MIXED_PRECISION,
