@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.broken_datasets import DEFECTS, broken_copy
 from vertseg_tf.asm import fit_asm_run
 from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import load_dataset
@@ -126,3 +127,14 @@ def test_eval_never_replaces_a_folder_it_did_not_create(
         dataset_dir, {"UNet-S": unet_run}, run_dir, cache_dir=cache_dir, overwrite=True
     )
     assert report == run_dir / "report.md" and not (run_dir / "model.keras").exists()
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_eval_runs_the_validation_of_validate_first(
+    dataset_dir, cache_dir, unet_run, tmp_path, defect
+):
+    broken, field = broken_copy(dataset_dir, tmp_path / "broken", defect)
+    with pytest.raises(DataError) as raised:
+        evaluate_runs(broken, {"UNet-S": unet_run}, tmp_path / "r", cache_dir=cache_dir)
+    assert raised.value.field == field
+    assert not (tmp_path / "r").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
 
 __all__ = [
+    "COORDINATE_MARGIN_PX",
     "DATASET_FILE",
     "FORMAT",
     "HARD_CONDITIONS",
@@ -37,6 +39,7 @@ __all__ = [
     "load_dataset",
     "polygon_area_centroid",
     "read_json_file",
+    "require_valid_dataset",
     "save_dataset",
     "validate_dataset",
 ]
@@ -44,6 +47,8 @@ __all__ = [
 FORMAT = "vertseg-dataset/1"
 DATASET_FILE = "dataset.json"
 HARD_CONDITIONS = ("fracture", "osteoporosis", "degenerative", "implant", "artefact")
+COORDINATE_MARGIN_PX = 1e7
+"""How far outside the image a contour point may lie before it is an error, not a warning."""
 SPLITS = ("train", "val", "test")
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")
@@ -131,11 +136,30 @@ def resolve_inside(root: Path, relative: str, field: str) -> Path:
     return path
 
 
+def _only_json_numbers(value) -> bool:
+    """Whether `value` is a number or nested lists of numbers; a bool or a string is none.
+
+    Walks an explicit stack, so a hostile file nested 100,000 lists deep costs no recursion.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            return False
+    return True
+
+
 def _points(value, source, where: str, shape_name: str) -> np.ndarray:
+    if not _only_json_numbers(value):
+        raise DataError(source, f"{shape_name} must be JSON numbers", field=where)
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(source, f"{shape_name} must be numbers", field=where) from None
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(
+            source, f"{shape_name} must be JSON numbers within the float range", field=where
+        ) from None
     return array
 
 
@@ -257,7 +281,8 @@ def read_json_file(path: Path, what: str) -> Any:
         The decoded JSON value.
 
     Raises:
-        DataError: `path` is not a file, cannot be read, or is not valid UTF-8 JSON.
+        DataError: `path` is not a file, cannot be read, is not valid UTF-8 JSON, or nests
+            deeper than Python's recursion limit.
 
     Example:
         >>> obj = read_json_file(Path("project/a.json"), "annotation file")
@@ -270,6 +295,8 @@ def read_json_file(path: Path, what: str) -> Any:
         raise DataError(path, f"cannot read {what} ({error.strerror or error})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(path, f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(path, "not usable JSON: lists or objects nested too deeply") from None
 
 
 def load_dataset(path) -> Dataset:
@@ -437,8 +464,10 @@ def validate_dataset(
     (missing keys, wrong types or shapes); duplicate image `id`; `split` not train/val/test;
     `pixel_spacing_mm` not positive and finite; image `file` absolute, leaving the dataset
     folder, missing or not decodable; vertebra `label` not a spine level (C1-C7, T1-T12,
-    L1-L5, S1) or repeated within its image; `contour` with NaN/infinite coordinates, fewer
-    than 3 distinct points or all on one line; `center` NaN/infinite or outside the image.
+    L1-L5, S1) or repeated within its image; coordinates or spacings that are not JSON
+    numbers (a string or a boolean is not one); `contour` with NaN/infinite coordinates,
+    fewer than 3 distinct points, all on one line, or points more than
+    `COORDINATE_MARGIN_PX` outside the image; `center` NaN/infinite or outside the image.
 
     Warnings: no images; an image with no vertebrae; two records sharing one image file;
     `pixel_spacing_mm` disagreeing with the DICOM's own spacing; vertebrae not listed top to
@@ -465,6 +494,47 @@ def validate_dataset(
     except _StopAtFirstError:
         pass
     return findings.problems
+
+
+def require_valid_dataset(
+    path, *, warn: Callable[[str], None] | None = None, progress=None
+) -> list[Problem]:
+    """The check `train`, `eval` and `segment` run before any work: `validate_dataset`.
+
+    The rules are exactly those of `vertseg-tf validate`. Warnings are shown and the work
+    goes on; the first error stops it.
+
+    Args:
+        path: the dataset folder, or its `dataset.json`.
+        warn: called with each warning's line (`str(problem)`); default: print it to stderr.
+        progress: optional `progress(done, total)` called after each image.
+
+    Returns:
+        The warnings.
+
+    Raises:
+        DataError: the first error, naming its file and field, with the count of the others.
+
+    Example:
+        >>> warnings = require_valid_dataset("runs/synthetic")
+    """
+    problems = validate_dataset(path, progress=progress)
+    errors = [problem for problem in problems if problem.is_error]
+    warnings = [problem for problem in problems if not problem.is_error]
+    for problem in warnings:
+        if warn is None:
+            print(problem, file=sys.stderr)
+        else:
+            warn(str(problem))
+    if errors:
+        first = errors[0]
+        more = (
+            f" (and {len(errors) - 1} more error(s); see 'vertseg-tf validate {path}')"
+            if len(errors) > 1
+            else ""
+        )
+        raise DataError(first.file, first.message + more, field=first.field)
+    return warnings
 
 
 def _validate_dataset_json(json_path: Path, findings: _Findings, progress) -> None:
@@ -590,8 +660,18 @@ def _validate_vertebra(
 ):
     contour = vertebra.contour
     contour_usable = False
+    far = 0
+    if shape is not None and np.isfinite(contour).all():
+        far = np.count_nonzero(~_inside_image(contour, shape, COORDINATE_MARGIN_PX))
     if not np.isfinite(contour).all():
         findings.add(image_file, f"{where}.contour", "has NaN or infinite coordinates")
+    elif far:
+        findings.add(
+            image_file,
+            f"{where}.contour",
+            f"{far} of {len(contour)} points lie more than {COORDINATE_MARGIN_PX:g} px "
+            "outside the image",
+        )
     else:
         distinct = len(np.unique(contour, axis=0)) if len(contour) else 0
         if distinct < 3:
@@ -647,8 +727,10 @@ def _validate_vertebra(
         )
 
 
-def _inside_image(points: np.ndarray, shape) -> np.ndarray:
-    """Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]."""
+def _inside_image(points: np.ndarray, shape, margin: float = 0.0) -> np.ndarray:
+    """Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5];
+    `margin` widens that box on every side."""
     height, width = shape
+    low = -0.5 - margin
     x, y = points[:, 0], points[:, 1]
-    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    return (x >= low) & (x <= width - 0.5 + margin) & (y >= low) & (y <= height - 0.5 + margin)
