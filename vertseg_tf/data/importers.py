@@ -1,8 +1,11 @@
 """Import Labelme and COCO (as CVAT exports it) annotations into a native dataset folder.
 
 Both importers read every annotation file and check every referenced image exists before they
-write anything; the new dataset is then built in a hidden temporary folder beside the output
-folder and renamed into place, so an import that stops on an error leaves nothing behind.
+write anything; an image path may not lead out of the annotation's folder (absolute, or
+through ".."). The new dataset is then built in a hidden temporary folder beside the output
+folder, checked with `validate_dataset` (its first error stops the import, named after the
+annotation file and shape) and renamed into place, so an import that stops on an error leaves
+nothing behind and never writes a dataset `vertseg-tf validate` rejects.
 
 Coordinates: Labelme, COCO and CVAT put (0, 0) at the top-left *corner* of the top-left pixel,
 while the native format puts it at that pixel's *centre* (see `dataset.py`). With the default
@@ -13,6 +16,7 @@ while the native format puts it at that pixel's *centre* (see `dataset.py`). Wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ import numpy as np
 
 from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import (
+    COORDINATE_MARGIN_PX,
     SPINE_LEVELS,
     SPLITS,
     Dataset,
@@ -30,6 +35,7 @@ from vertseg_tf.data.dataset import (
     polygon_area_centroid,
     read_json_file,
     save_dataset,
+    validate_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
 
@@ -47,6 +53,7 @@ class _Outline:
     contour: np.ndarray | None = None
     center: np.ndarray | None = None
     field: str = ""
+    center_field: str = ""
 
 
 @dataclass
@@ -80,8 +87,8 @@ def import_labelme(
         source: a Labelme JSON file, or a folder whose `*.json` files are all Labelme files.
         out: the new dataset folder; must not exist or be empty.
         split: the split given to every imported image ("train", "val" or "test").
-        link: hard-link the images into `out/images/` (symbolic link when the folders are on
-            different file systems) instead of copying them.
+        link: hard-link the images into `out/images/` instead of copying them (they are
+            copied when the folders are on different file systems).
         pixel_origin: "corner" (Labelme's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
 
@@ -165,7 +172,7 @@ def import_coco(
         out: the new dataset folder; must not exist or be empty.
         images_dir: folder the `file_name`s are relative to.
         split: the split given to every imported image ("train", "val" or "test").
-        link: hard-link (or symbolic-link) the images instead of copying them.
+        link: hard-link the images instead of copying them (copied across file systems).
         pixel_origin: "corner" (COCO's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
 
@@ -288,7 +295,20 @@ def _check_options(split: str, pixel_origin: str) -> float:
 
 
 def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name: str) -> Path:
+    """The first `folder / name` that is a file; `name` may not lead out of the folder.
+
+    Containment is checked on the path as written (".." resolved, symbolic links not), so an
+    annotation file can never make the import read, say, `/etc/passwd`; a link the user put
+    into the source folder is followed as they meant.
+    """
     folders = list(folders)
+    if os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == os.pardir:
+        raise DataError(
+            source,
+            f"image {name!r} lies outside the annotation's folder; importers read only files "
+            "inside it",
+            field=field_name,
+        )
     for folder in folders:
         candidate = folder / name
         if candidate.is_file():
@@ -304,6 +324,10 @@ def _point_array(value, source: Path, where: str) -> np.ndarray:
         raise DataError(source, "must be a list of [x, y] numbers", field=where) from None
     if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
         raise DataError(source, "must be a list of finite [x, y] numbers", field=where)
+    if np.abs(points).max(initial=0.0) > COORDINATE_MARGIN_PX:
+        raise DataError(
+            source, f"coordinates must lie within +/-{COORDINATE_MARGIN_PX:g} px", field=where
+        )
     return points
 
 
@@ -331,6 +355,7 @@ def _add_outline(
         if outline.center is not None:
             raise DataError(source, f"second centre for {level}", field=where)
         outline.center = points[0]
+        outline.center_field = where
     else:
         if outline.contour is not None:
             raise DataError(source, f"second outline for {level}", field=where)
@@ -371,7 +396,30 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
             if progress is not None:
                 progress(done, len(placements))
         save_dataset(Dataset(records), building)
+        _refuse_invalid(building, annotated, records)
     return Dataset(records, out)
+
+
+_IMPORTED_FIELD = re.compile(r"images\[(\d+)\](?:\.vertebrae\[(\d+)\](\.center)?)?")
+
+
+def _refuse_invalid(folder: Path, annotated: list[_Annotated], records: list[ImageRecord]):
+    """Stop with the first error `validate_dataset` finds in the dataset being built, named
+    after the annotation file and shape it came from, so no import writes a dataset that
+    `vertseg-tf validate` rejects."""
+    errors = [problem for problem in validate_dataset(folder) if problem.is_error]
+    if not errors:
+        return
+    first = errors[0]
+    match = _IMPORTED_FIELD.match(first.field or "")
+    if match is None:
+        raise DataError(folder / first.file, first.message, field=first.field)
+    image_index = int(match[1])
+    item, field = annotated[image_index], None
+    if match[2] is not None:
+        outline = item.outlines[records[image_index].vertebrae[int(match[2])].label]
+        field = outline.center_field if match[3] and outline.center_field else outline.field
+    raise DataError(item.source, f"{first.message} (imported as {first.field})", field=field)
 
 
 def _unique_stem(stem: str, taken: set[str]) -> str:
@@ -384,10 +432,15 @@ def _unique_stem(stem: str, taken: set[str]) -> str:
 
 
 def _place(image: Path, target: Path, link: bool) -> None:
-    if not link:
-        shutil.copy2(image, target)
-        return
-    try:
-        os.link(image, target)
-    except OSError:
-        os.symlink(image.resolve(), target)
+    """Copy, or hard-link, `image` to `target`.
+
+    A hard link needs one file system; across two the image is copied. A symbolic link would
+    point out of the dataset folder, which `validate_dataset` rightly refuses.
+    """
+    if link:
+        try:
+            os.link(image, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(image, target)
