@@ -8,12 +8,14 @@ batches an uninterrupted run would see; under `deterministic` the weights end up
 Checkpoints are written by `tf.train.CheckpointManager`: TensorFlow writes the checkpoint
 files under their final names and then replaces the `checkpoint` index file atomically
 (write to a temporary file + rename), so a run killed while saving still resumes from the
-previous complete checkpoint.
+previous complete checkpoint. A checkpoint that is listed but torn anyway (a full disk, a
+copy cut short) is skipped on resume with a warning: `restore_newest_readable`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from vertseg_tf.atomic import write_json_atomic
-from vertseg_tf.errors import ConfigError
+from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy
 from vertseg_tf.model import build_unet
@@ -36,7 +38,13 @@ from vertseg_tf.training.run import (
     write_history,
 )
 
-__all__ = ["check_strategy", "make_strategy", "run_custom_loop", "seed_everything"]
+__all__ = [
+    "check_strategy",
+    "make_strategy",
+    "restore_newest_readable",
+    "run_custom_loop",
+    "seed_everything",
+]
 
 _PREVIEW_PATCHES = 4
 _VALIDATION_BATCH = 256
@@ -181,8 +189,7 @@ def run_custom_loop(
         write_json_atomic(record, checkpoint_root / folder / "config.json")
     history = []
     if resume:
-        if last_manager.latest_checkpoint:
-            checkpoint.restore(last_manager.latest_checkpoint).assert_existing_objects_matched()
+        restore_newest_readable(checkpoint, last_manager)
         # Rows of epochs the restored checkpoint has not finished are redone.
         history = [
             row for row in read_history(run_dir / HISTORY_FILE)
@@ -291,6 +298,41 @@ def run_custom_loop(
     for writer in writers.values():
         writer.close()
     return model, history
+
+
+def restore_newest_readable(
+    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
+) -> str | None:
+    """Restore the newest of `manager`'s checkpoints that reads back whole.
+
+    A checkpoint torn by a crash, a full disk or a copy cut short is skipped with a warning
+    naming it and the one restored instead. Every checkpoint holds every variable, so the
+    older one overwrites whatever the torn one had assigned before it failed.
+
+    Returns:
+        The restored checkpoint's path, or None when the manager has none (a fresh start).
+
+    Raises:
+        DataError: the manager has checkpoints and none of them is readable.
+    """
+    candidates = list(reversed(manager.checkpoints))
+    for index, path in enumerate(candidates):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as error:  # noqa: BLE001 - TensorFlow raises many types for bad files
+            fallback = candidates[index + 1] if index + 1 < len(candidates) else None
+            reason = " ".join(str(error).split())[:120] or type(error).__name__
+            instead = f"resuming from {fallback} instead" if fallback else "no older one left"
+            print(f"warning: {path}: unreadable checkpoint ({reason}); {instead}",
+                  file=sys.stderr, flush=True)
+            continue
+        return path
+    if candidates:
+        raise DataError(
+            manager.directory,
+            "no readable checkpoint to resume from (all torn); start again with --overwrite",
+        )
+    return None
 
 
 def _validate(validation_step, data: TrainingData) -> dict:
