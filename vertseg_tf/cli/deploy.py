@@ -65,6 +65,9 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=float, help="vertebra scale in pixels (required for a single centre)"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace DIR when it exists and is not empty"
+    )
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -81,7 +84,8 @@ def _segment(args: argparse.Namespace) -> int:
         centers = read_centers_file(args.centers_file)
     labels = None if args.labels is None else [x.strip() for x in args.labels.split(",")]
     json_path, results = segment_to_dataset(
-        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale
+        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale,
+        overwrite=args.overwrite,
     )
     for result in results:
         flags = ", ".join(result.flags) if result.flags else "ok"
