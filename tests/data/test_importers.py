@@ -156,7 +156,7 @@ def test_existing_output_folder(tmp_path):
     src = _labelme_project(tmp_path / "src")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(DataError, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty"):
         import_labelme(src, tmp_path / "full")
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
     (tmp_path / "empty").mkdir()
@@ -316,8 +316,8 @@ def test_cli_import(tmp_path, capsys):
     assert main(["import", "--from", "coco", str(source), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == (
-        f"vertseg-tf import: error: {out}: "
-        "output folder exists and is not empty; choose a new folder"
+        f"vertseg-tf import: error: {out}: folder exists and is not empty; nothing was changed "
+        "(pass --overwrite to replace it, or choose a new folder)"
     )
     assert (
         main(

@@ -138,3 +138,17 @@ def test_eval_runs_the_validation_of_validate_first(
         evaluate_runs(broken, {"UNet-S": unet_run}, tmp_path / "r", cache_dir=cache_dir)
     assert raised.value.field == field
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_cli_overwrite(dataset_dir, cache_dir, unet_run, tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "model.keras").write_text("keep")
+    arguments = ["eval", "--dataset", str(dataset_dir), "--model", f"UNet-S={unet_run}",
+                 "--out", str(out), "--cache-dir", str(cache_dir)]
+    assert main(arguments) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert [p.name for p in out.iterdir()] == ["model.keras"]
+    assert main([*arguments, "--overwrite"]) == 0
+    assert (out / "report.md").is_file() and not (out / "model.keras").exists()

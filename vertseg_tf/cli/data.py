@@ -51,7 +51,10 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="new dataset folder (must not exist or be empty)",
+        help="new dataset folder (must not exist or be empty, unless --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace DIR when it exists and is not empty"
     )
     parser.add_argument(
         "--split",
@@ -62,7 +65,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--link",
         action="store_true",
-        help="hard-link (or symlink) the images instead of copying them",
+        help="hard-link the images instead of copying them (copied across file systems)",
     )
     parser.add_argument(
         "--images",
@@ -88,6 +91,7 @@ def _import(args) -> int:
         "link": args.link,
         "pixel_origin": args.pixel_origin,
         "progress": cli_progress("import"),
+        "overwrite": args.overwrite,
     }
     if args.images is not None:
         if args.source_format != "coco":
@@ -103,7 +107,8 @@ def _import(args) -> int:
 
 
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (must be absent or empty, unless --overwrite)")
     parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", choices=("small", "full"), default="full",
@@ -117,6 +122,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action="store_true",
                         help="also write preview.png, a contact sheet of up to 12 images")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out when it exists and is not empty")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -125,7 +132,7 @@ def _synth(args: argparse.Namespace) -> int:
     dataset = generate(
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
-        progress=False if args.quiet else cli_progress("synth"),
+        progress=False if args.quiet else cli_progress("synth"), overwrite=args.overwrite,
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.atomic import atomic_dir
+from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.data.dataset import (
     COORDINATE_MARGIN_PX,
     SPINE_LEVELS,
@@ -73,6 +73,7 @@ def import_labelme(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import Labelme JSON files (one file or a folder of them) as a native dataset.
 
@@ -85,19 +86,22 @@ def import_labelme(
 
     Args:
         source: a Labelme JSON file, or a folder whose `*.json` files are all Labelme files.
-        out: the new dataset folder; must not exist or be empty.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
         split: the split given to every imported image ("train", "val" or "test").
         link: hard-link the images into `out/images/` instead of copying them (they are
             copied when the folders are on different file systems).
         pixel_origin: "corner" (Labelme's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
-        ConfigError: an unknown `split` or `pixel_origin`.
+        DataError: a broken annotation, a missing image, an image path leaving the source
+            folder, or a result `validate_dataset` rejects; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
+            `overwrite`.
 
     Example:
         >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")
@@ -113,7 +117,7 @@ def import_labelme(
     else:
         raise DataError(source, "annotation file or folder not found")
     annotated = [_read_labelme(path, shift) for path in files]
-    return _write_dataset(annotated, Path(out), split, link, progress)
+    return _write_dataset(annotated, Path(out), split, link, progress, overwrite)
 
 
 def _read_labelme(path: Path, shift: float) -> _Annotated:
@@ -153,6 +157,7 @@ def import_coco(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import a COCO instance-segmentation JSON file (e.g. CVAT's "COCO 1.0" export).
 
@@ -169,19 +174,22 @@ def import_coco(
 
     Args:
         source: the COCO JSON file.
-        out: the new dataset folder; must not exist or be empty.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
         images_dir: folder the `file_name`s are relative to.
         split: the split given to every imported image ("train", "val" or "test").
         link: hard-link the images instead of copying them (copied across file systems).
         pixel_origin: "corner" (COCO's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
-        ConfigError: an unknown `split` or `pixel_origin`.
+        DataError: a broken annotation, a missing image, an image path leaving the source
+            folder, or a result `validate_dataset` rejects; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
+            `overwrite`.
 
     Example:
         >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")
@@ -233,7 +241,7 @@ def import_coco(
         _add_outline(annotated[image_id], level, points, is_center, source, where)
     if not annotated:
         raise DataError(source, "no annotations to import", field="annotations")
-    return _write_dataset(list(annotated.values()), Path(out), split, link, progress)
+    return _write_dataset(list(annotated.values()), Path(out), split, link, progress, overwrite)
 
 
 def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) -> np.ndarray:
@@ -378,9 +386,10 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 
-def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: bool, progress):
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+def _write_dataset(
+    annotated: list[_Annotated], out: Path, split: str, link: bool, progress, overwrite: bool
+):
+    require_new_folder(out, overwrite=overwrite)
     records, placements, taken = [], [], set()
     for item in annotated:
         order = sorted(item.outlines, key=SPINE_LEVELS.index)
@@ -389,7 +398,7 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
         file = f"images/{stem}{item.image.suffix.lower()}"
         records.append(ImageRecord(stem, file, split, None, vertebrae))
         placements.append((item.image, file))
-    with atomic_dir(out) as building:
+    with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         for done, (image, file) in enumerate(placements, start=1):
             _place(image, building / file, link)
