@@ -48,6 +48,7 @@ from vertseg_tf.deploy.inference import (
     tflite_predictor,
 )
 from vertseg_tf.errors import ConfigError, DataError, VertsegError
+from vertseg_tf.interrupts import raise_if_interrupted
 
 __all__ = [
     "INT8_MIN_DICE",
@@ -366,6 +367,8 @@ def export_run(
         raise ConfigError(f"{target}: version folder exists; choose another --version")
 
     def say(message: str) -> None:
+        # Each step starts only when no Ctrl-C arrived (one TensorFlow may have swallowed).
+        raise_if_interrupted()
         if progress:
             print(f"export: {message}", file=sys.stderr, flush=True)
 
@@ -384,6 +387,7 @@ def export_run(
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
         _write_saved_model(model, building)
+        raise_if_interrupted()
         if fresh_process_parity:
             def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
                 return saved_model_outputs_in_fresh_process(building, patches, signature)

@@ -480,6 +480,8 @@ def read_centers_file(path) -> np.ndarray:
         DataError: a missing or unreadable file, or content that is not xy pairs.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(path, "not a regular file; expected a centres file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -487,8 +489,10 @@ def read_centers_file(path) -> np.ndarray:
     if text.lstrip().startswith("["):
         try:
             points = np.asarray(json.loads(text), dtype=np.float64)
-        except (json.JSONDecodeError, ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise DataError(path, f"expected a JSON list of [x, y] pairs ({error})") from None
+        except RecursionError:
+            raise DataError(path, "expected a JSON list of [x, y] pairs (nested too deeply)") from None
         if points.ndim != 2 or points.shape[1:] != (2,) or not np.isfinite(points).all():
             raise DataError(path, f"expected a JSON list of finite [x, y] pairs, got shape "
                                   f"{points.shape}")
