@@ -36,6 +36,7 @@ __all__ = [
     "VertebraRecord",
     "dataset_from_json",
     "dataset_to_json",
+    "json_number_array",
     "load_dataset",
     "polygon_area_centroid",
     "read_json_file",
@@ -151,7 +152,16 @@ def _only_json_numbers(value) -> bool:
     return True
 
 
-def _points(value, source, where: str, shape_name: str) -> np.ndarray:
+def json_number_array(value, source, where: str, shape_name: str) -> np.ndarray:
+    """`value` (a JSON number or nested lists of them) as a float64 array, else a DataError.
+
+    A string or a boolean is not a number, however it reads; an integer beyond the float
+    range is refused too. Every reader of coordinates in JSON files goes through here.
+
+    Example:
+        >>> json_number_array([[1, 2], [3.5, 4]], "a.json", "shapes[0].points", "points").shape
+        (2, 2)
+    """
     if not _only_json_numbers(value):
         raise DataError(source, f"{shape_name} must be JSON numbers", field=where)
     try:
@@ -172,10 +182,10 @@ def _vertebra_from_json(obj, source, where: str) -> VertebraRecord:
     label = obj["label"]
     if not isinstance(label, str):
         raise DataError(source, "must be a string", field=f"{where}.label")
-    center = _points(obj["center"], source, f"{where}.center", "center")
+    center = json_number_array(obj["center"], source, f"{where}.center", "center")
     if center.shape != (2,):
         raise DataError(source, "must be [x, y]", field=f"{where}.center")
-    contour = _points(obj["contour"], source, f"{where}.contour", "contour")
+    contour = json_number_array(obj["contour"], source, f"{where}.contour", "contour")
     if contour.ndim != 2 or contour.shape[1] != 2:
         raise DataError(source, "must be a list of [x, y] points", field=f"{where}.contour")
     conditions = obj.get("conditions", [])
@@ -197,7 +207,9 @@ def _image_header_from_json(obj, source, where: str) -> ImageRecord:
         raise DataError(source, "must be a string", field=f"{where}.split")
     spacing = obj.get("pixel_spacing_mm")
     if spacing is not None:
-        spacing_array = _points(spacing, source, f"{where}.pixel_spacing_mm", "pixel_spacing_mm")
+        spacing_array = json_number_array(
+            spacing, source, f"{where}.pixel_spacing_mm", "pixel_spacing_mm"
+        )
         if spacing_array.shape != (2,):
             raise DataError(source, "must be [row_mm, col_mm]", field=f"{where}.pixel_spacing_mm")
         spacing = (float(spacing_array[0]), float(spacing_array[1]))

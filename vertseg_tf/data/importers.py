@@ -32,6 +32,7 @@ from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
     VertebraRecord,
+    json_number_array,
     polygon_area_centroid,
     read_json_file,
     save_dataset,
@@ -212,19 +213,22 @@ def import_coco(
         where = f"categories[{index}]"
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):
             raise DataError(source, "must be an object with a string 'name'", field=where)
-        categories[category.get("id")] = category["name"]
+        categories[_coco_id(category.get("id"), source, f"{where}.id")] = category["name"]
     images = {}
     for index, image in enumerate(obj["images"]):
         where = f"images[{index}]"
         if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
             raise DataError(source, "must be an object with a string 'file_name'", field=where)
-        images[image.get("id")] = (image["file_name"], f"{where}.file_name")
+        images[_coco_id(image.get("id"), source, f"{where}.id")] = (
+            image["file_name"], f"{where}.file_name"
+        )
     annotated: dict[object, _Annotated] = {}
     for index, annotation in enumerate(obj["annotations"]):
         where = f"annotations[{index}]"
         if not isinstance(annotation, dict):
             raise DataError(source, "must be an object", field=where)
-        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
+        image_id = _coco_id(annotation.get("image_id"), source, f"{where}.image_id")
+        category_id = _coco_id(annotation.get("category_id"), source, f"{where}.category_id")
         if image_id not in images:
             raise DataError(source, f"unknown image_id {image_id!r}", field=f"{where}.image_id")
         if category_id not in categories:
@@ -242,6 +246,13 @@ def import_coco(
     if not annotated:
         raise DataError(source, "no annotations to import", field="annotations")
     return _write_dataset(list(annotated.values()), Path(out), split, link, progress, overwrite)
+
+
+def _coco_id(value, source: Path, where: str):
+    """A COCO id: an integer or a string (JSON allows anything; a dict key needs a scalar)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataError(source, f"must be an integer or a string, got {value!r}", field=where)
+    return value
 
 
 def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) -> np.ndarray:
@@ -326,10 +337,7 @@ def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name
 
 
 def _point_array(value, source: Path, where: str) -> np.ndarray:
-    try:
-        points = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(source, "must be a list of [x, y] numbers", field=where) from None
+    points = json_number_array(value, source, where, "[x, y] points")
     if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
         raise DataError(source, "must be a list of finite [x, y] numbers", field=where)
     if np.abs(points).max(initial=0.0) > COORDINATE_MARGIN_PX:
