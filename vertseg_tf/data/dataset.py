@@ -47,7 +47,9 @@ __all__ = [
 
 FORMAT = "vertseg-dataset/1"
 DATASET_FILE = "dataset.json"
-HARD_CONDITIONS = ("fracture", "osteoporosis", "degenerative", "implant", "artefact")
+HARD_CONDITIONS = (
+    "fracture", "osteoporosis", "degenerative", "implant", "artefact", "listhesis",
+)
 COORDINATE_MARGIN_PX = 1e7
 """How far outside the image a contour point may lie before it is an error, not a warning."""
 SPLITS = ("train", "val", "test")

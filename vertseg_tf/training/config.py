@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "MODEL_PRESET_NAMES",
     "STRATEGIES",
     "TRAIN_PRESETS",
+    "StepCallback",
     "TrainConfig",
     "load_config",
 ]
@@ -33,6 +35,9 @@ MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
 MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
+StepCallback = Callable[[int], None]
+"""Called with the global step number after every optimisation step; raising stops training."""
+
 _E_MODES = ("graph", "py_function")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")

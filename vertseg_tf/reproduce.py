@@ -59,7 +59,7 @@ REPRODUCE_PRESETS = {
     "paper": ReproducePreset(
         "paper",
         False,
-        "the paper's protocol: 296 full-size images (124 train : 172 test), 45 patches per "
+        "the paper's protocol: 296 small synthetic images (124 train : 172 test), 45 patches per "
         "training vertebra, paper UNet, 30 epochs, batch 25, RMSprop (a GPU job)",
     ),
 }
@@ -80,6 +80,8 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    generator_version: int | None = None,
+    hard_share: float | None = None,
     command_line: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -91,6 +93,10 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        generator_version: version of the synthetic generator when `dataset` is None (None:
+            the current one, 2; 1 reproduces results made before generator v2).
+        hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
+            (e.g. 0.5 gives the demo 60 hard test vertebrae), or None for the usual draw.
         command_line: the command quoted in the report.
         log: where progress lines go.
 
@@ -100,7 +106,7 @@ def reproduce(
     Example:
         >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
     """
-    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset, train
+    from vertseg_tf.training import TRAIN_PRESETS, RunFolder, resolve_dataset, train
 
     if preset not in REPRODUCE_PRESETS:
         raise ConfigError(
@@ -111,7 +117,15 @@ def reproduce(
     out = Path(out)
     state_path = out / STATE_FILE
     state = _read_state(state_path)
-    given = {"preset": preset, "dataset": None if dataset is None else str(Path(dataset).resolve())}
+    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
+
+    synthetic = dataset is None
+    given = {
+        "preset": preset,
+        "dataset": None if synthetic else str(Path(dataset).resolve()),
+        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
+        "hard_share": hard_share if synthetic else None,
+    }
     recorded = {key: state.get(key) for key in given}
     if state and recorded != given:
         raise ConfigError(
@@ -132,7 +146,9 @@ def reproduce(
         log(f"[{name}] finished in {steps[name]['seconds']} s")
 
     out.mkdir(parents=True, exist_ok=True)
-    run_step("dataset", lambda: {"path": str(Path(resolve_dataset(dataset, config)).resolve())})
+    run_step("dataset", lambda: {"path": str(Path(resolve_dataset(
+        dataset, config, generator_version=given["generator_version"],
+        hard_share=given["hard_share"])).resolve())})
     dataset_dir = Path(steps["dataset"]["path"])
 
     runs = {}
@@ -144,7 +160,7 @@ def reproduce(
             method_config = method_config.replace(augment=settings.asm_augment)
 
         def work(method_config=method_config, run_dir=run_dir):
-            resume = (run_dir / "config.json").is_file()
+            resume = RunFolder(run_dir).config_path.is_file()
             result = train(
                 method_config,
                 dataset_dir,
