@@ -68,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vertseg-tf {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (VertsegError, OSError, MemoryError, RecursionError) as error:
-        if args.debug:
-            raise
-        print(f"vertseg-tf {args.command}: error: {error_line(error, args)}", file=sys.stderr)
-        return 1
     except Exception as error:
-        if args.debug or not _is_opencv_error(error):
+        if args.debug or not _is_one_line_error(error):
             raise
         print(f"vertseg-tf {args.command}: error: {error_line(error, args)}", file=sys.stderr)
         return 1
@@ -102,8 +97,10 @@ def error_line(error: BaseException, args: argparse.Namespace) -> str:
     return f"{inputs}: {kind} ({type(error).__name__}: {detail}); run with --debug for details"
 
 
-def _is_opencv_error(error: BaseException) -> bool:
-    return type(error).__module__.split(".")[0] == "cv2"
+def _is_one_line_error(error: BaseException) -> bool:
+    """Whether `error` is a user's mistake or the machine's limit rather than a bug."""
+    expected = (VertsegError, OSError, MemoryError, RecursionError)
+    return isinstance(error, expected) or type(error).__module__.split(".")[0] == "cv2"
 
 
 def _given_paths(args: argparse.Namespace) -> list[str]:
