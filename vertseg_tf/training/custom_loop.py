@@ -107,6 +107,7 @@ def run_custom_loop(
     jit = config.use_xla and strategy.num_replicas_in_sync == 1
     with strategy.scope():
         model = build_unet(config.model)
+        _synchronize_batch_norm(model, strategy.num_replicas_in_sync > 1)
         optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -238,7 +239,20 @@ def run_custom_loop(
         progress.write(_epoch_line(row, config.epochs))
     for writer in writers.values():
         writer.close()
+    # The saved model is the plain one: it loads on any backend and any number of devices.
+    _synchronize_batch_norm(model, False)
     return model, history
+
+
+def _synchronize_batch_norm(model, synchronized: bool) -> None:
+    """Batch statistics over the global batch (all replicas), as one process computes them.
+
+    With per-replica statistics a run on N replicas would train another model than the same
+    global batch on one device; synchronised, both give the same weights to float rounding.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized
 
 
 def restore_newest_readable(
