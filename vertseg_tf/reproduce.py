@@ -80,6 +80,7 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    workers: int | None = None,
     generator_version: int | None = None,
     hard_share: float | None = None,
     command_line: str | None = None,
@@ -93,6 +94,7 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         generator_version: version of the synthetic generator when `dataset` is None (None:
             the current one, 2; 1 reproduces results made before generator v2).
         hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
@@ -168,6 +170,7 @@ def reproduce(
                 resume=resume,
                 overwrite=run_dir.exists() and not resume,
                 cache_dir=cache_dir,
+                workers=workers,
             )
             return {"run_dir": str(run_dir), "final": result.get("final", {})}
 
@@ -181,6 +184,7 @@ def reproduce(
             runs,
             out / "report",
             cache_dir=cache_dir,
+            workers=workers,
             title=f"vertseg-tf reproduction ({preset} preset)",
             command_line=command_line,
             progress=log,

@@ -99,7 +99,7 @@ def test_output_folders_are_replaced_only_with_overwrite(tmp_path, capsys, comma
     out.mkdir()
     (out / "model.keras").write_text("keep")
     if command == "synth":
-        arguments = ["synth", "--out", str(out), "--images", "1", "--size", "small", "--quiet"]
+        arguments = ["synth", "--out", str(out), "--images", "1", "--size", "small"]
     else:
         source = _labelme_source(tmp_path / "labelme")
         arguments = ["import", "--from", "labelme", str(source), "--out", str(out)]

@@ -122,3 +122,15 @@ def test_train_runs_the_validation_of_validate_first(capsys, smoke, tiny_dataset
     assert len(errors) == 1 and field in errors[0]
     assert errors[0].split(": error: ", 1)[1].startswith(expected[0][len("error: "):])
     assert not (tmp_path / "r").exists()
+
+
+def test_augment_mirror_flag_overrides_the_preset():
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
+
+    def config(*arguments):
+        return _train_config(build_parser().parse_args(["train", *arguments]))
+
+    assert config("--preset", "paper").augment_mirror is False
+    assert config("--preset", "paper", "--augment-mirror").augment_mirror is True
+    assert config("--preset", "paper", "--no-augment-mirror").augment_mirror is False

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from vertseg_tf.cli.common import Command, command_line
+from vertseg_tf.cli.common import Command, add_workers_argument, command_line, echo
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -36,6 +35,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace REPORT_DIR when it exists and is not empty")
     parser.add_argument("--cache-dir", help="patch cache folder")
+    add_workers_argument(parser)
     parser.add_argument("--title", default="vertseg-tf evaluation", help="report heading")
 
 
@@ -51,9 +51,10 @@ def _eval(args: argparse.Namespace) -> int:
         args.out,
         split=args.split,
         cache_dir=args.cache_dir,
+        workers=args.workers,
         title=args.title,
         command_line=command_line(),
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=echo,
         overwrite=args.overwrite,
     )
     print(f"report: {report}")
@@ -74,6 +75,7 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
     parser.add_argument("--cache-dir", help="patch cache folder")
+    add_workers_argument(parser)
     parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
                         help="synthetic generator when no --dataset is given: 2 (default) or 1, "
                              "the first one, to reproduce earlier results")
@@ -90,10 +92,11 @@ def _reproduce(args: argparse.Namespace) -> int:
         args.out,
         dataset=args.dataset,
         cache_dir=args.cache_dir,
+        workers=args.workers,
         generator_version=args.generator_version,
         hard_share=args.hard_share,
         command_line=command_line(),
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        log=echo,
     )
     print(f"report: {report}")
     return 0

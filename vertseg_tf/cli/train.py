@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from vertseg_tf.cli.common import Command
+from vertseg_tf.cli.common import Command, add_workers_argument
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from vertseg_tf.training.config import LOOPS, METHODS, MIXED_PRECISION, STRATEGIES
+    from vertseg_tf.channels import E_MODES
+    from vertseg_tf.training.config import (
+        LOOPS,
+        METHODS,
+        MIXED_PRECISION,
+        STRATEGIES,
+        TRAIN_PRESETS,
+    )
 
     parser.add_argument(
         "--dataset", metavar="DIR",
@@ -20,7 +27,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--method", choices=METHODS, help="what to train (default: unet-s)")
     parser.add_argument(
-        "--preset", choices=("paper", "demo", "smoke"),
+        "--preset", choices=tuple(TRAIN_PRESETS),
         help="built-in config, the same as training/<preset>.toml (default: demo)",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="config file (see training/)")
@@ -30,7 +37,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-lr", action="store_true",
                         help="scale the learning rate by batch size / reference batch size (25)")
     parser.add_argument("--shape-weight", type=float, help="weight of the shape term (unet-s)")
-    parser.add_argument("--e-mode", choices=("graph", "py_function"), help="how E is computed")
+    parser.add_argument("--e-mode", choices=E_MODES, help="how E is computed")
     parser.add_argument("--seed", type=int, help="seed of the weights and the data order")
     parser.add_argument("--out", metavar="RUN_DIR",
                         help="run folder (default: runs/<preset>-<method>)")
@@ -44,7 +51,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow op determinism: equal seeds give equal weights")
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                         help="mixed bfloat16 compute (float32 weights and loss)")
+    parser.add_argument("--augment-mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="reflect half the training patches left to right (facing both ways)")
     parser.add_argument("--cache-dir", metavar="DIR", help="patch cache folder")
+    add_workers_argument(parser)
 
 
 _TRAIN_OVERRIDES = {
@@ -58,6 +68,7 @@ _TRAIN_OVERRIDES = {
     "loop": "loop",
     "strategy": "strategy",
     "mixed_precision": "mixed_precision",
+    "augment_mirror": "augment_mirror",
 }
 
 
@@ -92,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.preset or 'demo'}-{config.method}"
     result = train(
         config, args.dataset, out, resume=args.resume, overwrite=args.overwrite,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, workers=args.workers,
     )
     final = result.get("final", {})
     shown = ", ".join(

@@ -33,16 +33,16 @@ from vertseg_tf.data.dataset import (
     ImageRecord,
     VertebraRecord,
     json_number_array,
-    polygon_area_centroid,
     read_json_file,
     save_dataset,
     validate_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
 
-IMPORT_FORMATS = ("labelme", "coco")
+IMPORT_FORMATS = ("labelme", "coco", "aasce", "corners-csv")
 PIXEL_ORIGINS = ("corner", "center")
 _CENTER_SUFFIXES = ("_center", "_centre")
 
@@ -64,6 +64,8 @@ class _Annotated:
     image: Path
     source: Path
     outlines: dict[str, _Outline] = field(default_factory=dict)
+    # The split the source gives this image; None takes the importer's `split` option.
+    split: str | None = None
 
 
 def import_labelme(
@@ -104,8 +106,8 @@ def import_labelme(
         ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
             `overwrite`.
 
-    Example:
-        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -192,8 +194,8 @@ def import_coco(
         ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
             `overwrite`.
 
-    Example:
-        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -288,15 +290,24 @@ def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) ->
 
 
 def import_dataset(kind: str, source, out, **options) -> Dataset:
-    """`import_labelme` or `import_coco` by name ("labelme" or "coco"); options pass through.
+    """An importer by name; options pass through.
 
-    Example:
-        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)
+    "labelme": `import_labelme`, "coco": `import_coco`, "aasce":
+    `vertseg_tf.data.corner_importers.import_aasce`, "corners-csv":
+    `vertseg_tf.data.corner_importers.import_corners_csv`.
+
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)  # doctest: +SKIP
     """
     if kind == "labelme":
         return import_labelme(source, out, **options)
     if kind == "coco":
         return import_coco(source, out, **options)
+    if kind in ("aasce", "corners-csv"):
+        from vertseg_tf.data.corner_importers import import_aasce, import_corners_csv
+
+        importer = import_aasce if kind == "aasce" else import_corners_csv
+        return importer(source, out, **options)
     raise ConfigError(
         f"unknown import format {kind!r}; expected one of {', '.join(IMPORT_FORMATS)}"
     )
@@ -384,13 +395,13 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
         raise DataError(source, f"centre for {level} but no {level} outline", field=outline.field)
     center = outline.center
     if center is None:
-        area, center = polygon_area_centroid(outline.contour)
-        if area == 0.0:
+        if polygon_area(outline.contour) == 0.0:
             raise DataError(
                 source,
                 f"{level} outline encloses no area, so it has no centroid",
                 field=outline.field,
             )
+        center = polygon_centroid(outline.contour)
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 
@@ -404,7 +415,7 @@ def _write_dataset(
         vertebrae = [_vertebra(level, item.outlines[level], item.source) for level in order]
         stem = _unique_stem(item.image.stem, taken)
         file = f"images/{stem}{item.image.suffix.lower()}"
-        records.append(ImageRecord(stem, file, split, None, vertebrae))
+        records.append(ImageRecord(stem, file, item.split or split, None, vertebrae))
         placements.append((item.image, file))
     with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()

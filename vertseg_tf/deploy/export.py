@@ -39,11 +39,14 @@ import numpy as np
 
 from vertseg_tf import __version__
 from vertseg_tf.atomic import atomic_dir, write_json_atomic
+from vertseg_tf.channels import predicted_mask
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_ANGLES
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
 from vertseg_tf.interrupts import raise_if_interrupted
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.progress import write
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder, recorded_dataset
 
 __all__ = [
@@ -136,7 +139,7 @@ def _write_saved_model(model, folder: Path) -> None:
 
     def segment(patch):
         probabilities = model(normalise_patches(checked(patch)), training=False)
-        return {MASK_OUTPUT: tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)}
+        return {MASK_OUTPUT: tf.cast(predicted_mask(probabilities), tf.uint8)}
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[spec])
     archive.add_endpoint("segment", segment, input_signature=[spec])
@@ -163,7 +166,8 @@ def _convert_tflite(saved_model: Path, variant: str, calibration: np.ndarray) ->
                 yield [patch[None]]
 
         converter.representative_dataset = representative_dataset
-    return converter.convert()
+    with quiet_native_logs():  # the quantiser prints its settings on its own
+        return converter.convert()
 
 
 def representative_patches(
@@ -270,10 +274,6 @@ def saved_model_outputs_in_fresh_process(
             return {name: result[name] for name in result.files}
 
 
-def _masks(probabilities: np.ndarray) -> np.ndarray:
-    return np.argmax(probabilities, axis=-1) == 1
-
-
 def _parse_variants(tflite: Sequence[str] | str) -> tuple[str, ...]:
     variants = tflite.split(",") if isinstance(tflite, str) else list(tflite)
     variants = [variant.strip() for variant in variants if variant.strip()]
@@ -350,7 +350,7 @@ def export_run(
         # Each step starts only when no Ctrl-C arrived (one TensorFlow may have swallowed).
         raise_if_interrupted()
         if progress:
-            print(f"export: {message}", file=sys.stderr, flush=True)
+            write(f"export: {message}")
 
     model, run_config, source = load_run_model(run_dir_or_model)
     if representative is None:
@@ -362,7 +362,7 @@ def export_run(
     calibration = check_patch_batch(calibration, "representative calibration patches")
     test = check_patch_batch(test, "representative test patches")
     reference = keras.ops.convert_to_numpy(model(test, training=False))
-    reference_masks = _masks(reference)
+    reference_masks = predicted_mask(reference)
 
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
@@ -407,7 +407,7 @@ def export_run(
             predicted = tflite_predictor(content)(test)
             figures = {
                 "max_abs_diff": float(np.abs(predicted - reference).max()),
-                "mask_dice": float(np.mean(dice(reference_masks, _masks(predicted)))),
+                "mask_dice": float(np.mean(dice(reference_masks, predicted_mask(predicted)))),
             }
             if variant == "float32":
                 figures["tolerance"] = TFLITE_FLOAT32_TOLERANCE

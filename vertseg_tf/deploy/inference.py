@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from vertseg_tf.atomic import atomic_dir, require_new_folder
+from vertseg_tf.channels import predicted_mask
 from vertseg_tf.data.dataset import (
     SPINE_LEVELS,
     Dataset,
@@ -36,8 +37,9 @@ from vertseg_tf.deploy.measurements import (
     write_segmentation_measurements,
 )
 from vertseg_tf.errors import ConfigError, DataError
-from vertseg_tf.geometry import mask_to_contours, polygon_area
+from vertseg_tf.geometry import inside_image, mask_to_contours, polygon_area
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = [
@@ -148,12 +150,20 @@ def latest_version(path) -> Path:
 
 
 def _model_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    """A compiled forward pass: an eager call runs op by op and `predict` builds a data
+    pipeline per call, each several times slower than the SavedModel on a few patches."""
     import keras
 
-    def predict(patches: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(model(patches, training=False))
+    if keras.backend.backend() != "tensorflow":
+        return model.predict_on_batch
+    import tensorflow as tf
 
-    return predict
+    # One graph for every batch size (a radiograph has 1 to 7 vertebrae): no retracing.
+    forward = tf.function(
+        lambda patches: model(patches, training=False),
+        input_signature=[tf.TensorSpec([None, PATCH_SIZE, PATCH_SIZE, 1], tf.float32)],
+    )
+    return lambda patches: forward(patches).numpy()
 
 
 def _saved_model_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -212,7 +222,8 @@ def tflite_predictor(
     def predict(patches: np.ndarray) -> np.ndarray:
         if batch[0] != len(patches):
             interpreter.resize_tensor_input(input_detail["index"], list(patches.shape))
-            interpreter.allocate_tensors()
+            with quiet_native_logs():  # the XNNPACK delegate announces itself here
+                interpreter.allocate_tensors()
             batch[0] = len(patches)
         detail = interpreter.get_input_details()[0]
         values = patches
@@ -294,7 +305,9 @@ class Segmenter:
         model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
             folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
             file, a `keras.Model`, or any callable mapping
-            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
+            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities;
+            None or "pretrained" (the default) is the model shipped with vertseg-tf
+            (`vertseg_tf.pretrained`, trained on synthetic films only).
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
     Attributes:
@@ -311,8 +324,15 @@ class Segmenter:
         ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
     """
 
-    def __init__(self, model, num_threads: int | None = None):
-        self.source = model if isinstance(model, (str, Path)) else type(model).__name__
+    def __init__(self, model=None, num_threads: int | None = None):
+        from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+
+        pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
+        if pretrained:
+            self.source = PRETRAINED
+            model = load_pretrained_model()
+        else:
+            self.source = model if isinstance(model, (str, Path)) else type(model).__name__
         self._predict, self.kind, self.keras_model = _predictor(model, num_threads)
 
     def predict_patches(self, patches) -> np.ndarray:
@@ -354,7 +374,7 @@ class Segmenter:
         if image.ndim == 2:
             height, width = image.shape
             for k, (x, y) in enumerate(centers):
-                if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+                if not inside_image(np.array([[x, y]]), (height, width))[0]:
                     raise DataError(
                         "centers",
                         f"({x:g}, {y:g}) lies outside the {width} x {height} image",
@@ -368,7 +388,7 @@ class Segmenter:
             image, centers, alphas=(TEST_ALPHA,), angles=(0.0,), scale=scale, labels=labels
         )
         probabilities = self.predict_patches(cut.x())
-        masks = (np.argmax(probabilities, axis=-1) == 1).astype(np.uint8)
+        masks = predicted_mask(probabilities).astype(np.uint8)
         results = []
         for k in range(len(cut)):
             largest, count = _largest_component(masks[k])

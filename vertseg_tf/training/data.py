@@ -16,7 +16,16 @@ from vertseg_tf.data.dataset import Dataset, load_dataset, require_valid_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
-__all__ = ["TrainingData", "epoch_order", "load_training_data", "resolve_dataset"]
+__all__ = [
+    "TrainingData",
+    "epoch_order",
+    "load_training_data",
+    "mirror_choice",
+    "resolve_dataset",
+]
+
+# Seeds the mirror choice apart from the data order and the patch subset of the same seed.
+_MIRROR_STREAM = 7
 
 
 @dataclasses.dataclass
@@ -95,7 +104,9 @@ def _held_out_ids(ids: list[str], fraction: float) -> set[str]:
     return set(ranked[:count])
 
 
-def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> TrainingData:
+def load_training_data(
+    dataset_dir, config: TrainConfig, *, cache_dir=None, workers: int | None = None
+) -> TrainingData:
     """Cut (or read from the patch cache) the training and validation patches of a dataset.
 
     Validation uses the dataset's "val" split when it has one, else `config.validation_fraction`
@@ -104,8 +115,10 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
 
     Args:
         dataset_dir: a native dataset folder.
-        config: the run's config (`augment`, `validation_fraction`, `max_train_patches`, `seed`).
+        config: the run's config (`augment`, `augment_mirror`, `validation_fraction`,
+            `max_train_patches`, `seed`).
         cache_dir: patch cache folder; default `vertseg_tf.data.patches.default_cache_dir()`.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
 
     Returns:
         The `TrainingData`.
@@ -114,7 +127,7 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         DataError: a dataset `vertseg-tf validate` rejects (checked first, its warnings
             printed), no training image.
     """
-    from vertseg_tf.data.patches import PatchSet
+    from vertseg_tf.data.patches import PatchSet, mirror_patches
 
     require_valid_dataset(dataset_dir)
     dataset = load_dataset(dataset_dir)
@@ -131,20 +144,24 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         train_records = [r for r in train_records if r.id not in held_out]
         val_source = "held-out training images"
     train_set = PatchSet.from_dataset(
-        Dataset(train_records, dataset.root), "train", config.augment, cache_dir=cache_dir
+        Dataset(train_records, dataset.root), "train", config.augment, cache_dir=cache_dir,
+        workers=workers,
     )
     if config.max_train_patches and len(train_set) > config.max_train_patches:
         chosen = np.random.default_rng(config.seed).choice(
             len(train_set), config.max_train_patches, replace=False
         )
         train_set = train_set.select(np.sort(chosen))
+    if config.augment_mirror:
+        train_set = mirror_patches(train_set, mirror_choice(len(train_set), config.seed))
     if len(train_set) < config.batch_size:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {len(train_set)} training patches"
         )
     if val_records:
         val_set = PatchSet.from_dataset(
-            Dataset(val_records, dataset.root), "val", False, cache_dir=cache_dir
+            Dataset(val_records, dataset.root), "val", False, cache_dir=cache_dir,
+            workers=workers,
         )
         val_x, val_y_true = val_set.x(), val_set.y_true()
     else:
@@ -160,6 +177,18 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         val_source=val_source,
         contours=list(train_set.contours),
     )
+
+
+def mirror_choice(count: int, seed: int) -> np.ndarray:
+    """Which training patches `augment_mirror` reflects: exactly `count // 2`, chosen by `seed`.
+
+    Example:
+        >>> int(mirror_choice(45, seed=0).sum())
+        22
+    """
+    chosen = np.zeros(count, dtype=bool)
+    chosen[np.random.default_rng([seed, _MIRROR_STREAM]).permutation(count)[: count // 2]] = True
+    return chosen
 
 
 def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:

@@ -55,6 +55,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     cache_dir=None,
+    workers: int | None = None,
     step_callback: StepCallback | None = None,
 ) -> TrainResult:
     """Train one method on a dataset and write the run folder.
@@ -71,6 +72,7 @@ def train(
             `config` except for `epochs`).
         overwrite: delete an existing `out` when training starts.
         cache_dir: patch cache folder; default `vertseg_tf.data.patches.default_cache_dir()`.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         step_callback: called with the global step after every optimisation step (UNet
             methods); an exception raised there stops training like a kill (no final files;
             the checkpoints stay for `resume`).
@@ -92,19 +94,23 @@ def train(
         # workers' copies go to a temporary folder, removed when they are done.
         with tempfile.TemporaryDirectory(prefix="vertseg-tf-worker-") as scratch:
             return _train_into(
-                config, dataset, Path(scratch) / "run", False, False, cache_dir, step_callback
+                config, dataset, Path(scratch) / "run", resume=False, overwrite=False,
+                cache_dir=cache_dir, workers=workers, step_callback=step_callback,
             )
-    return _train_into(config, dataset, Path(out), resume, overwrite, cache_dir, step_callback)
+    return _train_into(
+        config, dataset, Path(out), resume=resume, overwrite=overwrite, cache_dir=cache_dir,
+        workers=workers, step_callback=step_callback,
+    )
 
 
 def _train_into(
-    config: TrainConfig, dataset, run_dir: Path, resume: bool, overwrite: bool, cache_dir,
-    step_callback: StepCallback | None,
+    config: TrainConfig, dataset, run_dir: Path, *, resume: bool, overwrite: bool, cache_dir,
+    workers: int | None, step_callback: StepCallback | None,
 ) -> TrainResult:
     folder = RunFolder(run_dir)
     folder.check_usable(config, resume, overwrite)
     dataset_dir = resolve_dataset(dataset, config)
-    data = load_training_data(dataset_dir, config, cache_dir=cache_dir)
+    data = load_training_data(dataset_dir, config, cache_dir=cache_dir, workers=workers)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

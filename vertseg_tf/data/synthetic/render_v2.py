@@ -54,9 +54,9 @@ def _add_stroke(bone: np.ndarray, stroke: Stroke) -> None:
 
 
 def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndarray, dict]:
-    """Coarse trabecular texture: grains of 0.4-1.2 mm, elongated along `angle`, unit variance."""
+    """Coarse trabecular texture: grains of 0.4-1.0 mm, elongated along `angle`, unit variance."""
     rows, cols = shape
-    grain_mm = rng.uniform(0.4, 1.2)
+    grain_mm = rng.uniform(0.4, 1.0)
     cell_mm = grain_mm / 1.5
     size = int(np.ceil(np.hypot(rows, cols) * spacing / cell_mm)) + 4
     low = rng.standard_normal((size, size), dtype=np.float32)
@@ -77,16 +77,20 @@ def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndar
     return texture, {"trabecular_grain_mm": float(grain_mm), "trabecular_elongation": float(elongation)}
 
 
-def _attenuation(scene: FilmScene, plan_artefacts, rng) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def _attenuation(scene: FilmScene, rng) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Soft tissue + bone (rounded parts softened, bodies sharp, strokes, texture) + metal."""
     rows, cols = scene.shape
     attenuation = _soft_tissue(scene, rng)
     bone = np.zeros((rows, cols), np.float32)
+    for part in scene.rounded:
+        _add_bone(bone, part)
+    bone = cv2.GaussianBlur(bone, (0, 0), max(0.3, scene.rounded_blur_px))
     for part in scene.bones:
         _add_bone(bone, part)
     for stroke in scene.strokes:
         _add_stroke(bone, stroke)
     texture, extra = _oriented_texture(scene.shape, scene.spacing_mm, scene.texture_angle, rng)
-    amplitude = rng.uniform(0.12, 0.35)
+    amplitude = rng.uniform(0.1, 0.3)
     bone *= 1.0 + amplitude * texture
     attenuation += bone
     extra["texture_amplitude"] = float(amplitude)
@@ -152,7 +156,7 @@ def render_film(scene: FilmScene, artefacts: tuple[str, ...], rng: np.random.Gen
         The `Rendered` image (metal at `MAX_VALUE`) and its imaging parameters.
     """
     rows, cols = scene.shape
-    attenuation, metal, extra = _attenuation(scene, artefacts, rng)
+    attenuation, metal, extra = _attenuation(scene, rng)
     transmitted, exposure = _expose(attenuation, scene.spacing_mm, artefacts, rng)
     extra.update(exposure)
     log_transmitted = cv2.log(transmitted)  # the optical density, negated
