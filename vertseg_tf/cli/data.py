@@ -148,6 +148,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write preview.png, a contact sheet of up to 12 images")
     parser.add_argument("--preview-tile", type=int, default=None, metavar="WIDTH",
                         help="preview tile width in pixels (default 420; smaller = smaller file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out when it exists and is not empty")
 
 
 def _synth(args: argparse.Namespace) -> int:
