@@ -482,7 +482,9 @@ def read_centers_file(path) -> np.ndarray:
         except (ValueError, TypeError, OverflowError) as error:
             raise DataError(path, f"expected a JSON list of [x, y] pairs ({error})") from None
         except RecursionError:
-            raise DataError(path, "expected a JSON list of [x, y] pairs (nested too deeply)") from None
+            raise DataError(
+                path, "expected a JSON list of [x, y] pairs (nested too deeply)"
+            ) from None
         if points.ndim != 2 or points.shape[1:] != (2,) or not np.isfinite(points).all():
             raise DataError(path, f"expected a JSON list of finite [x, y] pairs, got shape "
                                   f"{points.shape}")
