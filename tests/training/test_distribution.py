@@ -71,7 +71,10 @@ def test_host_shape_error_is_refused_under_replicas(strategy):
         ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
         ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
         (
-            {"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}},
+            {
+                "cluster": {"chief": ["c:0"], "worker": ["a:1"]},
+                "task": {"type": "worker", "index": 0},
+            },
             False,
         ),
         ({"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}},

@@ -37,7 +37,7 @@ def _export(args: argparse.Namespace) -> int:
     import json
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
-    from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+    from vertseg_tf.models_io import PRETRAINED, load_pretrained_model
 
     if (args.run_dir is None) == (args.model is None):
         raise ConfigError(f"give either RUN_DIR or --model {PRETRAINED}")

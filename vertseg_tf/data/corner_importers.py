@@ -219,7 +219,8 @@ def _read_landmark_csvs(folder: Path, images: Path) -> list[tuple[Path, np.ndarr
                                             f"got {len(values)}", field=where)
         height, width = _image_size(images / name, landmarks_path, where)
         points = np.column_stack([values[:68] * width, values[68:] * height])
-        entries.append((landmarks_path, _landmark_array(points, landmarks_path, where), name, where))
+        landmarks = _landmark_array(points, landmarks_path, where)
+        entries.append((landmarks_path, landmarks, name, where))
     return entries
 
 

@@ -294,7 +294,9 @@ def load_dataset(path) -> Dataset:
         >>> train = dataset.split("train")  # doctest: +SKIP
     """
     json_path = _dataset_json_path(path)
-    return dataset_from_json(read_json_file(json_path, "dataset file"), source=json_path, root=json_path.parent)
+    return dataset_from_json(
+        read_json_file(json_path, "dataset file"), source=json_path, root=json_path.parent
+    )
 
 
 def save_dataset(dataset: Dataset, path) -> Path:

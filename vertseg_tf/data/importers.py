@@ -95,7 +95,8 @@ def import_labelme(
         ConfigError: an unknown `split` or `pixel_origin`.
 
     Example (needs annotation files, so not run as a doctest):
-        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")  # doctest: +SKIP
+        >>> dataset = import_labelme(  # doctest: +SKIP
+        ...     "labelme_project/", "my_dataset", split="train")
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -179,7 +180,8 @@ def import_coco(
         ConfigError: an unknown `split` or `pixel_origin`.
 
     Example (needs annotation files, so not run as a doctest):
-        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")  # doctest: +SKIP
+        >>> dataset = import_coco(  # doctest: +SKIP
+        ...     "export/annotations/instances_default.json", "my_dataset")
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -271,7 +273,8 @@ def import_dataset(kind: str, source, out, **options) -> Dataset:
     `vertseg_tf.data.corner_importers.import_corners_csv`.
 
     Example (needs annotation files, so not run as a doctest):
-        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)  # doctest: +SKIP
+        >>> dataset = import_dataset(  # doctest: +SKIP
+        ...     "coco", "instances_default.json", "my_dataset", link=True)
     """
     if kind == "labelme":
         return import_labelme(source, out, **options)

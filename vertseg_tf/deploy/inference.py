@@ -317,7 +317,7 @@ class Segmenter:
     """
 
     def __init__(self, model=None, num_threads: int | None = None):
-        from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+        from vertseg_tf.models_io import PRETRAINED, load_pretrained_model
 
         pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
         if pretrained:

@@ -140,7 +140,9 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f"TrainConfig.{field.name}: expected true or false, got {value!r}")
+                raise ConfigError(
+                    f"TrainConfig.{field.name}: expected true or false, got {value!r}"
+                )
             if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"TrainConfig.{field.name}: expected an integer, got {value!r}")
             if field.type == "float":
