@@ -468,8 +468,8 @@ def require_valid_dataset(
     Raises:
         DataError: the first error, naming its file and field, with the count of the others.
 
-    Example:
-        >>> warnings = require_valid_dataset("runs/synthetic")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> warnings = require_valid_dataset("runs/synthetic")  # doctest: +SKIP
     """
     problems = validate_dataset(path, progress=progress)
     errors = [problem for problem in problems if problem.is_error]
