@@ -19,6 +19,7 @@ import numpy as np
 
 from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.data.images import read_image
+from vertseg_tf.data.options import SPLITS
 from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import inside_image, point_in_polygon, polygon_is_simple
 
@@ -46,7 +47,6 @@ DATASET_FILE = "dataset.json"
 HARD_CONDITIONS = (
     "fracture", "osteoporosis", "degenerative", "implant", "artefact", "listhesis",
 )
-SPLITS = ("train", "val", "test")
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")
 _IMAGE_KEYS = ("id", "file", "split", "pixel_spacing_mm", "vertebrae")

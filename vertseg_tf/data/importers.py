@@ -30,13 +30,12 @@ from vertseg_tf.data.dataset import (
     read_json_file,
     save_dataset,
 )
+from vertseg_tf.data.options import IMPORT_FORMATS, PIXEL_ORIGINS
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
 
-IMPORT_FORMATS = ("labelme", "coco", "aasce", "corners-csv")
-PIXEL_ORIGINS = ("corner", "center")
 _CENTER_SUFFIXES = ("_center", "_centre")
 
 
