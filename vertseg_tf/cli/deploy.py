@@ -83,6 +83,9 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
         "--facing", choices=("left", "right"),
         help="side the patient faces, for the measurements (default: detected)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace DIR when it exists and is not empty"
+    )
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -102,6 +105,7 @@ def _segment(args: argparse.Namespace) -> int:
     json_path, results = segment_to_dataset(
         Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale,
         facing=args.facing,
+        overwrite=args.overwrite,
     )
     for result in results:
         flags = ", ".join(result.flags) if result.flags else "ok"
