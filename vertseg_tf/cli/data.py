@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from vertseg_tf.cli.common import Command, add_workers_argument, cli_progress
-from vertseg_tf.data.options import IMPORT_FORMATS, PIXEL_ORIGINS, SPLITS
+from vertseg_tf.data.import_formats import IMPORT_FORMATS
+from vertseg_tf.data.options import PIXEL_ORIGINS, SPLITS
 from vertseg_tf.data.synthetic.options import (
     FACINGS,
     GENERATOR_VERSION,
@@ -99,7 +100,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _import(args) -> int:
-    from vertseg_tf.data.importers import import_dataset
+    from vertseg_tf.data.import_formats import import_dataset
 
     options = {
         "link": args.link,
