@@ -1,0 +1,82 @@
+"""`vertseg-tf app`: the local web page for clicking centres and reading the outlines."""
+
+from __future__ import annotations
+
+import argparse
+
+from vertseg_tf.cli.common import Command
+from vertseg_tf.errors import ConfigError
+
+__all__ = ["COMMANDS", "load_locator"]
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--model", default="pretrained",
+        help="'pretrained' (default: the shipped model), a .keras file, a run folder, a "
+             "SavedModel folder or a .tflite file",
+    )
+    source.add_argument(
+        "--serving-url", metavar="URL",
+        help="send the patches to TF Serving instead, e.g. "
+             "http://127.0.0.1:8501/v1/models/vertseg",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--max-upload-mb", type=float, default=64.0, metavar="MB",
+                        help="largest upload accepted (default 64)")
+
+
+def load_locator():
+    """The automatic centre locator `locator(image) -> (N, 2)`, or None when this
+    installation has none (the page then hides "find")."""
+    try:
+        from vertseg_tf.locate import default_locator
+    except ImportError:
+        return None
+    return default_locator()
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from vertseg_tf.app.server import create_app
+    except ImportError as error:
+        raise ConfigError(f"the app needs the [app] extra: pip install 'vertseg-tf[app]' "
+                          f"({error.name} is missing)") from None
+    import numpy as np
+
+    from vertseg_tf.data.patches import PATCH_SIZE
+    from vertseg_tf.deploy.inference import Segmenter
+    from vertseg_tf.loading import load_model
+
+    if args.serving_url:
+        from vertseg_tf.deploy.serving import serving_predictor
+
+        segmenter = Segmenter(serving_predictor(args.serving_url))
+        segmenter.source = args.serving_url
+    else:
+        segmenter = load_model(args.model)
+    # The first forward pass builds the graph; do it now, not on the first click.
+    segmenter.predict_patches(np.zeros((1, PATCH_SIZE, PATCH_SIZE, 1), np.float32))
+    app = create_app(segmenter, locator=load_locator(), max_upload_mb=args.max_upload_mb)
+    print(f"vertseg-tf app: model {segmenter.source}; open http://{args.host}:{args.port}/ "
+          "(Ctrl+C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+APP = Command(
+    "app",
+    "Start the local web page: open a film, click the centres, see outlines and read-outs.",
+    "vertseg-tf app\n"
+    "vertseg-tf app --model runs/demo/unet-s --port 8080\n"
+    "vertseg-tf app --serving-url http://127.0.0.1:8501/v1/models/vertseg",
+    _arguments,
+    _run,
+)
+
+COMMANDS = (APP,)
