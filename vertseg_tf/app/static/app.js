@@ -72,6 +72,16 @@ function pixelSize() {
   return state.image.width / Math.max($("film").clientWidth, 1);
 }
 
+function fitFilm() {
+  // Show the whole film as large as the window allows, small films enlarged too.
+  if (!state.image) return;
+  const viewer = $("viewer");
+  const height = window.innerHeight - viewer.getBoundingClientRect().top - 16;
+  const scale = Math.min(viewer.clientWidth / state.image.width, height / state.image.height);
+  $("film").style.width = Math.max(Math.floor(state.image.width * scale), 50) + "px";
+  drawCentres();
+}
+
 function drawCentres() {
   const group = $("centres");
   group.replaceChildren();
@@ -215,7 +225,7 @@ async function openFile(file) {
     Object.assign(input, {min, max, value, disabled: false});
   }
   const film = $("film");
-  film.onload = () => { drawCentres(); };
+  film.onload = fitFilm;
   film.src = windowUrl();
   $("overlay").setAttribute("viewBox", "0 0 " + image.width + " " + image.height);
   $("stage").hidden = false;
@@ -322,7 +332,7 @@ async function start() {
     event.preventDefault();
     if (event.target.dataset.index !== undefined) deleteCentre(Number(event.target.dataset.index));
   });
-  window.addEventListener("resize", drawCentres);
+  window.addEventListener("resize", fitFilm);
   document.addEventListener("keydown", key);
   try {
     state.info = await api("/api/info");
