@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -14,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vertseg_tf.app.server import background_server
 from vertseg_tf.data.images import read_image
 from vertseg_tf.data.patches import extract_patches
 from vertseg_tf.data.synthetic import generate
@@ -54,31 +52,17 @@ def dicom_film(tmp_path_factory):
 
 
 class Server:
-    """A uvicorn server for `app` on a free 127.0.0.1 port, in a background thread."""
+    """`background_server(app)` with request helpers for the tests."""
 
     def __init__(self, app):
-        import uvicorn
-
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.socket]}, daemon=True)
+        self._running = background_server(app)
 
     def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+        self.url = self._running.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.socket.close()
+        return self._running.__exit__(*exc)
 
     def request(self, path: str, *, fields: dict | None = None, files: dict | None = None,
                 body: bytes | None = None, headers: dict | None = None):

@@ -108,3 +108,15 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
     assert record["config"]["method"] == "asm-g" and record["asm"]["method"] == "asm-g"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_training_patches"] == 100  # the smoke preset's max_train_patches
+
+
+def test_augment_mirror_flag_overrides_the_preset():
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
+
+    def config(*arguments):
+        return _train_config(build_parser().parse_args(["train", *arguments]))
+
+    assert config("--preset", "paper").augment_mirror is False
+    assert config("--preset", "paper", "--augment-mirror").augment_mirror is True
+    assert config("--preset", "paper", "--no-augment-mirror").augment_mirror is False

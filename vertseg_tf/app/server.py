@@ -6,7 +6,11 @@ without a traceback); see docs/app.md for the API.
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Annotated
 
@@ -25,9 +29,10 @@ from vertseg_tf.app.session import (
     render_window,
     segment_image,
 )
+from vertseg_tf.data.patches import PATCH_SIZE
 from vertseg_tf.errors import DataError, VertsegError
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "create_app"]
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "background_server", "create_app"]
 
 DEFAULT_MAX_UPLOAD_MB = 64.0
 _STATIC = {"index.html": "text/html", "app.js": "text/javascript", "app.css": "text/css"}
@@ -75,7 +80,7 @@ def _errors(app: FastAPI) -> None:
 
 
 def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               capacity: int = 16) -> FastAPI:
+               capacity: int = 16, warm_up: bool = True) -> FastAPI:
     """The web app around a loaded model.
 
     Args:
@@ -84,11 +89,15 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
             None hides the button.
         max_upload_mb: the largest request body accepted, in MB.
         capacity: images (and results) kept in memory; older ones are forgotten.
+        warm_up: run the model once now, so that the first click does not wait for the
+            graph to be built (or, with TF Serving, find an unreachable server at once).
 
     Example:
         >>> import uvicorn  # doctest: +SKIP
         >>> uvicorn.run(create_app(Segmenter("models/vertseg/1")))  # doctest: +SKIP
     """
+    if warm_up:
+        segmenter.predict_patches(np.zeros((1, PATCH_SIZE, PATCH_SIZE, 1), np.float32))
     app = FastAPI(title="vertseg-tf", version=__version__, docs_url=None, redoc_url=None)
     max_bytes = int(max_upload_mb * 1e6)
     images, results = Store(capacity), Store(capacity)
@@ -181,3 +190,37 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
 def _static(name: str) -> Response:
     content = resources.files("vertseg_tf.app").joinpath("static", name).read_bytes()
     return Response(content, media_type=_STATIC[name])
+
+
+@contextmanager
+def background_server(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `app` with uvicorn in a background thread; yields its base URL.
+
+    Args:
+        app: the ASGI app (`create_app(...)`).
+        host: the address to listen on.
+        port: the port; 0 picks a free one.
+
+    Example:
+        >>> with background_server(create_app(segmenter)) as url:  # doctest: +SKIP
+        ...     print(url)
+        http://127.0.0.1:43517
+    """
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the vertseg-tf app server did not start")
+            time.sleep(0.02)
+        yield f"http://{host}:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()

@@ -47,9 +47,6 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise ConfigError(f"the app needs the [app] extra: pip install 'vertseg-tf[app]' "
                           f"({error.name} is missing)") from None
-    import numpy as np
-
-    from vertseg_tf.data.patches import PATCH_SIZE
     from vertseg_tf.deploy.inference import Segmenter
     from vertseg_tf.loading import load_model
 
@@ -60,8 +57,6 @@ def _run(args: argparse.Namespace) -> int:
         segmenter.source = args.serving_url
     else:
         segmenter = load_model(args.model)
-    # The first forward pass builds the graph; do it now, not on the first click.
-    segmenter.predict_patches(np.zeros((1, PATCH_SIZE, PATCH_SIZE, 1), np.float32))
     app = create_app(segmenter, locator=load_locator(), max_upload_mb=args.max_upload_mb)
     print(f"vertseg-tf app: model {segmenter.source}; open http://{args.host}:{args.port}/ "
           "(Ctrl+C stops)", flush=True)
