@@ -159,3 +159,9 @@ def test_find_is_offered_only_with_a_locator(server, png_film):
         status, answer = app.json("/find", fields={"image_id": opened["image_id"]})
         assert status == 200
         np.testing.assert_allclose(answer["centers"], png_film.centers, atol=0.005)
+        assert answer["labels"] is None
+    found = {"centers": png_film.centers[:2], "labels": ["C2", "C3"], "confidences": [0.9, 0.8]}
+    with Server(create_app(png_film.segmenter(), locator=lambda image: found)) as app:
+        status, opened = app.json("/images", files={"image": ("a.png", png_film.path.read_bytes())})
+        status, answer = app.json("/find", fields={"image_id": opened["image_id"]})
+        assert (answer["labels"], answer["confidences"]) == (["C2", "C3"], [0.9, 0.8])

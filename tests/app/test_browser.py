@@ -116,6 +116,7 @@ def test_click_five_centres_see_the_outlines_download_and_a_bad_file(browser, pn
         _wait(lambda: browser.execute_script(
             "const f = document.getElementById('film'); return f.complete && "
             "f.naturalWidth > 0 && !document.getElementById('stage').hidden;"), "the film")
+        assert not browser.find_element(By.ID, "find").is_displayed()  # no locator given
         overlay = browser.find_element(By.ID, "overlay")
         size = (png_film.image.shape[1], png_film.image.shape[0])
         for centre in png_film.centers:

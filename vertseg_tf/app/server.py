@@ -85,8 +85,9 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
 
     Args:
         segmenter: a `vertseg_tf.deploy.Segmenter`.
-        locator: optional `locator(image) -> (N, 2)` centres, top to bottom, for "find";
-            None hides the button.
+        locator: optional `locator(image)` for "find": (N, 2) centres top to bottom, or a
+            dict with `centers` and optional `labels` and `confidences`; None hides the
+            button.
         max_upload_mb: the largest request body accepted, in MB.
         capacity: images (and results) kept in memory; older ones are forgotten.
         warm_up: run the model once now, so that the first click does not wait for the
@@ -168,8 +169,8 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
             return _error(404, "no locator in this installation; click the centres")
         loaded = images.get(image_id, "image")
         with model_lock:
-            centres = np.asarray(locator(loaded.image), dtype=np.float64).reshape(-1, 2)
-        return {"image_id": image_id, "centers": centres.round(2).tolist()}
+            found = locator(loaded.image)
+        return _found(image_id, found)
 
     @app.get("/results/{result_id}/{name}")
     def download(result_id: str, name: str):
@@ -185,6 +186,18 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
             "Content-Disposition": f'attachment; filename="{stem}_{name}"'})
 
     return app
+
+
+def _found(image_id: str, found) -> dict:
+    """The `/find` answer from a locator's (N, 2) centres, or its dict with `centers` and
+    optional `labels` and `confidences`."""
+    if not isinstance(found, dict):
+        found = {"centers": found}
+    centres = np.asarray(found["centers"], dtype=np.float64).reshape(-1, 2)
+    confidences = found.get("confidences")
+    return {"image_id": image_id, "centers": centres.round(2).tolist(),
+            "labels": None if found.get("labels") is None else list(found["labels"]),
+            "confidences": None if confidences is None else [float(c) for c in confidences]}
 
 
 def _static(name: str) -> Response:

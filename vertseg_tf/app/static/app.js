@@ -310,6 +310,7 @@ async function find() {
     const answer = await api("/find", {method: "POST", body: form});
     remember();
     state.centres = answer.centers;
+    if (answer.labels && answer.labels.length) $("first-level").value = answer.labels[0];
     changed();
   } catch (error) {
     showError(error.message);
