@@ -44,8 +44,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _limit_uploads(app: FastAPI, max_bytes: int) -> None:
-    """Refuse a request body over `max_bytes` before it is read (413), and a body without a
-    declared length (411), so that no upload is ever spooled beyond the limit."""
+    """Refuse a request body over `max_bytes` (413), and a body without a declared length
+    (411), before it is parsed, so that no upload is ever kept or spooled beyond the limit.
+    The refused body is read and dropped chunk by chunk: a client that is still sending
+    then gets the answer instead of a broken connection."""
 
     @app.middleware("http")
     async def limit(request: Request, call_next):
@@ -54,6 +56,8 @@ def _limit_uploads(app: FastAPI, max_bytes: int) -> None:
             if length is None or not length.isdigit():
                 return _error(411, "the request must declare its Content-Length")
             if int(length) > max_bytes:
+                async for _ in request.stream():
+                    pass
                 return _error(413, f"upload of {int(length) / 1e6:.1f} MB is over the limit of "
                                    f"{max_bytes / 1e6:.1f} MB (vertseg-tf app --max-upload-mb)")
         return await call_next(request)

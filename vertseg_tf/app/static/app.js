@@ -203,6 +203,12 @@ function windowChanged() {
 }
 
 async function openFile(file) {
+  const limit = state.info && state.info.max_upload_bytes;
+  if (limit && file.size > limit) {
+    showError(file.name + ": " + (file.size / 1e6).toFixed(1) + " MB is over the limit of " +
+              (limit / 1e6).toFixed(1) + " MB (vertseg-tf app --max-upload-mb)");
+    return;
+  }
   const form = new FormData();
   form.append("image", file, file.name);
   $("status").textContent = "Opening " + file.name + "...";
