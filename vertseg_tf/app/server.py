@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from vertseg_tf import __version__
 from vertseg_tf.app.session import (
     Store,
+    UnknownId,
     default_window,
     parse_labels,
     parse_points,
@@ -68,9 +69,9 @@ def _errors(app: FastAPI) -> None:
     async def bad_input(request, error):
         return _error(400, str(error))
 
-    @app.exception_handler(KeyError)
+    @app.exception_handler(UnknownId)
     async def unknown(request, error):
-        return _error(404, error.args[0] if error.args else "not found")
+        return _error(404, str(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, error):
@@ -80,7 +81,9 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request, error):
-        return _error(500, f"internal error ({type(error).__name__}); run with --debug")
+        # Starlette re-raises after this answer, so the traceback goes to the server's log.
+        return _error(500, f"internal error ({type(error).__name__}); the traceback is in "
+                           "the server's console")
 
 
 def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
@@ -117,7 +120,7 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
     @app.get("/static/{name}")
     def static(name: str):
         if name not in _STATIC:
-            raise KeyError(f"no static file {name!r}")
+            raise UnknownId(f"no static file {name!r}")
         return _static(name)
 
     @app.get("/api/info")
@@ -183,7 +186,7 @@ def create_app(segmenter, *, locator=None, max_upload_mb: float = DEFAULT_MAX_UP
                   "measurements.csv": (result.measurements_csv, "text/csv"),
                   "overlay.png": (result.overlay_png, "image/png")}
         if name not in makers:
-            raise KeyError(f"no download {name!r}; choose one of {', '.join(makers)}")
+            raise UnknownId(f"no download {name!r}; choose one of {', '.join(makers)}")
         make, media_type = makers[name]
         stem = result.record.id
         return Response(make(), media_type=media_type, headers={

@@ -25,6 +25,7 @@ __all__ = [
     "LoadedImage",
     "SegmentationResult",
     "Store",
+    "UnknownId",
     "default_window",
     "parse_labels",
     "parse_points",
@@ -106,6 +107,10 @@ class SegmentationResult:
         return _png(draw_overlay(self.image.image, self.results, self.column))
 
 
+class UnknownId(LookupError):
+    """An image or result id the store does not hold (never given, or forgotten)."""
+
+
 class Store:
     """The latest `capacity` items by id; older ones are forgotten (memory stays bounded)."""
 
@@ -124,7 +129,7 @@ class Store:
         with self._lock:
             item = self._items.get(key)
         if item is None:
-            raise KeyError(f"no {what} {key!r} (unknown, or forgotten after "
+            raise UnknownId(f"no {what} {key!r} (unknown, or forgotten after "
                            f"{self.capacity} newer ones); open the image again")
         return item
 
