@@ -29,7 +29,7 @@ VERTEBRA = 1
 E_MODES = ("graph", "py_function")
 """How E (Eq. 4: the mean of the distance channel over the predicted mask's boundary) is
 computed: "graph" (`vertseg_tf.losses.shape_error`, keras.ops) or "py_function" (the host
-reference `vertseg_tf.shape_error_tf`)."""
+reference `vertseg_tf.shape_error_host`)."""
 
 
 def predicted_mask(probabilities):

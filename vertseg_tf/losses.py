@@ -143,7 +143,7 @@ def _shape_error_function(e_mode: str):
             f"e_mode 'py_function' needs the TensorFlow backend (running "
             f"{keras.backend.backend()!r}); use e_mode 'graph'"
         )
-    from vertseg_tf.shape_error_tf import shape_error_py_function
+    from vertseg_tf.shape_error_host import shape_error_py_function
 
     return shape_error_py_function
 
@@ -159,7 +159,7 @@ def shape_aware_loss(y_true, y_pred, weight: float = 1.0, e_mode: str = "graph")
         y_pred: (B, H, W, 2) softmax probabilities.
         weight: weight of the shape term, >= 0; 0 gives exactly `pixel_log_loss`.
         e_mode: `"graph"` (keras.ops, any backend, XLA) or `"py_function"` (the TensorFlow
-            host reference of `vertseg_tf.shape_error_tf`; not usable under XLA).
+            host reference of `vertseg_tf.shape_error_host`; not usable under XLA).
 
     Returns:
         (B,) float32 losses.

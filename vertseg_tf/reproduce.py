@@ -74,6 +74,44 @@ def _read_state(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid JSON ({error}); remove it to start again") from None
 
 
+def _settings(preset: str, dataset, generator_version, hard_share) -> dict:
+    """What makes two reproductions the same: recorded in `reproduce.json`, checked on resume."""
+    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
+
+    synthetic = dataset is None
+    return {
+        "preset": preset,
+        "dataset": None if synthetic else str(Path(dataset).resolve()),
+        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
+        "hard_share": hard_share if synthetic else None,
+    }
+
+
+def _checked_state(state_path: Path, given: dict) -> dict:
+    """The recorded state of the reproduction in `state_path`'s folder, refused when it was
+    started with other settings; a fresh state when there is none."""
+    state = _read_state(state_path)
+    recorded = {key: state.get(key) for key in given}
+    if state and recorded != given:
+        raise ConfigError(
+            f"{state_path.parent}: holds a reproduction with {recorded}, not {given}; choose "
+            "another --out"
+        )
+    return {**given, "steps": state.get("steps", {})}
+
+
+def _train_method(config, dataset_dir: Path, run_dir: Path, cache_dir, workers) -> dict:
+    """Train (or resume, or restart an unusable) run folder of one method."""
+    from vertseg_tf.training import RunFolder, train
+
+    resume = RunFolder(run_dir).config_path.is_file()
+    result = train(
+        config, dataset_dir, run_dir, resume=resume, overwrite=run_dir.exists() and not resume,
+        cache_dir=cache_dir, workers=workers,
+    )
+    return {"run_dir": str(run_dir), "final": result.get("final", {})}
+
+
 def reproduce(
     preset: str = "demo",
     out="runs/reproduce",
@@ -108,7 +146,7 @@ def reproduce(
     Example:
         >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
     """
-    from vertseg_tf.training import TRAIN_PRESETS, RunFolder, resolve_dataset, train
+    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset
 
     if preset not in REPRODUCE_PRESETS:
         raise ConfigError(
@@ -118,23 +156,9 @@ def reproduce(
     config = TRAIN_PRESETS[settings.train_preset]
     out = Path(out)
     state_path = out / STATE_FILE
-    state = _read_state(state_path)
-    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
-
-    synthetic = dataset is None
-    given = {
-        "preset": preset,
-        "dataset": None if synthetic else str(Path(dataset).resolve()),
-        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
-        "hard_share": hard_share if synthetic else None,
-    }
-    recorded = {key: state.get(key) for key in given}
-    if state and recorded != given:
-        raise ConfigError(
-            f"{out}: holds a reproduction with {recorded}, not {given}; choose another --out"
-        )
-    steps = state.get("steps", {})
-    state = {**given, "steps": steps}
+    given = _settings(preset, dataset, generator_version, hard_share)
+    state = _checked_state(state_path, given)
+    steps = state["steps"]
 
     def run_step(name: str, work: Callable[[], dict]) -> None:
         if steps.get(name, {}).get("done"):
@@ -161,20 +185,8 @@ def reproduce(
         if method.startswith("asm"):
             method_config = method_config.replace(augment=settings.asm_augment)
 
-        def work(method_config=method_config, run_dir=run_dir):
-            resume = RunFolder(run_dir).config_path.is_file()
-            result = train(
-                method_config,
-                dataset_dir,
-                run_dir,
-                resume=resume,
-                overwrite=run_dir.exists() and not resume,
-                cache_dir=cache_dir,
-                workers=workers,
-            )
-            return {"run_dir": str(run_dir), "final": result.get("final", {})}
-
-        run_step(method, work)
+        run_step(method, lambda c=method_config, r=run_dir: _train_method(
+            c, dataset_dir, r, cache_dir, workers))
 
     def evaluate() -> dict:
         from vertseg_tf.evaluation.runs import evaluate_runs

@@ -204,7 +204,8 @@ def parse_labels(text: str | None, count: int, first: str = "C3") -> list[str]:
     """Comma-separated levels, or `count` levels from `first` when `text` is empty.
 
     Raises:
-        DataError: a level that is not a spine level, or too many centres for the spine.
+        DataError: a level that is not a spine level or given twice, or too many centres for
+            the spine.
     """
     if text:
         labels = [label.strip() for label in text.split(",")]
@@ -212,6 +213,8 @@ def parse_labels(text: str | None, count: int, first: str = "C3") -> list[str]:
         if unknown:
             raise DataError("labels", f"{', '.join(unknown)} not spine levels (C1-C7, T1-T12, "
                                       "L1-L5, S1)")
+        if len(set(labels)) != len(labels):
+            raise DataError("labels", "a level is given twice")
         return labels
     if first not in SPINE_LEVELS:
         raise DataError("first_level", f"{first!r} is not a spine level")

@@ -140,7 +140,9 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f"TrainConfig.{field.name}: expected true or false, got {value!r}")
+                raise ConfigError(
+                    f"TrainConfig.{field.name}: expected true or false, got {value!r}"
+                )
             if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"TrainConfig.{field.name}: expected an integer, got {value!r}")
             if field.type == "float":
@@ -248,12 +250,16 @@ def load_config(path) -> TrainConfig:
         >>> config = load_config("training/demo.toml")  # doctest: +SKIP
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; expected a .toml config")
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not usable TOML: arrays or tables nested too deeply") from None
     return TrainConfig.from_dict(values, source=str(path))
 
 
