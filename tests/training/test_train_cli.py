@@ -108,3 +108,18 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
     assert record["config"]["method"] == "asm-g" and record["asm"]["method"] == "asm-g"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_training_patches"] == 100  # the smoke preset's max_train_patches
+
+
+def test_study_options_reach_the_config():
+    from vertseg_tf.cli import _train_config, build_parser
+
+    args = build_parser().parse_args([
+        "train", "--preset", "smoke", "--shape-weighting", "balanced", "--e-per", "pixel",
+        "--shape-warmup", "2", "--lr-schedule", "step", "--lr-step-epochs", "3",
+        "--lr-step-factor", "0.1", "--model-selection", "best",
+    ])
+    config = _train_config(args)
+    assert (config.shape_weighting, config.e_per, config.shape_warmup_epochs) == (
+        "balanced", "pixel", 2)
+    assert (config.lr_schedule, config.lr_step_epochs, config.lr_step_factor,
+            config.model_selection) == ("step", 3, 0.1, "best")

@@ -17,9 +17,11 @@ from vertseg_tf.errors import ConfigError
 
 __all__ = [
     "LOOPS",
+    "LR_SCHEDULES",
     "METHODS",
     "MIXED_PRECISION",
     "MODEL_PRESET_NAMES",
+    "MODEL_SELECTIONS",
     "STRATEGIES",
     "TRAIN_PRESETS",
     "TrainConfig",
@@ -33,7 +35,13 @@ MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
 MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
+LR_SCHEDULES = ("constant", "cosine", "step")
+MODEL_SELECTIONS = ("last", "best")
+# The options of `vertseg_tf.losses.ShapeAwareLoss`, spelled out so that the config does not
+# import Keras; a test keeps them equal.
 _E_MODES = ("graph", "py_function")
+_E_PER = ("image", "pixel")
+_SHAPE_WEIGHTINGS = ("fixed", "balanced")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")
 
@@ -54,6 +62,20 @@ class TrainConfig:
             ignores it.
         e_mode: how E is computed, "graph" (keras.ops, XLA, any backend, multi-replica) or
             "py_function" (the TensorFlow host reference; one replica, no XLA).
+        shape_weighting: "fixed" (w = `shape_weight`) or "balanced" (w = `shape_weight` times
+            the batch's log loss / shape term, so both terms are equally large); see
+            `vertseg_tf.losses.ShapeAwareLoss`.
+        e_per: "image" (E of Eq. 4, one value per patch) or "pixel" (each mismatched pixel
+            weighted by its own ground-truth distance).
+        shape_warmup_epochs: train this many epochs on the log loss alone before the shape
+            term starts ("unet-s"); the best checkpoint is chosen among the later epochs.
+        lr_schedule: "constant", "cosine" (cosine decay to 0 over the whole run) or "step"
+            (the rate times `lr_step_factor` every `lr_step_epochs` epochs).
+        lr_step_epochs: epochs between two steps of the "step" schedule.
+        lr_step_factor: the "step" schedule's factor, in (0, 1].
+        model_selection: the weights `model.keras` holds at the end: "last" (the last epoch)
+            or "best" (the epoch with the lowest validation loss; the training loss without
+            validation data).
         seed: seed of the weights' initialisation and of the data order.
         loop: "custom" (TensorFlow loop with GradientTape) or "fit" (`model.fit`; also under
             `KERAS_BACKEND=jax`).
@@ -98,6 +120,13 @@ class TrainConfig:
     optimizer: str = "rmsprop"
     shape_weight: float = 1.0
     e_mode: str = "graph"
+    shape_weighting: str = "fixed"
+    e_per: str = "image"
+    shape_warmup_epochs: int = 0
+    lr_schedule: str = "constant"
+    lr_step_epochs: int = 10
+    lr_step_factor: float = 0.5
+    model_selection: str = "last"
     seed: int = 0
     loop: str = "custom"
     strategy: str = "default"
@@ -120,6 +149,10 @@ class TrainConfig:
             "model": MODEL_PRESET_NAMES,
             "optimizer": _OPTIMIZERS,
             "e_mode": _E_MODES,
+            "shape_weighting": _SHAPE_WEIGHTINGS,
+            "e_per": _E_PER,
+            "lr_schedule": LR_SCHEDULES,
+            "model_selection": MODEL_SELECTIONS,
             "loop": LOOPS,
             "strategy": STRATEGIES,
             "mixed_precision": MIXED_PRECISION,
@@ -141,10 +174,10 @@ class TrainConfig:
                     f"{', '.join(choices[field.name])}, got {value!r}"
                 )
         for name in ("epochs", "batch_size", "keep_checkpoints", "reference_batch_size",
-                     "synthetic_images"):
+                     "synthetic_images", "lr_step_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every_steps", "max_train_patches"):
+        for name in ("checkpoint_every_steps", "max_train_patches", "shape_warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.method == "unet-s" and self.e_mode == "py_function" and self.strategy != "default":
@@ -155,6 +188,10 @@ class TrainConfig:
             )
         if not 0.0 < self.learning_rate < float("inf"):
             raise ConfigError(f"TrainConfig.learning_rate: expected > 0, got {self.learning_rate}")
+        if not 0.0 < self.lr_step_factor <= 1.0:
+            raise ConfigError(
+                f"TrainConfig.lr_step_factor: expected 0 < value <= 1, got {self.lr_step_factor}"
+            )
         if not 0.0 <= self.shape_weight < float("inf"):
             raise ConfigError(f"TrainConfig.shape_weight: expected >= 0, got {self.shape_weight}")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -172,6 +209,23 @@ class TrainConfig:
     def loss_weight(self) -> float:
         """Weight of the shape-aware term in the loss: `shape_weight` for "unet-s", else 0."""
         return self.shape_weight if self.method == "unet-s" else 0.0
+
+    @property
+    def first_selectable_epoch(self) -> int:
+        """The first 1-based epoch that may be the "best" checkpoint: after the shape term's
+        warm-up, since validation losses without the term are not comparable to those with it."""
+        return self.shape_warmup_epochs + 1 if self.method == "unet-s" else 1
+
+    @property
+    def loss_options(self) -> dict[str, Any]:
+        """The keyword arguments of `ShapeAwareLoss` / `shape_aware_loss` for "unet-s"."""
+        return {
+            "weight": self.shape_weight,
+            "e_mode": self.e_mode,
+            "e_per": self.e_per,
+            "weighting": self.shape_weighting,
+            "warmup_epochs": self.shape_warmup_epochs,
+        }
 
     @property
     def use_xla(self) -> bool:

@@ -29,6 +29,7 @@ from vertseg_tf.model import build_unet
 from vertseg_tf.progress import Progress
 from vertseg_tf.training.config import TrainConfig
 from vertseg_tf.training.data import TrainingData, epoch_order
+from vertseg_tf.training.optimizer import make_optimizer
 from vertseg_tf.training.run import (
     HISTORY_FILE,
     StepCallback,
@@ -87,11 +88,13 @@ def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> Non
         )
 
 
-def _loss_function(config: TrainConfig):
+def _loss_function(config: TrainConfig, epoch: tf.Variable):
+    """The run's per-sample loss; a warm-up reads `epoch` (the 0-based epoch being trained)
+    when the compiled step runs."""
     if config.method == "unet":
         return pixel_log_loss
-    weight, e_mode = config.loss_weight, config.e_mode
-    return lambda y_true, y_pred: shape_aware_loss(y_true, y_pred, weight=weight, e_mode=e_mode)
+    options = config.loss_options
+    return lambda y_true, y_pred: shape_aware_loss(y_true, y_pred, epoch=epoch, **options)
 
 
 def _summary_metadata(plugin: str, data_class: int):
@@ -155,7 +158,7 @@ def run_custom_loop(
     jit = config.use_xla and strategy.num_replicas_in_sync == 1
     with strategy.scope():
         model = build_unet(config.model)
-        optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)
+        optimizer = make_optimizer(config, len(data.x) // config.batch_size)
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
@@ -189,7 +192,7 @@ def run_custom_loop(
             if row["epoch"] <= int(epoch.numpy())
         ]
 
-    loss_function = _loss_function(config)
+    loss_function = _loss_function(config, epoch)
     batch = config.batch_size
 
     def replica_step(x, y_true):
@@ -283,13 +286,16 @@ def run_custom_loop(
         _log_epoch(writers, row, model, data)
         write_history(history, run_dir / HISTORY_FILE)
         monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
-        if monitored is not None and monitored < float(best_val_loss.numpy()):
+        selectable = row["epoch"] >= config.first_selectable_epoch
+        if selectable and monitored is not None and monitored < float(best_val_loss.numpy()):
             best_val_loss.assign(monitored)
             best_manager.save(checkpoint_number=int(global_step.numpy()))
         last_manager.save(checkpoint_number=int(global_step.numpy()))
         print(_epoch_line(row, config.epochs), file=progress.stream, flush=True)
     for writer in writers.values():
         writer.close()
+    if config.model_selection == "best" and best_manager.latest_checkpoint:
+        tf.train.Checkpoint(model=model).restore(best_manager.latest_checkpoint).expect_partial()
     return model, history
 
 

@@ -11,8 +11,9 @@ Run folder (RUN_DIR) contents, every file written to a temporary name and rename
                      `tf.train.CheckpointManager` checkpoints, each folder with config.json;
                      fit loop: last.weights.h5, best.weights.h5 and the BackupAndRestore state
     tensorboard/     TensorBoard scalars and predicted masks (TensorFlow backend)
-    model.keras      the final model (when training ends)
-    summary.json     epochs, wall time, final and best metrics (when training ends)
+    model.keras      the final model (when training ends): the last epoch's weights, or the
+                     best epoch's with `model_selection = "best"`
+    summary.json     epochs, wall time, final and best metrics, the selected epoch
 
 Under the "multiworker" strategy only the chief (see `is_multiworker_chief`) writes RUN_DIR;
 the other workers write to a temporary folder.
@@ -256,8 +257,8 @@ def train(
 
 def _write_summary(config, run_dir: Path, record: dict, history: list[dict], started: float):
     final = history[-1] if history else {}
-    ranked = [row for row in history if row.get("val_loss") is not None]
-    best = min(ranked, key=lambda row: row["val_loss"]) if ranked else final
+    best = _best_row(config, history) or final
+    selected = best if config.model_selection == "best" else final
     summary = TrainResult(
         method=config.method,
         loop=config.loop,
@@ -267,12 +268,23 @@ def _write_summary(config, run_dir: Path, record: dict, history: list[dict], sta
         best={k: v for k, v in best.items() if v is not None and not _is_nan(v)},
         data=record["data"],
         model=MODEL_FILE,
+        model_selection=config.model_selection,
+        selected_epoch=int(selected.get("epoch", 0)),
         run_dir=str(run_dir),
     )
     if all(row.get("seconds") is not None for row in history):
         summary["train_time_s"] = round(sum(row["seconds"] for row in history), 3)
     write_json_atomic(dict(summary), run_dir / SUMMARY_FILE)
     return summary
+
+
+def _best_row(config: TrainConfig, history: list[dict]) -> dict | None:
+    """The epoch the loops keep as "best": the lowest validation loss (the training loss
+    without validation data) from `config.first_selectable_epoch` on; None if there is none."""
+    rows = [row for row in history if row["epoch"] >= config.first_selectable_epoch]
+    monitor = "val_loss" if any(row.get("val_loss") is not None for row in rows) else "loss"
+    ranked = [row for row in rows if row.get(monitor) is not None and not _is_nan(row[monitor])]
+    return min(ranked, key=lambda row: row[monitor]) if ranked else None
 
 
 def _is_nan(value) -> bool:
