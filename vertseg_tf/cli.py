@@ -425,7 +425,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--method", choices=METHODS, help="what to train (default: unet-s)")
     parser.add_argument(
-        "--preset", choices=("paper", "demo", "smoke"),
+        "--preset", choices=("paper", "demo", "study", "smoke"),
         help="built-in config, the same as training/<preset>.toml (default: demo)",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="config file (see training/)")
@@ -613,13 +613,25 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
     parser.add_argument("--cache-dir", help="patch cache folder")
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="train each network once per seed (the preset's seed and the next N-1); N > 1 "
+        "adds OUT/report/seeds.md: mean and sd over seeds, a per-seed table, UNet vs UNet-S "
+        "per seed and on the per-vertebra errors averaged over seeds (default 1)",
+    )
+    parser.add_argument(
+        "--model-selection", choices=("last", "best"),
+        help="evaluate the last epoch or the epoch with the lowest validation loss "
+        "(default: the preset's)",
+    )
 
 
 @command(
     "reproduce",
     "The paper's comparison in one command: data -> patches -> UNet, UNet-S, ASM-G, ASM-M, "
     "ASM-RF -> evaluation -> report. Finished steps are skipped when run again.",
-    "vertseg-tf reproduce --preset demo --out runs/demo",
+    "vertseg-tf reproduce --preset demo --out runs/demo\n"
+    "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3",
     _reproduce_arguments,
 )
 def _reproduce(args: argparse.Namespace) -> int:
@@ -630,6 +642,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         args.out,
         dataset=args.dataset,
         cache_dir=args.cache_dir,
+        seeds=args.seeds,
+        model_selection=args.model_selection,
         command_line=_command_line(),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )

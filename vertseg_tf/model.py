@@ -110,6 +110,7 @@ class UNetConfig:
 PRESETS: dict[str, UNetConfig] = {
     "paper": UNetConfig(base_filters=64),
     "demo": UNetConfig(base_filters=8),
+    "study": UNetConfig(base_filters=16),
     "smoke": UNetConfig(base_filters=4),
 }
 

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -48,3 +49,41 @@ def test_smoke_reproduction_writes_every_table_and_figure_and_resumes(tmp_path, 
 
     with pytest.raises(ConfigError, match="choose another --out"):
         reproduce("demo", out, dataset=dataset, log=lines.append)
+
+
+@pytest.mark.slow
+def test_smoke_reproduction_over_two_seeds_writes_per_seed_and_aggregated_tables(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VERTSEG_TF_CACHE", str(tmp_path / "cache"))
+    dataset = tmp_path / "data"
+    generate(8, 0, dataset, size="small", hard_fraction=1.0, progress=False)
+    out = tmp_path / "seeds"
+    arguments = ["reproduce", "--preset", "smoke", "--dataset", str(dataset), "--out", str(out),
+                 "--seeds", "2", "--model-selection", "best"]
+    assert main(arguments) == 0
+
+    for seed in (0, 1):
+        assert (out / "runs" / f"seed-{seed}" / "unet-s" / "model.keras").is_file()
+        assert (out / "seeds" / f"seed-{seed}" / "table2_shape.csv").is_file()
+    assert not (out / "runs" / "seed-1" / "asm-g").exists()  # the ASMs are fitted once
+    report = out / "report"
+    text = (report / "seeds.md").read_text()
+    assert "over 2 seeds" in text and "model_selection = best" in text
+    assert "UNet-S <= UNet in mean point-to-curve error over 2 seeds" in text
+    with open(report / "table_per_seed.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert sorted({row["Seed"] for row in rows}) == ["0", "1"]
+    assert {row["Method"] for row in rows} == set(METHOD_NAMES.values())
+    with open(report / "table_seeds_mean.csv", newline="") as stream:
+        means = {row["Method"]: row for row in csv.DictReader(stream)}
+    seed_errors = [float(next(r for r in rows if r["Seed"] == s and r["Method"] == "UNet")
+                         ["Error mean (px)"]) for s in ("0", "1")]
+    assert float(means["UNet"]["Error mean (px)"]) == pytest.approx(np.mean(seed_errors))
+    assert means["ASM-G"]["sd over seeds"] in ("0.0", "")  # the same ASM in both seeds
+
+    lines = []
+    reproduce("smoke", out, dataset=dataset, seeds=2, model_selection="best", log=lines.append)
+    assert all("skipped" in line for line in lines)
+    with pytest.raises(ConfigError, match="choose another --out"):
+        reproduce("smoke", out, dataset=dataset, seeds=3, log=lines.append)

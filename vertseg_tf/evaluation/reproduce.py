@@ -56,6 +56,12 @@ REPRODUCE_PRESETS = {
         False,
         "about 15 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images",
     ),
+    "study": ReproducePreset(
+        "study",
+        False,
+        "hours on 2 CPU cores: UNet of base width 16 on 80 small images, 12 epochs, the best "
+        "validation epoch",
+    ),
     "paper": ReproducePreset(
         "paper",
         False,
@@ -74,16 +80,57 @@ def _read_state(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid JSON ({error}); remove it to start again") from None
 
 
+def _seed_list(config, seeds) -> list[int]:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds: expected an integer >= 1, got {seeds!r}")
+    return [config.seed + k for k in range(seeds)]
+
+
+def _notes(config, seeds: list[int], settings: ReproducePreset) -> list[str]:
+    """What the report says about how its models were trained and chosen."""
+    chosen = {
+        "last": "the last epoch's weights",
+        "best": "the weights of the epoch with the lowest validation loss",
+    }[config.model_selection]
+    shape = (
+        f"UNet-S loss: w = {config.shape_weight:g} ({config.shape_weighting}), E per "
+        f"{config.e_per}, warm-up {config.shape_warmup_epochs} epoch(s)"
+    )
+    networks = (
+        f"Networks: {config.epochs} epochs, batch {config.batch_size}, RMSprop at "
+        f"{config.effective_learning_rate:g} ({config.lr_schedule} schedule); evaluated with "
+        f"{chosen} (model_selection = {config.model_selection})."
+    )
+    notes = [
+        networks,
+        shape + ".",
+        f"Training seeds: {', '.join(map(str, seeds))} (each network trained once per seed).",
+        "ASMs: fitted on "
+        + ("the 45-patch augmented set" if settings.asm_augment else "one patch per vertebra")
+        + (" once (seed " + str(seeds[0]) + "), the same models in every seed's report."
+           if len(seeds) > 1 else "."),
+    ]
+    return notes
+
+
 def reproduce(
     preset: str = "demo",
     out="runs/reproduce",
     *,
     dataset=None,
     cache_dir=None,
+    seeds: int = 1,
+    model_selection: str | None = None,
     command_line: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Run (or finish) the paper's comparison; returns the path of the report's `report.md`.
+    """Run (or finish) the paper's comparison; returns the path of the report.
+
+    With one seed the report is `OUT/report/report.md`. With `seeds > 1` both networks are
+    trained once per seed (`OUT/runs/seed-<s>/<method>`; the ASMs once), every seed gets
+    its full report in `OUT/seeds/seed-<s>/`, and `OUT/report/seeds.md` (returned) gives the
+    mean and spread over the seeds, a per-seed table and the UNet vs UNet-S verdict (see
+    `vertseg_tf.evaluation.seeds`).
 
     Args:
         preset: a `REPRODUCE_PRESETS` name.
@@ -91,16 +138,20 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        seeds: training seeds per network: the preset's seed and the next `seeds - 1`.
+        model_selection: "last" or "best" (see `TrainConfig.model_selection`); None = the
+            preset's.
         command_line: the command quoted in the report.
         log: where progress lines go.
 
     Raises:
-        ConfigError: an unknown preset, or `out` holding a run of another preset or dataset.
+        ConfigError: an unknown preset, a bad option, or `out` holding a run of another
+            preset, dataset, seed count or model selection.
 
     Example:
-        >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
+        >>> report = reproduce("demo", "runs/demo", seeds=3)  # doctest: +SKIP
     """
-    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset, train
+    from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset
 
     if preset not in REPRODUCE_PRESETS:
         raise ConfigError(
@@ -108,11 +159,21 @@ def reproduce(
         )
     settings = REPRODUCE_PRESETS[preset]
     config = TRAIN_PRESETS[settings.train_preset]
+    if model_selection is not None:
+        config = config.replace(model_selection=model_selection)
+    seed_list = _seed_list(config, seeds)
     out = Path(out)
     state_path = out / STATE_FILE
     state = _read_state(state_path)
-    given = {"preset": preset, "dataset": None if dataset is None else str(Path(dataset).resolve())}
-    recorded = {key: state.get(key) for key in given}
+    given = {
+        "preset": preset,
+        "dataset": None if dataset is None else str(Path(dataset).resolve()),
+        "seeds": seed_list,
+        "model_selection": config.model_selection,
+    }
+    # A folder written before these settings existed holds one seed with the last epoch.
+    recorded = {"seeds": [config.seed], "model_selection": "last", **state}
+    recorded = {key: recorded.get(key) for key in given}
     if state and recorded != given:
         raise ConfigError(
             f"{out}: holds a reproduction with {recorded}, not {given}; choose another --out"
@@ -134,12 +195,72 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     run_step("dataset", lambda: {"path": str(Path(resolve_dataset(dataset, config)).resolve())})
     dataset_dir = Path(steps["dataset"]["path"])
+    runs_by_seed = {
+        seed: _train_methods(config.replace(seed=seed), settings, out, dataset_dir, cache_dir,
+                             run_step, seed_list)
+        for seed in seed_list
+    }
+    notes = _notes(config, seed_list, settings)
+    title = f"vertseg-tf reproduction ({preset} preset)"
 
+    def evaluate(runs, report_dir, seed_title) -> dict:
+        from vertseg_tf.evaluation.runs import evaluate_runs
+
+        report = evaluate_runs(
+            dataset_dir, runs, report_dir, cache_dir=cache_dir, title=seed_title,
+            command_line=command_line, progress=log, notes=notes,
+        )
+        return {"report": str(report)}
+
+    if len(seed_list) == 1:
+        run_step("evaluate", lambda: evaluate(runs_by_seed[seed_list[0]], out / "report", title))
+        return Path(steps["evaluate"]["report"])
+    for seed, runs in runs_by_seed.items():
+        run_step(
+            f"evaluate/seed-{seed}",
+            lambda runs=runs, seed=seed: evaluate(
+                runs, out / "seeds" / f"seed-{seed}", f"{title}, training seed {seed}"
+            ),
+        )
+
+    def aggregate() -> dict:
+        from vertseg_tf.evaluation.records import read_records_csv
+        from vertseg_tf.evaluation.seeds import write_seed_report
+
+        per_seed = {
+            seed: read_records_csv(Path(steps[f"evaluate/seed-{seed}"]["report"]).parent
+                                   / "per_vertebra.csv")
+            for seed in seed_list
+        }
+        report = write_seed_report(
+            per_seed, out / "report", title=f"{title} over {len(seed_list)} seeds",
+            notes=notes, command_line=command_line,
+        )
+        return {"report": str(report)}
+
+    run_step("aggregate", aggregate)
+    return Path(steps["aggregate"]["report"])
+
+
+def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, run_step,
+                   seed_list: list[int]) -> dict[str, Path]:
+    """Train (or reuse) every method for `config.seed`; returns report name -> run folder.
+
+    With one seed the runs are `OUT/runs/<method>` and the steps are named by the method;
+    with several, `OUT/runs/seed-<s>/<method>` and `<method>/seed-<s>`. The ASMs do not
+    depend on the networks' seed: they are fitted once, for the first seed.
+    """
+    from vertseg_tf.training import train
+
+    single = len(seed_list) == 1
     runs = {}
     for method, name in METHOD_NAMES.items():
-        run_dir = out / "runs" / method
+        fit_seed = seed_list[0] if method.startswith("asm") else config.seed
+        run_dir = out / "runs" if single else out / "runs" / f"seed-{fit_seed}"
+        run_dir = run_dir / method
         runs[name] = run_dir
-        method_config = config.replace(method=method)
+        step = method if single else f"{method}/seed-{fit_seed}"
+        method_config = config.replace(method=method, seed=fit_seed)
         if method.startswith("asm"):
             method_config = method_config.replace(augment=settings.asm_augment)
 
@@ -155,21 +276,5 @@ def reproduce(
             )
             return {"run_dir": str(run_dir), "final": result.get("final", {})}
 
-        run_step(method, work)
-
-    def evaluate() -> dict:
-        from vertseg_tf.evaluation.runs import evaluate_runs
-
-        report = evaluate_runs(
-            dataset_dir,
-            runs,
-            out / "report",
-            cache_dir=cache_dir,
-            title=f"vertseg-tf reproduction ({preset} preset)",
-            command_line=command_line,
-            progress=log,
-        )
-        return {"report": str(report)}
-
-    run_step("evaluate", evaluate)
-    return Path(steps["evaluate"]["report"])
+        run_step(step, work)
+    return runs

@@ -9,7 +9,7 @@ predict contours, rasterised like the ground truth by `evaluate_patch_set`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,7 @@ def evaluate_runs(
     title: str = "vertseg-tf evaluation",
     command_line: str | None = None,
     progress: Callable[[str], None] | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Predict the un-augmented patches of `split` with every run and write the report.
 
@@ -85,6 +86,7 @@ def evaluate_runs(
         title: the report's heading.
         command_line: the command quoted in the report.
         progress: called with a line of text before each method is predicted.
+        notes: lines the report lists under the command.
 
     Returns:
         The path of `report.md`.
@@ -113,4 +115,6 @@ def evaluate_runs(
         kind, prediction = predict_run(run_dir, patches.images)
         (masks if kind == "mask" else contours)[name] = prediction
     records, samples = evaluate_patch_set(patches, masks, contours)
-    return write_report(records, out_dir, title=title, samples=samples, command_line=command_line)
+    return write_report(
+        records, out_dir, title=title, samples=samples, command_line=command_line, notes=notes
+    )

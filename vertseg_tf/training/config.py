@@ -34,7 +34,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
-MODEL_PRESET_NAMES = ("paper", "demo", "smoke")
+MODEL_PRESET_NAMES = ("paper", "demo", "study", "smoke")
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODEL_SELECTIONS = ("last", "best")
 # The options of `vertseg_tf.losses.ShapeAwareLoss`, spelled out so that the config does not
@@ -53,7 +53,8 @@ class TrainConfig:
     Args:
         method: "unet" (pixel log loss), "unet-s" (log loss + shape-aware term) or an active
             shape model baseline "asm-g", "asm-m", "asm-rf".
-        model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "smoke").
+        model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "study",
+            "smoke").
         epochs: passes over the training patches.
         batch_size: patches per optimisation step (global, over all replicas).
         learning_rate: RMSprop learning rate at `reference_batch_size`.
@@ -314,6 +315,19 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         validation_fraction=0.2,
         jit_compile=False,
         synthetic_images=40,
+    ),
+    # Between demo and paper, for the shape-term study on a CPU: base width 16 (four times the
+    # demo's compute per patch), twice the demo's images, 12 epochs, the best validation epoch.
+    "study": TrainConfig(
+        model="study",
+        epochs=12,
+        batch_size=25,
+        learning_rate=0.001,
+        model_selection="best",
+        checkpoint_every_steps=200,
+        validation_fraction=0.2,
+        jit_compile=False,
+        synthetic_images=80,
     ),
     # Seconds: the smallest network on 100 patches, for tests and CI.
     "smoke": TrainConfig(
