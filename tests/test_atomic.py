@@ -1,15 +1,20 @@
+import gc
 import json
 import os
+import signal
 
 import pytest
 
 from vertseg_tf.atomic import (
     atomic_dir,
     atomic_path,
+    require_new_folder,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.interrupts import interrupted, noticing_interrupts
 
 
 def test_writers_create_the_folder_and_leave_no_temporary_file(tmp_path):
@@ -70,3 +75,75 @@ def test_atomic_dir_replace_swaps_a_full_folder_and_failure_keeps_it(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
+
+
+def test_atomic_dir_refuses_a_full_folder_before_the_work(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.keras").write_text("trained for a week")
+    ran = []
+    with pytest.raises(FileExistsError, match="out"), atomic_dir(tmp_path / "out") as building:
+        ran.append(building)
+    assert ran == []
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["model.keras"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_require_new_folder(tmp_path, overwrite):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a.txt").write_text("keep")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    assert require_new_folder(tmp_path / "new" / "deeper", overwrite=overwrite)
+    assert require_new_folder(tmp_path / "empty", overwrite=overwrite)
+    if overwrite:
+        assert require_new_folder(tmp_path / "full", overwrite=True)
+    else:
+        with pytest.raises(ConfigError, match=r"full: .*not empty.*--overwrite"):
+            require_new_folder(tmp_path / "full")
+    with pytest.raises(ConfigError, match=r"file: exists and is not a folder"):
+        require_new_folder(tmp_path / "file", overwrite=overwrite)
+    assert (tmp_path / "full" / "a.txt").read_text() == "keep"
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_require_new_folder_refuses_a_read_only_parent(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(ConfigError, match=r"locked.*permission denied"):
+            require_new_folder(locked / "out")
+    finally:
+        locked.chmod(0o700)
+
+
+def _swallowing_interrupt(phase, info):
+    """A gc callback that gets Ctrl-C, as TensorFlow's `_xla_gc_callback` does: Python prints
+    'Exception ignored in ...' and carries on."""
+    if phase == "start":
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_an_interrupt_swallowed_by_a_library_still_stops_the_commit(tmp_path, kind):
+    target = tmp_path / ("out" if kind == "dir" else "model.keras")
+    writer = atomic_dir if kind == "dir" else atomic_path
+    with noticing_interrupts(), pytest.raises(KeyboardInterrupt), writer(target) as building:
+        (building / "half.txt" if kind == "dir" else building).write_text("half")
+        gc.callbacks.append(_swallowing_interrupt)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(_swallowing_interrupt)
+    assert list(tmp_path.iterdir()) == []
+    assert not interrupted()
+
+
+def test_interrupt_flag_outside_noticing_is_never_set(tmp_path):
+    with noticing_interrupts():
+        assert not interrupted()
+    with atomic_dir(tmp_path / "out") as building:
+        (building / "a.txt").write_text("a")
+    assert (tmp_path / "out" / "a.txt").read_text() == "a"

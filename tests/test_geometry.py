@@ -120,3 +120,40 @@ def test_single_vertex_and_repeated_vertex_polylines():
     np.testing.assert_allclose(
         geometry.point_to_polyline_distance(points, repeated), [np.hypot(2.0, 3.0), 2.0]
     )
+
+
+def test_polygon_is_simple_on_known_shapes():
+    assert geometry.polygon_is_simple(UNIT_SQUARE)
+    bow_tie = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert not geometry.polygon_is_simple(bow_tie)
+    touching = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.0, 2.0], [1.0, 1.0]])
+    assert not geometry.polygon_is_simple(touching)  # a repeated vertex
+    folded_back = np.array([[0.0, 0.0], [3.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    assert not geometry.polygon_is_simple(folded_back)  # collinear overlap
+    concave = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [2.0, 1.0], [0.0, 4.0]])
+    assert geometry.polygon_is_simple(concave)
+
+
+def test_line_crossings_of_a_square():
+    square = 2.0 * UNIT_SQUARE
+    np.testing.assert_allclose(geometry.line_crossings(square, [1.0, 0.5], [0.0, 2.0]),
+                               [-0.25, 0.75])
+    # x + y = 3.5 crosses the top edge at (1.5, 2) and the right edge at (2, 1.5)
+    np.testing.assert_allclose(geometry.line_crossings(square, [0.5, 3.0], [1.0, -1.0]),
+                               [1.0, 1.5])
+    assert len(geometry.line_crossings(square, [5.0, 0.0], [0.0, 1.0])) == 0
+    across = geometry.line_crossings(square, [1.0, 1.0], [1.0, 0.0])
+    np.testing.assert_allclose(across, [-1.0, 1.0])
+    open_path = geometry.line_crossings(square, [1.0, 1.0], [1.0, 0.0], closed=False)
+    np.testing.assert_allclose(open_path, [1.0])  # the closing edge x = 0 is left out
+
+
+def test_second_moments_of_a_rotated_rectangle():
+    depth, height, angle = 4.0, 2.0, 0.4
+    rectangle = np.array([[0.0, 0.0], [depth, 0.0], [depth, height], [0.0, height]])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    axis_aligned = np.diag([depth**3 * height / 12.0, depth * height**3 / 12.0])
+    np.testing.assert_allclose(geometry.polygon_second_moments(rectangle @ rotation.T + 3.0),
+                               rotation @ axis_aligned @ rotation.T, atol=1e-12)
+    np.testing.assert_allclose(geometry.polygon_second_moments(rectangle[::-1]), axis_aligned,
+                               atol=1e-12)

@@ -13,6 +13,7 @@ reports and models from other users of a shared machine.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -20,9 +21,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.interrupts import raise_if_interrupted
+
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "require_new_folder",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -49,7 +54,8 @@ def atomic_path(target) -> Iterator[Path]:
 
     The target's folder is created if missing. The temporary name keeps the target's suffix,
     so writers that choose a format from it (`model.save`, `figure.savefig`) work unchanged.
-    When the block raises, the temporary file is removed and `target` is left untouched.
+    When the block raises, or an interrupt arrived during it (see `vertseg_tf.interrupts`),
+    the temporary file is removed and `target` is left untouched.
 
     Args:
         target: the final file path (str or Path).
@@ -66,6 +72,7 @@ def atomic_path(target) -> Iterator[Path]:
     temporary = _create_temporary(target)
     try:
         yield temporary
+        raise_if_interrupted()
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -77,9 +84,11 @@ def atomic_dir(target, *, replace: bool = False) -> Iterator[Path]:
     """Yield a new hidden folder beside `target`; rename it onto `target` when the block succeeds.
 
     Without `replace`, `target` may exist only as an empty folder (it is removed first); any
-    other existing `target` makes the final rename fail with `OSError`. With `replace`, an
-    existing `target` folder is swapped out and deleted after the new one is in place. When
-    the block raises, the temporary folder and everything in it is removed.
+    other existing `target` raises `FileExistsError` before the block runs (and the final
+    rename fails with `OSError` should one appear meanwhile). With `replace`, an existing
+    `target` folder is swapped out and deleted after the new one is in place. When the block
+    raises, or an interrupt arrived during it (see `vertseg_tf.interrupts`), the temporary
+    folder and everything in it is removed and `target` is left as it was.
 
     Args:
         target: the final folder path (str or Path); its parent is created if missing.
@@ -93,10 +102,15 @@ def atomic_dir(target, *, replace: bool = False) -> Iterator[Path]:
         ...     write_text_atomic("# Report\\n", building / "report.md")
     """
     target = Path(target)
+    if not replace and target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(
+            errno.EEXIST, "exists and is not an empty folder; nothing was changed", str(target)
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     building = _create_temporary(target, folder=True)
     try:
         yield building
+        raise_if_interrupted()
         if replace and target.exists():
             retired = _create_temporary(target, folder=True)
             os.replace(target, retired / target.name)
@@ -109,6 +123,42 @@ def atomic_dir(target, *, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+
+
+def require_new_folder(target, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output folder a command may not fill.
+
+    A command may create `target` when it does not exist or is an empty folder; an existing
+    non-empty folder only with `overwrite` (the command's `--overwrite`), and an existing
+    file never. The nearest existing ancestor must be writable.
+
+    Args:
+        target: the output folder the command will build with `atomic_dir`.
+        overwrite: the user asked to replace an existing folder.
+
+    Returns:
+        `target` as a `Path`.
+
+    Raises:
+        ConfigError: naming `target`, when it may not be written; nothing is changed.
+
+    Example:
+        >>> out = require_new_folder("runs/report", overwrite=False)
+    """
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target}: exists and is not a folder; choose another output folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"{target}: folder exists and is not empty; nothing was changed "
+            "(pass --overwrite to replace it, or choose a new folder)"
+        )
+    ancestor = target.parent if target.exists() else target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{target}: cannot write here ({ancestor}: permission denied)")
+    return target
 
 
 def write_bytes_atomic(data: bytes, path) -> Path:

@@ -17,10 +17,13 @@ from skimage.measure import find_contours
 __all__ = [
     "apply_affine",
     "invert_affine",
+    "line_crossings",
     "mask_to_contours",
     "point_to_polyline_distance",
     "polygon_area",
     "polygon_centroid",
+    "polygon_is_simple",
+    "polygon_second_moments",
     "polygon_to_mask",
     "polyline_distance_map",
     "resample_closed",
@@ -253,3 +256,102 @@ def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
     if abs(area) < 1e-12:
         return polygon.mean(axis=0)
     return np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def polygon_is_simple(polygon: np.ndarray) -> bool:
+    """Whether a closed polygon's edges meet only at shared vertices of neighbouring edges.
+
+    Every pair of non-adjacent edges is tested exactly (orientation signs, collinear overlaps
+    included); a repeated vertex or an edge of zero length makes the polygon not simple.
+
+    Args:
+        polygon: (K, 2) xy vertices, K >= 3, closed implicitly.
+
+    Example:
+        >>> polygon_is_simple(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]))
+        True
+        >>> polygon_is_simple(np.array([[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]))
+        False
+    """
+    starts, ends = _segments(polygon, closed=True)
+    count = len(starts)
+    if count < 3 or len(np.unique(starts, axis=0)) < count:
+        return False
+    i, j = np.triu_indices(count, k=2)
+    keep = ~((i == 0) & (j == count - 1))
+    i, j = i[keep], j[keep]
+    a, b, c, d = starts[i], ends[i], starts[j], ends[j]
+    d1 = _cross(b - a, c - a)
+    d2 = _cross(b - a, d - a)
+    d3 = _cross(d - c, a - c)
+    d4 = _cross(d - c, b - c)
+    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
+
+    def on_segment(p, q, r, orientation):
+        inside = (np.minimum(p, q) <= r) & (r <= np.maximum(p, q))
+        return (orientation == 0) & inside.all(axis=-1)
+
+    touching = (on_segment(a, b, c, d1) | on_segment(a, b, d, d2)
+                | on_segment(c, d, a, d3) | on_segment(c, d, b, d4))
+    return not bool((proper | touching).any())
+
+
+def line_crossings(polyline: np.ndarray, origin, direction, closed: bool = True) -> np.ndarray:
+    """Where the infinite line `origin + t * direction` crosses a polyline's edges.
+
+    Args:
+        polyline: (K, 2) xy vertices.
+        origin: (2,) a point of the line.
+        direction: (2,) its direction (any nonzero length; t is in units of it).
+        closed: also use the edge from the last vertex back to the first.
+
+    Returns:
+        (M,) sorted float64 line parameters t of the crossings; an edge lying on the line
+        contributes its two end points, a vertex on the line is reported once per edge.
+
+    Example:
+        >>> square = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]])
+        >>> line_crossings(square, [1.0, 1.0], [0.0, 1.0])
+        array([-1.,  1.])
+    """
+    starts, ends = _segments(polyline, closed)
+    origin = np.asarray(origin, dtype=np.float64)
+    direction = np.asarray(direction, dtype=np.float64)
+    edges = ends - starts
+    offsets = starts - origin
+    denominator = _cross(direction, edges)
+    parallel = np.abs(denominator) < 1e-12 * np.linalg.norm(edges, axis=1).clip(min=1e-300)
+    safe = np.where(parallel, 1.0, denominator)
+    along_edge = -_cross(direction, offsets) / safe
+    along_line = _cross(offsets, edges) / safe
+    hit = ~parallel & (along_edge >= 0.0) & (along_edge <= 1.0)
+    on_line = parallel & (np.abs(_cross(direction, offsets)) < 1e-12)
+    length_sq = float(direction @ direction)
+    collinear = np.concatenate([offsets[on_line] @ direction, (ends - origin)[on_line] @ direction])
+    return np.sort(np.concatenate([along_line[hit], collinear / length_sq]))
+
+
+def polygon_second_moments(polygon: np.ndarray) -> np.ndarray:
+    """The (2, 2) second moments of area of a simple polygon about its centroid.
+
+    Entry [i, j] is the integral of (p_i - c_i)(p_j - c_j) over the enclosed region (xy
+    order), whichever way the vertices run.
+
+    Example:
+        >>> polygon_second_moments(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 1.0], [0.0, 1.0]]))
+        array([[0.66666667, 0.        ],
+               [0.        , 0.16666667]])
+    """
+    polygon = np.asarray(polygon, dtype=np.float64)
+    x, y = (polygon - polygon_centroid(polygon)).T
+    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
+    cross = x * y_next - x_next * y
+    xx = ((x * x + x * x_next + x_next * x_next) * cross).sum() / 12.0
+    yy = ((y * y + y * y_next + y_next * y_next) * cross).sum() / 12.0
+    xy = ((x * y_next + 2 * x * y + 2 * x_next * y_next + x_next * y) * cross).sum() / 24.0
+    moments = np.array([[xx, xy], [xy, yy]])
+    return moments if moments[0, 0] + moments[1, 1] >= 0 else -moments

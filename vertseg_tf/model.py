@@ -195,6 +195,33 @@ class UNet(keras.Model):
     def from_config(cls, config: dict[str, Any]) -> UNet:
         return cls(**config)
 
+    @classmethod
+    def from_preset(cls, preset: str, *, name: str | None = None) -> keras.Model:
+        """A UNet by preset name, in the keras-hub way.
+
+        Args:
+            preset: `"paper"`, `"demo"` or `"smoke"` (untrained, freshly initialised; see
+                `build_unet`), or `"pretrained"` (the model shipped with the package, trained).
+            name: the model's name for the untrained presets; default `unet_<preset>`.
+
+        Raises:
+            ConfigError: an unknown preset, or `"pretrained"` without the shipped model.
+
+        Example:
+            >>> UNet.from_preset("smoke").count_params()
+            102810
+        """
+        if preset == "pretrained":
+            from vertseg_tf.loading import load_pretrained_model
+
+            return load_pretrained_model()
+        if preset not in PRESETS:
+            raise ConfigError(
+                f"unknown UNet preset {preset!r}; expected one of "
+                f"{', '.join((*PRESETS, 'pretrained'))}"
+            )
+        return build_unet(preset, name=name)
+
 
 def build_unet(preset: str | UNetConfig = "paper", *, name: str | None = None) -> UNet:
     """Build the UNet from a preset name or a `UNetConfig`.

@@ -67,7 +67,7 @@ def test_unknown_section_is_one_line_error(tmp_path, capsys):
 
 def test_missing_benchmarks_folder_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="source checkout"):
-        cli._benchmark_suite(tmp_path)
+        cli.bench.benchmark_suite(tmp_path)
 
 
 @pytest.mark.slow

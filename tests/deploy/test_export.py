@@ -254,3 +254,17 @@ def test_representative_patches_come_from_the_runs_dataset(tmp_path, monkeypatch
     train = PatchSet.from_dataset(load_dataset(tmp_path / "data"), "train", True).x()
     for patch in calibration:
         assert np.any(np.all(train == patch, axis=(1, 2, 3)))
+
+
+def test_relative_paths_export_like_absolute_ones(untrained_export, tmp_path, monkeypatch):
+    """The parity child runs in another working folder: it must get an absolute path."""
+    _, target, patches = untrained_export
+    run = target.parent.parent.parent / "run"
+    monkeypatch.chdir(tmp_path)
+    relative = export_run(os.path.relpath(run), "models/v", 3, tflite=(),
+                          representative=(patches[:4], patches), progress=False)
+    assert relative == Path("models/v/3")
+    manifest = json.loads((tmp_path / "models" / "v" / "3" / "manifest.json").read_text())
+    assert manifest["parity"]["saved_model"]["loaded_in"] == "fresh process"
+    assert manifest["parity"]["saved_model"]["max_abs_diff"] <= 1e-5
+    assert [p.name for p in (tmp_path / "models" / "v").iterdir()] == ["3"]

@@ -171,7 +171,9 @@ def test_report_with_a_subset_of_methods_and_no_samples(synthetic, tmp_path):
     records, _ = synthetic
     subset = [r for r in records if r.method in ("ASM-G", "UNet")]
     write_report(subset, tmp_path / "r", title="subset")
-    write_report(subset, tmp_path / "r", title="subset, again")  # replaces the folder
+    with pytest.raises(ConfigError, match="--overwrite"):
+        write_report(subset, tmp_path / "r", title="subset, refused")
+    write_report(subset, tmp_path / "r", title="subset, again", overwrite=True)
     folder = tmp_path / "r"
     for name in FIGURES:
         assert_png_has_content(folder / name)

@@ -8,7 +8,7 @@ from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import load_dataset
 from vertseg_tf.data.patches import PatchSet
 from vertseg_tf.data.synthetic import generate
-from vertseg_tf.errors import DataError
+from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.evaluation import read_records_csv
 from vertseg_tf.evaluation.runs import evaluate_runs, predict_run, run_method
 
@@ -110,3 +110,19 @@ def test_eval_cli_reports_a_bad_run_in_one_line(dataset_dir, tmp_path, capsys):
     assert code == 1
     assert err.count("\n") == 1 and "config.json missing" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_never_replaces_a_folder_it_did_not_create(
+    dataset_dir, cache_dir, unet_run, tmp_path
+):
+    run_dir = tmp_path / "training-run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(b"a week of training")
+    with pytest.raises(ConfigError, match=r"training-run: .*not empty.*--overwrite"):
+        evaluate_runs(dataset_dir, {"UNet-S": unet_run}, run_dir, cache_dir=cache_dir)
+    assert [p.name for p in run_dir.iterdir()] == ["model.keras"]
+    assert [p.name for p in tmp_path.iterdir()] == ["training-run"]
+    report = evaluate_runs(
+        dataset_dir, {"UNet-S": unet_run}, run_dir, cache_dir=cache_dir, overwrite=True
+    )
+    assert report == run_dir / "report.md" and not (run_dir / "model.keras").exists()

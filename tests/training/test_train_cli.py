@@ -111,7 +111,8 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
 
 
 def test_study_options_reach_the_config():
-    from vertseg_tf.cli import _train_config, build_parser
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
 
     args = build_parser().parse_args([
         "train", "--preset", "smoke", "--shape-weighting", "balanced", "--e-per", "pixel",

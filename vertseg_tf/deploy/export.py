@@ -275,8 +275,9 @@ def saved_model_outputs_in_fresh_process(
         np.save(inputs, np.asarray(patches, dtype=np.float32))
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The child runs in `work`, so a relative folder would name another place there.
         completed = subprocess.run(
-            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, str(folder), str(inputs),
+            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, str(Path(folder).resolve()), str(inputs),
              str(outputs), signature],
             cwd=work, env=env, capture_output=True, text=True, check=False,
         )

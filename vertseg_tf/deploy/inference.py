@@ -152,14 +152,19 @@ def load_keras_model(path):
 
     import keras
 
-    import vertseg_tf.model  # noqa: F401  (registers the UNet class for deserialisation)
+    from vertseg_tf import register_keras_objects
+    from vertseg_tf.loading import unregistered_class_hint
 
+    register_keras_objects()
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "model file not found")
     try:
         return keras.saving.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        hint = unregistered_class_hint(error, path)
+        if hint:
+            raise DataError(path, hint) from None
         raise DataError(
             path, f"cannot load the Keras model ({type(error).__name__}: {error})"
         ) from None
@@ -250,26 +255,28 @@ def tflite_predictor(
     return predict
 
 
-def _predictor(model, num_threads: int | None) -> tuple[Callable, str]:
+def _predictor(model, num_threads: int | None) -> tuple[Callable, str, object | None]:
+    """(predict function, kind, the keras.Model or None) for a `Segmenter` model argument."""
     if not isinstance(model, (str, Path)):
         import keras
 
         if isinstance(model, keras.Model):
-            return _model_predictor(model), "keras"
+            return _model_predictor(model), "keras", model
         if callable(model):
-            return model, "callable"
+            return model, "callable", None
         raise DataError(repr(model), "expected a model path, a keras.Model or a callable")
     path = Path(model)
     if not path.exists():
         raise DataError(path, "model not found")
     if path.is_dir() and (path / "model.keras").is_file() and not (path / "saved_model.pb").exists():
-        return _model_predictor(load_keras_model(path / "model.keras")), "keras"
+        path = path / "model.keras"
     if path.is_dir():
-        return _saved_model_predictor(path), "saved_model"
+        return _saved_model_predictor(path), "saved_model", None
     if path.suffix == ".keras":
-        return _model_predictor(load_keras_model(path)), "keras"
+        keras_model = load_keras_model(path)
+        return _model_predictor(keras_model), "keras", keras_model
     if path.suffix == ".tflite":
-        return tflite_predictor(path, num_threads), "tflite"
+        return tflite_predictor(path, num_threads), "tflite", None
     raise DataError(path, "unknown model type: expected a .keras file, a SavedModel folder or a "
                           ".tflite file")
 
@@ -312,6 +319,11 @@ class Segmenter:
             (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
+    Attributes:
+        kind: "keras", "saved_model", "tflite" or "callable".
+        keras_model: the `keras.Model` for the Keras forms, else None.
+        source: the path given (or the type name of an object).
+
     Raises:
         DataError: the model file is missing, of an unknown kind, or cannot be loaded.
 
@@ -323,7 +335,7 @@ class Segmenter:
 
     def __init__(self, model, num_threads: int | None = None):
         self.source = model if isinstance(model, (str, Path)) else type(model).__name__
-        self._predict, self.kind = _predictor(model, num_threads)
+        self._predict, self.kind, self.keras_model = _predictor(model, num_threads)
 
     def predict_patches(self, patches) -> np.ndarray:
         """Class probabilities (N, 64, 64, 2) float32 of normalised patches, in one batch.

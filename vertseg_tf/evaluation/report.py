@@ -36,7 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vertseg_tf import __version__
-from vertseg_tf.atomic import atomic_dir, atomic_path, write_text_atomic
+from vertseg_tf.atomic import atomic_dir, atomic_path, require_new_folder, write_text_atomic
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.metrics import FIT_FAILURE_THRESHOLD
@@ -867,11 +867,13 @@ def write_report(
     paper_reference: bool = True,
     threshold: float = FIT_FAILURE_THRESHOLD,
     notes: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Write the full evaluation report folder (see the module docstring for its files).
 
-    The folder is built under a temporary name and renamed into place when complete; an
-    existing `out_dir` is replaced.
+    The folder is built under a temporary name and renamed into place when complete. An
+    existing non-empty `out_dir` is replaced only with `overwrite`; otherwise it is refused
+    before anything is written.
 
     Args:
         records: per-vertebra results of any subset of methods.
@@ -883,18 +885,22 @@ def write_report(
         paper_reference: show the paper's published Tables 1-3 beside ours.
         threshold: fit failure threshold in pixels.
         notes: lines listed under the command (how the models were trained and chosen).
+        overwrite: replace an existing non-empty `out_dir`.
 
     Returns:
         The path of `report.md`.
 
+    Raises:
+        ConfigError: `out_dir` is not empty and `overwrite` is False, or not writable.
+
     Example:
         >>> write_report(records, "runs/report", title="vertseg-tf demo", samples=samples)  # doctest: +SKIP
     """
+    out_dir = require_new_folder(out_dir, overwrite=overwrite)
     records = list(records)
     tables = build_tables(records, threshold)
     methods = ordered_methods(r.method for r in records)
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir, replace=True) as staging:
+    with atomic_dir(out_dir, replace=overwrite) as staging:
         write_records_csv(records, staging / "per_vertebra.csv")
         for table in tables.values():
             write_text_atomic(table.markdown(), staging / f"{table.name}.md")

@@ -209,6 +209,9 @@ def reproduce(
         report = evaluate_runs(
             dataset_dir, runs, report_dir, cache_dir=cache_dir, title=seed_title,
             command_line=command_line, progress=log, notes=notes,
+            # The report folder belongs to this resumable output folder: a step that was
+            # interrupted after writing it but before recording it is redone over it.
+            overwrite=True,
         )
         return {"report": str(report)}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vertseg_tf.atomic import require_new_folder
 from vertseg_tf.errors import ConfigError, DataError
 
 __all__ = ["RUN_MODEL_FILES", "evaluate_runs", "predict_run", "run_method"]
@@ -74,25 +75,28 @@ def evaluate_runs(
     command_line: str | None = None,
     progress: Callable[[str], None] | None = None,
     notes: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Predict the un-augmented patches of `split` with every run and write the report.
 
     Args:
         dataset_dir: a native dataset folder.
         runs: report name (e.g. "UNet-S") -> run folder.
-        out_dir: the report folder (replaced when complete; see `write_report`).
+        out_dir: the report folder; must not exist or be empty unless `overwrite`.
         split: the dataset split to evaluate.
         cache_dir: patch cache folder.
         title: the report's heading.
         command_line: the command quoted in the report.
         progress: called with a line of text before each method is predicted.
         notes: lines the report lists under the command.
+        overwrite: replace an existing non-empty `out_dir` (else it is refused before any
+            work).
 
     Returns:
         The path of `report.md`.
 
     Raises:
-        ConfigError: no runs, or an empty split.
+        ConfigError: no runs, an empty split, or an `out_dir` that may not be written.
         DataError: a bad dataset or run folder.
     """
     from vertseg_tf.data.dataset import load_dataset
@@ -102,6 +106,7 @@ def evaluate_runs(
 
     if not runs:
         raise ConfigError("no model to evaluate (give at least one NAME=RUN_DIR)")
+    require_new_folder(out_dir, overwrite=overwrite)
     for run_dir in runs.values():
         run_method(run_dir)
     dataset = load_dataset(dataset_dir)
@@ -116,5 +121,6 @@ def evaluate_runs(
         (masks if kind == "mask" else contours)[name] = prediction
     records, samples = evaluate_patch_set(patches, masks, contours)
     return write_report(
-        records, out_dir, title=title, samples=samples, command_line=command_line, notes=notes
+        records, out_dir, title=title, samples=samples, command_line=command_line,
+        overwrite=overwrite, notes=notes,
     )

@@ -291,7 +291,7 @@ def run_custom_loop(
             best_val_loss.assign(monitored)
             best_manager.save(checkpoint_number=int(global_step.numpy()))
         last_manager.save(checkpoint_number=int(global_step.numpy()))
-        print(_epoch_line(row, config.epochs), file=progress.stream, flush=True)
+        progress.write(_epoch_line(row, config.epochs))
     for writer in writers.values():
         writer.close()
     if config.model_selection == "best" and best_manager.latest_checkpoint:

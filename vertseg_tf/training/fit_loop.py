@@ -19,6 +19,7 @@ from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss, ShapeWarmup
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
 from vertseg_tf.model import build_unet
+from vertseg_tf.progress import keras_verbose
 from vertseg_tf.training.config import TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.optimizer import make_optimizer
@@ -172,7 +173,7 @@ def run_fit_loop(
         validation_data=(data.val_x, data.val_y_true) if has_validation else None,
         shuffle=True,
         callbacks=callbacks,
-        verbose=2,
+        verbose=keras_verbose(),
     )
     best = checkpoints / "best.weights.h5"
     if config.model_selection == "best" and best.is_file():

@@ -1,0 +1,41 @@
+"""What every command module shares: the `Command` record and the progress and echo helpers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vertseg_tf.progress import Progress
+
+__all__ = ["Command", "cli_progress", "command_line"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `vertseg-tf NAME` command.
+
+    Args:
+        name: the word after `vertseg-tf`.
+        summary: one line for `vertseg-tf --help` and the command's description.
+        example: command lines shown under "example:" in the command's `--help`.
+        arguments: `arguments(parser)` adds the command's options; imports nothing heavy.
+        run: `run(args) -> int` does the work; TensorFlow and friends are imported here.
+    """
+
+    name: str
+    summary: str
+    example: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def cli_progress(label: str) -> Progress:
+    """Per-image progress lines on stderr, silent for jobs done within a second."""
+    return Progress(label, unit="images", quiet_under_s=1.0)
+
+
+def command_line() -> str:
+    """The command line as the user typed it, for reports that record how they were made."""
+    return " ".join(["vertseg-tf", *sys.argv[1:]])

@@ -1,0 +1,212 @@
+"""Dataset commands: `validate`, `import`, `synth`, `patches`."""
+
+from __future__ import annotations
+
+import argparse
+
+from vertseg_tf.cli.common import Command, cli_progress
+from vertseg_tf.errors import ConfigError
+
+__all__ = ["COMMANDS"]
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", metavar="DIR", help="dataset folder holding dataset.json")
+    parser.add_argument("--strict", action="store_true", help="stop at the first error")
+
+
+def _validate(args) -> int:
+    from vertseg_tf.data.dataset import validate_dataset
+
+    problems = validate_dataset(
+        args.dataset, strict=args.strict, progress=cli_progress("validate")
+    )
+    for problem in problems:
+        print(problem)
+    errors = sum(problem.is_error for problem in problems)
+    warnings = len(problems) - errors
+    verdict = "not usable" if errors else "usable"
+    stopped = " (stopped at the first error: --strict)" if args.strict and errors else ""
+    print(f"{args.dataset}: {errors} error(s), {warnings} warning(s); {verdict}{stopped}")
+    return 1 if errors else 0
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    from vertseg_tf.data.dataset import SPLITS
+    from vertseg_tf.data.importers import IMPORT_FORMATS, PIXEL_ORIGINS
+
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        required=True,
+        choices=IMPORT_FORMATS,
+        help="annotation format of SRC",
+    )
+    parser.add_argument(
+        "source",
+        metavar="SRC",
+        help="labelme: a Labelme JSON file or a folder of them; coco: the COCO JSON file",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="new dataset folder (must not exist or be empty)",
+    )
+    parser.add_argument(
+        "--split",
+        default="train",
+        choices=SPLITS,
+        help="split of every imported image (default: train)",
+    )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        help="hard-link (or symlink) the images instead of copying them",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        default=None,
+        help="coco: folder the file_names are relative to "
+        "(default: beside the JSON file, then ../images)",
+    )
+    parser.add_argument(
+        "--pixel-origin",
+        choices=PIXEL_ORIGINS,
+        default="corner",
+        help="where the tool puts (0, 0): 'corner' of the top-left pixel (Labelme, COCO, CVAT; "
+        "coordinates are shifted by -0.5) or its 'center' (default: corner)",
+    )
+
+
+def _import(args) -> int:
+    from vertseg_tf.data.importers import import_dataset
+
+    options = {
+        "split": args.split,
+        "link": args.link,
+        "pixel_origin": args.pixel_origin,
+        "progress": cli_progress("import"),
+    }
+    if args.images is not None:
+        if args.source_format != "coco":
+            raise ConfigError("--images applies to --from coco only")
+        options["images_dir"] = args.images
+    dataset = import_dataset(args.source_format, args.source, args.out, **options)
+    vertebrae = sum(len(image.vertebrae) for image in dataset.images)
+    print(
+        f"{args.out}: imported {len(dataset.images)} image(s), {vertebrae} vertebra(e); "
+        f"check it with: vertseg-tf validate {args.out}"
+    )
+    return 0
+
+
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--size", choices=("small", "full"), default="full",
+                        help="full: 1500-2500 px; small: about 512 px (default full)")
+    parser.add_argument("--format", dest="image_format", choices=("png", "dicom"), default="png",
+                        help="16-bit PNG or DICOM (default png)")
+    parser.add_argument("--hard-fraction", type=float, default=0.2,
+                        help="share of images with at least one condition (default 0.2)")
+    parser.add_argument("--facing", choices=("left", "right", "random"), default="left",
+                        help="side the patient faces (default left)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write preview.png, a contact sheet of up to 12 images")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from vertseg_tf.data.synthetic import generate
+
+    dataset = generate(
+        args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
+        hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
+        progress=False if args.quiet else cli_progress("synth"),
+    )
+    hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
+    print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "
+          f"{len(dataset.split('test'))} test, {hard} with conditions) to {dataset.root}")
+    return 0
+
+
+def _patches_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="native dataset folder")
+    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    parser.add_argument(
+        "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
+    )
+    parser.add_argument("--sheet", metavar="FILE.png", help="write a contact sheet of patches")
+    parser.add_argument("--count", type=int, default=25, help="patches on the sheet (25)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sheet's choice (0)")
+    parser.add_argument(
+        "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
+    )
+
+
+def _patches(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.patches import PatchSet, save_contact_sheet
+
+    dataset = load_dataset(args.dataset)
+    patch_set = PatchSet.from_dataset(
+        dataset,
+        args.split,
+        args.augment,
+        cache_dir=args.cache_dir,
+        progress=cli_progress(f"patches {args.split}"),
+    )
+    per_label = Counter(patch_set.labels)
+    vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)
+    print(f"{len(patch_set)} patches from {sum(vertebrae.values())} vertebrae ({args.split})")
+    for label in sorted(per_label):
+        print(
+            f"  {label}: {vertebrae[label]} vertebrae, {per_label[label]} patches "
+            f"({per_label[label] // max(vertebrae[label], 1)} per vertebra)"
+        )
+    if args.sheet:
+        path = save_contact_sheet(patch_set, args.sheet, count=args.count, seed=args.seed)
+        print(f"contact sheet: {path}")
+    return 0
+
+
+VALIDATE = Command(
+    "validate",
+    "Check a native dataset: every problem as one line 'SEVERITY: FILE: FIELD: PROBLEM'.",
+    "vertseg-tf validate runs/synthetic\nvertseg-tf validate my_dataset --strict",
+    _validate_arguments,
+    _validate,
+)
+
+IMPORT = Command(
+    "import",
+    "Convert Labelme or COCO (CVAT) polygon annotations of C3-C7 into a native dataset folder.",
+    "vertseg-tf import --from labelme labelme_project/ --out my_dataset --split train\n"
+    "vertseg-tf import --from coco export/annotations/instances_default.json \\\n"
+    "    --out my_dataset --link",
+    _import_arguments,
+    _import,
+)
+
+SYNTH = Command(
+    "synth",
+    "Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.",
+    "vertseg-tf synth --out runs/synthetic --images 12 --seed 0 --size small --preview",
+    _synth_arguments,
+    _synth,
+)
+
+PATCHES = Command(
+    "patches",
+    "Cut (or load from the cache) the vertebra patches of a dataset split.",
+    "vertseg-tf patches --dataset runs/synthetic --split train --augment --sheet sheet.png",
+    _patches_arguments,
+    _patches,
+)
+
+COMMANDS = (VALIDATE, IMPORT, SYNTH, PATCHES)

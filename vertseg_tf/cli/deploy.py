@@ -1,0 +1,112 @@
+"""Deployment commands: `export` (SavedModel + TFLite) and `segment` (one radiograph)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vertseg_tf.cli.common import Command
+
+__all__ = ["COMMANDS"]
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR",
+        help="training run folder with model.keras (or a .keras file)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
+    )
+    parser.add_argument(
+        "--version", required=True, type=int, help="version number; writes DIR/VERSION/"
+    )
+    parser.add_argument(
+        "--tflite",
+        default="float32,float16,int8",
+        help="comma-separated TFLite variants to write, or '' for none "
+        "(default float32,float16,int8)",
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
+
+    target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
+    parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
+    print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
+          f"(fresh process, tolerance 1e-05)")
+    for name, figures in parity.items():
+        if name.startswith("tflite_"):
+            print(f"  {name[7:]}: max |diff| {figures['max_abs_diff']:.2e}, "
+                  f"mask Dice {figures['mask_dice']:.4f}")
+    return 0
+
+
+def _segment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="radiograph (DICOM, PNG, JPEG, TIFF)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--centers", help='clicked centres, top to bottom: "x,y;x,y;..."')
+    where.add_argument(
+        "--centers-file",
+        metavar="FILE",
+        help="centres file: JSON [[x, y], ...] or one 'x,y' per line",
+    )
+    parser.add_argument(
+        "--model", required=True, help=".keras file, SavedModel folder or .tflite file"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="new folder for dataset.json and overlay.png"
+    )
+    parser.add_argument(
+        "--labels", help="comma-separated levels, one per centre (default C3, C4, ...)"
+    )
+    parser.add_argument(
+        "--scale", type=float, help="vertebra scale in pixels (required for a single centre)"
+    )
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from vertseg_tf.deploy.inference import (
+        Segmenter,
+        parse_centers,
+        read_centers_file,
+        segment_to_dataset,
+    )
+
+    if args.centers is not None:
+        centers = parse_centers(args.centers)
+    else:
+        centers = read_centers_file(args.centers_file)
+    labels = None if args.labels is None else [x.strip() for x in args.labels.split(",")]
+    json_path, results = segment_to_dataset(
+        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale
+    )
+    for result in results:
+        flags = ", ".join(result.flags) if result.flags else "ok"
+        print(f"  {result.label}: {len(result.contour)} contour points, "
+              f"area {result.area_px:.0f} px^2 ({flags})")
+    print(f"wrote {json_path} and {json_path.parent / 'overlay.png'}")
+    return 0
+
+
+EXPORT = Command(
+    "export",
+    "Export a trained model as a TF Serving SavedModel and TFLite models, checking parity.",
+    "vertseg-tf export runs/demo --out models/vertseg --version 1\n"
+    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8",
+    _export_arguments,
+    _export,
+)
+
+SEGMENT = Command(
+    "segment",
+    "Segment the vertebrae of a radiograph from clicked centres; write a dataset and overlay.",
+    'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" '
+    "--model models/vertseg/1 --out runs/scan_seg --labels C3,C4,C5",
+    _segment_arguments,
+    _segment,
+)
+
+COMMANDS = (EXPORT, SEGMENT)

@@ -1,0 +1,123 @@
+"""Evaluation commands: `eval` (trained runs -> report) and `reproduce` (the whole comparison)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vertseg_tf.cli.common import Command, command_line
+from vertseg_tf.errors import ConfigError
+
+__all__ = ["COMMANDS"]
+
+
+def _model_spec(text: str) -> tuple[str, str]:
+    name, sep, run_dir = text.partition("=")
+    if not sep or not name or not run_dir:
+        raise argparse.ArgumentTypeError(f"expected NAME=RUN_DIR, got {text!r}")
+    return name, run_dir
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, metavar="DIR", help="native dataset folder")
+    parser.add_argument("--split", default="test", help="split to evaluate (test)")
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        required=True,
+        type=_model_spec,
+        metavar="NAME=RUN_DIR",
+        help="a method's report name and its run folder; repeat for each method "
+        "(names UNet, UNet-S, ASM-G, ASM-M, ASM-RF get the paper's tables and tests)",
+    )
+    parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder")
+    parser.add_argument("--cache-dir", help="patch cache folder")
+    parser.add_argument("--title", default="vertseg-tf evaluation", help="report heading")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from vertseg_tf.evaluation.runs import evaluate_runs
+
+    runs = dict(args.models)
+    if len(runs) != len(args.models):
+        raise ConfigError("each --model NAME must be given once")
+    report = evaluate_runs(
+        args.dataset,
+        runs,
+        args.out,
+        split=args.split,
+        cache_dir=args.cache_dir,
+        title=args.title,
+        command_line=command_line(),
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(f"report: {report}")
+    return 0
+
+
+def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    from vertseg_tf.evaluation.reproduce import REPRODUCE_PRESETS
+
+    parser.add_argument(
+        "--preset",
+        default="demo",
+        choices=tuple(REPRODUCE_PRESETS),
+        help="; ".join(f"{name}: {p.summary}" for name, p in REPRODUCE_PRESETS.items()),
+    )
+    parser.add_argument(
+        "--dataset", metavar="DIR", help="native dataset folder (default: synthetic data)"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
+    parser.add_argument("--cache-dir", help="patch cache folder")
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="train each network once per seed (the preset's seed and the next N-1); N > 1 "
+        "adds OUT/report/seeds.md: mean and sd over seeds, a per-seed table, UNet vs UNet-S "
+        "per seed and on the per-vertebra errors averaged over seeds (default 1)",
+    )
+    parser.add_argument(
+        "--model-selection", choices=("last", "best"),
+        help="evaluate the last epoch or the epoch with the lowest validation loss "
+        "(default: the preset's)",
+    )
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from vertseg_tf.evaluation.reproduce import reproduce
+
+    report = reproduce(
+        args.preset,
+        args.out,
+        dataset=args.dataset,
+        cache_dir=args.cache_dir,
+        seeds=args.seeds,
+        model_selection=args.model_selection,
+        command_line=command_line(),
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(f"report: {report}")
+    return 0
+
+
+EVAL = Command(
+    "eval",
+    "Evaluate trained runs on a dataset split: per-vertebra CSV, Tables 1-3, Figures 6-9, "
+    "report.md.",
+    "vertseg-tf eval --dataset data/ --model UNet=runs/unet --model UNet-S=runs/unet-s \\\n"
+    "    --model ASM-G=runs/asm-g --out runs/report",
+    _eval_arguments,
+    _eval,
+)
+
+REPRODUCE = Command(
+    "reproduce",
+    "The paper's comparison in one command: data -> patches -> UNet, UNet-S, ASM-G, ASM-M, "
+    "ASM-RF -> evaluation -> report. Finished steps are skipped when run again.",
+    "vertseg-tf reproduce --preset demo --out runs/demo\n"
+    "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3",
+    _reproduce_arguments,
+    _reproduce,
+)
+
+COMMANDS = (EVAL, REPRODUCE)
