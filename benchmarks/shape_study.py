@@ -103,21 +103,28 @@ def _cell(mean: float, sd: float, digits: int = 3) -> str:
 
 
 def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), dataset=None,
-        cache_dir=None, variants=None, log=print) -> dict:
-    """Run (or finish) the study; returns the results and writes OUT/results.json + table.md."""
+        cache_dir=None, variants=None, max_train_patches=None, log=print) -> dict:
+    """Run (or finish) the study; returns the results and writes OUT/results.json + table.md.
+
+    `max_train_patches` (a seeded subset of the training patches, the same for every variant
+    of a seed) makes each epoch shorter; None keeps the preset's.
+    """
     from vertseg_tf.data.dataset import load_dataset
     from vertseg_tf.data.patches import PatchSet
     from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset, train
 
     out = Path(out)
     base = TRAIN_PRESETS[preset].replace(model_selection="last", lr_schedule="constant")
+    if max_train_patches is not None:
+        base = base.replace(max_train_patches=max_train_patches)
     epochs = sorted({int(e) for e in epochs})
     names = list(CURVE_VARIANTS if mode == "curve" else (variants or VARIANTS))
     counts = epochs if mode == "curve" else epochs[-1:]
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.update(mode=mode, preset=preset, seeds=list(range(base.seed, base.seed + seeds)),
-                   epochs=counts, platform=platform.platform())
+                   epochs=counts, max_train_patches=base.max_train_patches,
+                   platform=platform.platform())
     done = results.setdefault("runs", {})
     dataset_dir = Path(resolve_dataset(dataset, base))
     results["dataset"] = str(dataset_dir)
@@ -206,6 +213,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", default="8",
                         help="comma-separated epoch counts (curve) or one count (ablation)")
     parser.add_argument("--variants", help="comma-separated subset of the ablation's variants")
+    parser.add_argument("--max-train-patches", type=int,
+                        help="train on a seeded subset of this many patches (default: preset's)")
     parser.add_argument("--dataset", help="native dataset folder (default: synthetic)")
     parser.add_argument("--cache-dir", help="patch cache folder")
     args = parser.parse_args(argv)
@@ -218,6 +227,7 @@ def main(argv=None) -> int:
     results = run(args.mode, args.out, preset=args.preset, seeds=args.seeds,
                   epochs=[int(e) for e in args.epochs.split(",")], dataset=args.dataset,
                   cache_dir=args.cache_dir, variants=variants,
+                  max_train_patches=args.max_train_patches,
                   log=lambda line: print(line, file=sys.stderr, flush=True))
     print((Path(args.out) / "table.md").read_text(), end="")
     return 0 if results["runs"] else 1
