@@ -122,6 +122,53 @@ def test_single_vertex_and_repeated_vertex_polylines():
     )
 
 
+def _random_outlines(seed: int, count: int) -> list[np.ndarray]:
+    """Polylines of 1 to 40 vertices, some on pixel centres and half-pixels, some off the grid."""
+    rng = np.random.default_rng(seed)
+    outlines = []
+    for k in range(count):
+        points = rng.uniform(-6.0, 20.0, (int(rng.integers(1, 40)), 2))
+        if k % 3 == 0:
+            points = np.round(points * 2.0) / 2.0
+        outlines.append(points)
+    return outlines
+
+
+def test_distance_maps_equal_the_every_segment_reference():
+    from benchmarks.legacy_patches import legacy_distance_map
+
+    outlines = _random_outlines(11, 60)
+    for shape in ((13, 7), (16, 16), (1, 5)):
+        for closed in (True, False):
+            maps = geometry.polyline_distance_maps(outlines, shape, closed)
+            assert maps.shape == (len(outlines), *shape) and maps.dtype == np.float32
+            reference = np.stack([legacy_distance_map(o, shape, closed) for o in outlines])
+            np.testing.assert_allclose(maps, reference, rtol=0, atol=1e-5)
+
+
+def test_distance_map_far_from_the_curve_and_of_a_point():
+    far = geometry.polyline_distance_map(np.array([[500.0, -300.0], [520.0, -300.0]]), (8, 8))
+    ys, xs = np.mgrid[0:8, 0:8]
+    expected = np.hypot(np.maximum(500.0 - xs, 0.0), ys + 300.0)
+    np.testing.assert_allclose(far, expected, rtol=1e-6)
+    point = geometry.polyline_distance_map(np.array([[2.0, 3.0]]), (5, 6))
+    np.testing.assert_allclose(point, np.hypot(xs[:5, :6] - 2.0, ys[:5, :6] - 3.0), atol=1e-6)
+
+
+def test_masks_equal_scikit_image_on_random_and_grid_aligned_polygons():
+    from skimage.draw import polygon2mask
+
+    polygons = [o for o in _random_outlines(12, 90) if len(o) >= 3]
+    polygons.append(np.array([[1.0, 1.0], [4.0, 1.0], [4.0, 3.0], [1.0, 3.0]]))  # edges on rows
+    polygons.append(np.array([[2.0, 0.0], [4.0, 2.0], [2.0, 4.0], [0.0, 2.0]]))  # vertices on rows
+    for shape in ((12, 9), (20, 20)):
+        masks = geometry.polygons_to_masks(polygons, shape)
+        assert masks.dtype == np.uint8
+        for polygon, mask in zip(polygons, masks):
+            expected = polygon2mask(shape, polygon[:, ::-1]).astype(np.uint8)
+            np.testing.assert_array_equal(mask, expected)
+
+
 def test_polygon_is_simple_on_known_shapes():
     assert geometry.polygon_is_simple(UNIT_SQUARE)
     bow_tie = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])

@@ -29,6 +29,10 @@ class DataError(VertsegError):
         parts = [self.file] + ([field] if field else []) + [problem]
         super().__init__(": ".join(parts))
 
+    def __reduce__(self):
+        # Rebuilt from its parts, so that it crosses a process boundary (parallel workers).
+        return (type(self), (self.file, self.problem, self.field))
+
 
 class ConfigError(VertsegError):
     """An invalid option, preset or configuration value."""

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestRegressor
 
-from vertseg_tf.asm import ASM_METHODS, ASMG, ASMM, ASMRF, fit_asm_run, load_asm
+from vertseg_tf.asm import ASM_METHODS, ASMG, ASMM, ASMRF, fit_asm, load_asm
 from vertseg_tf.asm.asm_rf import flatten_forests, predict_flat_forests
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.training import fit_asm_run
 
 
 def rectangle(first_col, last_col, first_row, last_row, noise_seed=None):
@@ -157,18 +158,19 @@ def test_asm_rf_reports_progress_per_forest_and_caps_training_rows(make_patches,
 
 def test_fit_asm_run_writes_a_loadable_run_folder(make_patches, tmp_path, capsys):
     images, contours = make_patches(12, seed=3)
-    model_path = fit_asm_run(
+    summary = fit_asm_run(
         "asm-rf", images, contours, tmp_path / "run", seed=4, n_landmarks=10, **SMALL_FOREST
     )
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert config["method"] == "asm-rf" and config["options"]["seed"] == 4
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["config"]["method"] == "asm-rf" and record["config"]["seed"] == 4
+    assert record["asm"]["method"] == "asm-rf" and record["asm"]["options"]["seed"] == 4
+    assert summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["n_training_patches"] == 12 and summary["n_landmarks"] == 10
-    model = load_asm(model_path)
+    model = load_asm(tmp_path / "run")
     assert isinstance(model, ASMRF) and model.seed == 4
     assert "asm-rf: 20/20, ETA 0 s" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown ASM method 'asm-q'"):
-        fit_asm_run("asm-q", images, contours, tmp_path / "other")
+        fit_asm("asm-q", images, contours)
     assert set(ASM_METHODS) == {"asm-g", "asm-m", "asm-rf"}
 
 

@@ -1,4 +1,8 @@
-"""Synthetic data generator: determinism, annotation geometry, conditions, formats, CLI."""
+"""Synthetic data generator: determinism, annotation geometry, conditions, formats, CLI.
+
+Tests that hold for both generator versions run on the default (v2); tests of v1's own
+conditions and geometry pin `version=1`. Generator v2's own tests are in test_synthetic_v2.py.
+"""
 
 import math
 
@@ -8,11 +12,15 @@ from matplotlib.path import Path as PolygonPath
 from scipy import ndimage
 
 from vertseg_tf.cli import main
-from vertseg_tf.data.dataset import HARD_CONDITIONS, load_dataset, validate_dataset
+from vertseg_tf.data.dataset import load_dataset, validate_dataset
 from vertseg_tf.data.images import read_image
 from vertseg_tf.data.synthetic import default_dataset_path, generate, synthesize
 from vertseg_tf.data.synthetic.anatomy import FRACTURE_STATION, BodyParams, Fracture, body_outline
-from vertseg_tf.data.synthetic.conditions import SECOND_CONDITION_PROBABILITY, sample_conditions
+from vertseg_tf.data.synthetic.conditions import (
+    SECOND_CONDITION_PROBABILITY,
+    V1_CONDITIONS,
+    sample_conditions,
+)
 from vertseg_tf.data.synthetic.generator import _split
 from vertseg_tf.errors import ConfigError
 
@@ -28,12 +36,13 @@ def _items(count, seed=11, **options):
 
 
 def _find(condition, count, seed=21, **options):
-    """The first `count` small images (hard_fraction 1) that show `condition`."""
+    """The first `count` small images (hard_fraction 1) that show `condition`, and pass `keep`."""
+    keep = options.pop("keep", lambda item: True)
     found = []
     index = 0
     while len(found) < count:
         item = synthesize(seed, index, size="small", hard_fraction=1.0, **options)
-        if condition in item.record.extra["synthetic"]["conditions"]:
+        if condition in item.record.extra["synthetic"]["conditions"] and keep(item):
             found.append(item)
         index += 1
     return found
@@ -87,10 +96,10 @@ def test_levels_ordered_down_the_spine():
         assert spacing.min() > 0.5 * np.median(spacing)
 
 
-def test_facing_right_mirrors_image_and_contours():
+def test_v1_facing_right_mirrors_image_and_contours():
     # No conditions: a burned-in marker is written readable after mirroring.
-    left = synthesize(3, 0, size="small", facing="left", hard_fraction=0.0)
-    right = synthesize(3, 0, size="small", facing="right", hard_fraction=0.0)
+    left = synthesize(3, 0, size="small", facing="left", hard_fraction=0.0, version=1)
+    right = synthesize(3, 0, size="small", facing="right", hard_fraction=0.0, version=1)
     assert left.record.extra["synthetic"]["facing"] == "left"
     assert right.record.extra["synthetic"]["facing"] == "right"
     np.testing.assert_array_equal(left.image[:, ::-1], right.image)
@@ -100,7 +109,7 @@ def test_facing_right_mirrors_image_and_contours():
         np.testing.assert_allclose(b.contour[:, 1], a.contour[:, 1], atol=1e-6)
 
 
-def test_condition_frequencies_within_sampling_error():
+def test_v1_condition_frequencies_within_sampling_error():
     draws = 4000
     hard_fraction = 0.3
     plans = [sample_conditions(np.random.default_rng([9, i]), hard_fraction) for i in range(draws)]
@@ -110,7 +119,7 @@ def test_condition_frequencies_within_sampling_error():
     # One condition uniformly of five, a second distinct one with probability q.
     q = SECOND_CONDITION_PROBABILITY
     p_each = hard_fraction * ((1 - q) / 5 + q * 2 / 5)
-    for condition in HARD_CONDITIONS:
+    for condition in V1_CONDITIONS:
         count = sum(condition in plan.conditions for plan in plans)
         assert abs(count - draws * p_each) <= 4.0 * math.sqrt(draws * p_each * (1 - p_each))
 
@@ -134,13 +143,13 @@ def _chord(contour, axis, posterior, station):
     return hits.max() - hits.min()
 
 
-def test_fractured_vertebra_loses_the_configured_anterior_height():
+def test_v1_fractured_vertebra_loses_the_configured_anterior_height():
     # Heights are chords along the spine axis (neighbouring centres) at 10 % of the body
     # depth from its anterior and posterior ends. Tolerance 0.08: the outline carries a
     # random smooth perturbation of about 1-2 % of its radius per side, and the neighbour
     # axis differs slightly from the body's own tilt.
     checked = 0
-    for item in _find("fracture", 3, facing="left"):
+    for item in _find("fracture", 3, facing="left", version=1):
         record = item.record
         centres = np.array([v.center for v in record.vertebrae])
         for k, vertebra in enumerate(record.vertebrae):
@@ -162,8 +171,11 @@ def test_fractured_vertebra_loses_the_configured_anterior_height():
     assert checked >= 1
 
 
-def test_implant_pixels_saturate():
-    for item in _find("implant", 2):
+@pytest.mark.parametrize("version", [1, 2])
+def test_implant_pixels_saturate(version):
+    # Saturated, that is, unless JPEG compression (v2) came after.
+    for item in _find("implant", 2, version=version,
+                      keep=lambda item: item.record.extra["synthetic"].get("jpeg_quality") is None):
         polygons = item.record.extra["synthetic"]["metal"]
         assert len(polygons) >= 3  # plate + one screw per level (2-3 levels)
         rows, cols = item.image.shape

@@ -247,8 +247,7 @@ def test_representative_patches_come_from_the_runs_dataset(tmp_path, monkeypatch
 
     monkeypatch.setenv("VERTSEG_TF_CACHE", str(tmp_path / "cache"))
     generate(2, 4, tmp_path / "data", size="small", split_ratio=(1, 1), progress=False)
-    calibration, test, source = representative_patches({"data": {"dataset": str(tmp_path /
-                                                                               "data")}}, 16)
+    calibration, test, source = representative_patches({"dataset": str(tmp_path / "data")}, 16)
     assert calibration.shape == (16, 64, 64, 1) and test.shape == (5, 64, 64, 1)
     assert str(tmp_path / "data") in source
     train = PatchSet.from_dataset(load_dataset(tmp_path / "data"), "train", True).x()

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 
-from vertseg_tf.asm import fit_asm_run
 from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import load_dataset
 from vertseg_tf.data.patches import PatchSet
@@ -11,6 +10,7 @@ from vertseg_tf.data.synthetic import generate
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.evaluation import read_records_csv
 from vertseg_tf.evaluation.runs import evaluate_runs, predict_run, run_method
+from vertseg_tf.training import fit_asm_run
 
 
 @pytest.fixture(scope="module")

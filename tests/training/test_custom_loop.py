@@ -52,10 +52,9 @@ def test_smoke_training_loss_falls_and_the_run_folder_is_complete(uninterrupted)
         float(rows[1]["loss"])
     )
     assert read_run_config(run_dir) == CONFIG
-    for folder in ("last", "best"):
-        assert json.loads((run_dir / "checkpoints" / folder / "config.json").read_text())[
-            "config"
-        ] == CONFIG.to_dict()
+    checkpoint_record = json.loads((run_dir / "checkpoints" / "config.json").read_text())
+    assert checkpoint_record == json.loads((run_dir / "config.json").read_text())
+    assert checkpoint_record["config"] == CONFIG.to_dict()
     last = sorted(p.name for p in (run_dir / "checkpoints" / "last").glob("ckpt-*.index"))
     assert last == ["ckpt-6.index", "ckpt-8.index"]  # keep_checkpoints = 2
     logged = tensorboard_values(run_dir / "tensorboard" / "validation")

@@ -24,7 +24,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
     from vertseg_tf.training import TRAIN_PRESETS, train
-    from vertseg_tf.training.custom_loop import make_strategy
+    from vertseg_tf.training.distribute import make_strategy
 
     dataset, out, cache = sys.argv[1:4]
     replicas = make_strategy("mirrored").num_replicas_in_sync
@@ -79,7 +79,7 @@ def test_host_shape_error_is_refused_under_replicas(strategy):
     ],
 )
 def test_only_the_chief_writes_the_run_folder(monkeypatch, tf_config, chief):
-    from vertseg_tf.training.run import is_multiworker_chief
+    from vertseg_tf.training.distribute import is_multiworker_chief
 
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)

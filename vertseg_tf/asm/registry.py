@@ -1,4 +1,4 @@
-"""ASM methods by name, loading any saved ASM, and the training-run entry for the CLI."""
+"""ASM methods by name: fitting one by name and loading any saved ASM."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from vertseg_tf.asm.asm_m import ASMM
 from vertseg_tf.asm.asm_rf import ASMRF
 from vertseg_tf.asm.base import ActiveShapeModel
 from vertseg_tf.asm.persistence import read_method
-from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.progress import Progress
 
-__all__ = ["ASM_METHODS", "MODEL_FILE", "fit_asm_run", "load_asm"]
+__all__ = ["ASM_METHODS", "MODEL_FILE", "fit_asm", "load_asm"]
 
 ASM_METHODS: dict[str, type[ActiveShapeModel]] = {"asm-g": ASMG, "asm-m": ASMM, "asm-rf": ASMRF}
 MODEL_FILE = "model.json"
@@ -51,24 +50,28 @@ def load_asm(path) -> ActiveShapeModel:
     return ASM_METHODS[method].load(path)
 
 
-def fit_asm_run(method: str, images, contours, out_dir, *, seed: int = 0, **options) -> Path:
-    """Fit one ASM (progress lines on stderr) and write a run folder: `model.json` + `model.npz`, `config.json`,
-    `summary.json` (each written to a temporary name and renamed).
+def fit_asm(
+    method: str, images, contours, *, seed: int = 0, **options
+) -> tuple[ActiveShapeModel, float]:
+    """Fit one ASM by name, with progress lines on stderr.
+
+    Writing a run folder around it is `vertseg_tf.training.fit_asm_run`'s job.
 
     Args:
         method: "asm-g", "asm-m" or "asm-rf".
         images: (n, 64, 64) training patches.
         contours: n patch-space training contours.
-        out_dir: run folder (created if missing).
         seed: random seed (used by ASM-RF; ASM-G and ASM-M are deterministic).
         **options: constructor arguments of the method's class (e.g. `n_landmarks=40`).
 
     Returns:
-        The path of the model JSON, loadable with `load_asm`.
+        `(model, fit_seconds)`: the fitted model and the wall time of its `fit`.
+
+    Raises:
+        ConfigError: an unknown method or option.
 
     Example:
-        >>> fit_asm_run("asm-rf", patches, contours, "runs/asm-rf", seed=1, n_trees=20)
-        PosixPath('runs/asm-rf/model.json')
+        >>> model, seconds = fit_asm("asm-rf", patches, contours, seed=1)  # doctest: +SKIP
     """
     cls = _method_class(method)
     if cls is ASMRF:
@@ -77,23 +80,9 @@ def fit_asm_run(method: str, images, contours, out_dir, *, seed: int = 0, **opti
         model = cls(**options)
     except TypeError as error:
         raise ConfigError(f"{method}: {error}") from None
-    out_dir = Path(out_dir)
     print(f"{method}: fitting on {len(images)} patches", file=sys.stderr, flush=True)
     started = time.perf_counter()
     model.fit(images, contours, progress=Progress(method, unit="forests", interval_s=2.0))
     fit_seconds = time.perf_counter() - started
     print(f"{method}: fitted in {fit_seconds:.1f} s", file=sys.stderr, flush=True)
-    model_path = model.save(out_dir / MODEL_FILE)
-    write_json_atomic(
-        {"method": method, "seed": seed, "options": model.get_config()}, out_dir / "config.json"
-    )
-    summary = {
-        "method": method,
-        "model": model_path.name,
-        "n_training_patches": len(images),
-        "n_landmarks": model.pdm.n_landmarks,
-        "n_shape_modes": model.pdm.n_modes,
-        "fit_seconds": round(fit_seconds, 3),
-    }
-    write_json_atomic(summary, out_dir / "summary.json")
-    return model_path
+    return model, fit_seconds

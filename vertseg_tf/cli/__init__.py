@@ -15,13 +15,13 @@ import sys
 import textwrap
 
 from vertseg_tf import __version__
-from vertseg_tf.cli import bench, data, deploy, evaluate, train
+from vertseg_tf.cli import bench, data, deploy, evaluate, measure, train
 from vertseg_tf.cli.common import Command
 from vertseg_tf.errors import VertsegError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "commands", "main", "train_main"]
 
-COMMAND_MODULES = (data, deploy, bench, train, evaluate)
+COMMAND_MODULES = (data, deploy, measure, bench, train, evaluate)
 
 
 def commands() -> tuple[Command, ...]:

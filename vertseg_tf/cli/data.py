@@ -112,10 +112,19 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="16-bit PNG or DICOM (default png)")
     parser.add_argument("--hard-fraction", type=float, default=0.2,
                         help="share of images with at least one condition (default 0.2)")
-    parser.add_argument("--facing", choices=("left", "right", "random"), default="left",
-                        help="side the patient faces (default left)")
+    parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
+                        help="generator v2: exact share of hard vertebrae in the test split "
+                             "(e.g. 0.5); --hard-fraction then rules the training images only")
+    parser.add_argument("--facing", choices=("left", "right", "random"), default=None,
+                        help="side the patient faces (default: random, 50/50, for generator v2; "
+                             "left for v1)")
+    parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
+                        help="2: the realistic generator (default); 1: the first one, unchanged, "
+                             "to reproduce earlier results")
     parser.add_argument("--preview", action="store_true",
                         help="also write preview.png, a contact sheet of up to 12 images")
+    parser.add_argument("--preview-tile", type=int, default=None, metavar="WIDTH",
+                        help="preview tile width in pixels (default 420; smaller = smaller file)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -124,12 +133,15 @@ def _synth(args: argparse.Namespace) -> int:
 
     dataset = generate(
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
-        hard_fraction=args.hard_fraction, facing=args.facing, preview=args.preview,
+        hard_fraction=args.hard_fraction, facing=args.facing, hard_share=args.hard_share,
+        version=args.generator_version, preview=args.preview, preview_width=args.preview_tile,
         progress=False if args.quiet else cli_progress("synth"),
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
+    hard_test = sum(v.is_hard for im in dataset.split("test") for v in im.vertebrae)
     print(f"wrote {len(dataset.images)} images ({len(dataset.split('train'))} train, "
-          f"{len(dataset.split('test'))} test, {hard} with conditions) to {dataset.root}")
+          f"{len(dataset.split('test'))} test, {hard} with conditions, {hard_test} hard test "
+          f"vertebrae) to {dataset.root}")
     return 0
 
 
@@ -196,7 +208,9 @@ IMPORT = Command(
 SYNTH = Command(
     "synth",
     "Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.",
-    "vertseg-tf synth --out runs/synthetic --images 12 --seed 0 --size small --preview",
+    "vertseg-tf synth --out runs/synthetic --images 12 --seed 0 --size small --preview\n"
+    "vertseg-tf synth --out runs/v1 --images 40 --size small --generator-version 1\n"
+    "vertseg-tf synth --out runs/hard --images 40 --size small --hard-share 0.5",
     _synth_arguments,
     _synth,
 )

@@ -65,9 +65,14 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=float, help="vertebra scale in pixels (required for a single centre)"
     )
+    parser.add_argument(
+        "--facing", choices=("left", "right"),
+        help="side the patient faces, for the measurements (default: detected)",
+    )
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from vertseg_tf.cli.measure import print_stored_measurements
     from vertseg_tf.deploy.inference import (
         Segmenter,
         parse_centers,
@@ -81,13 +86,16 @@ def _segment(args: argparse.Namespace) -> int:
         centers = read_centers_file(args.centers_file)
     labels = None if args.labels is None else [x.strip() for x in args.labels.split(",")]
     json_path, results = segment_to_dataset(
-        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale
+        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale,
+        facing=args.facing,
     )
     for result in results:
         flags = ", ".join(result.flags) if result.flags else "ok"
         print(f"  {result.label}: {len(result.contour)} contour points, "
               f"area {result.area_px:.0f} px^2 ({flags})")
-    print(f"wrote {json_path} and {json_path.parent / 'overlay.png'}")
+    print_stored_measurements(json_path)
+    print(f"wrote {json_path}, {json_path.parent / 'measurements.csv'} and "
+          f"{json_path.parent / 'overlay.png'}")
     return 0
 
 

@@ -57,7 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    from vertseg_tf.evaluation.reproduce import REPRODUCE_PRESETS
+    from vertseg_tf.reproduce import REPRODUCE_PRESETS
 
     parser.add_argument(
         "--preset",
@@ -81,10 +81,16 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate the last epoch or the epoch with the lowest validation loss "
         "(default: the preset's)",
     )
+    parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
+                        help="synthetic generator when no --dataset is given: 2 (default) or 1, "
+                             "the first one, to reproduce earlier results")
+    parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
+                        help="synthetic v2 data: exact share of hard vertebrae in the test "
+                             "split, e.g. 0.5")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from vertseg_tf.evaluation.reproduce import reproduce
+    from vertseg_tf.reproduce import reproduce
 
     report = reproduce(
         args.preset,
@@ -93,6 +99,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         seeds=args.seeds,
         model_selection=args.model_selection,
+        generator_version=args.generator_version,
+        hard_share=args.hard_share,
         command_line=command_line(),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
@@ -115,7 +123,8 @@ REPRODUCE = Command(
     "The paper's comparison in one command: data -> patches -> UNet, UNet-S, ASM-G, ASM-M, "
     "ASM-RF -> evaluation -> report. Finished steps are skipped when run again.",
     "vertseg-tf reproduce --preset demo --out runs/demo\n"
-    "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3",
+    "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3\n"
+    "vertseg-tf reproduce --preset demo --out runs/demo-v1 --generator-version 1",
     _reproduce_arguments,
     _reproduce,
 )

@@ -43,7 +43,9 @@ __all__ = [
 
 FORMAT = "vertseg-dataset/1"
 DATASET_FILE = "dataset.json"
-HARD_CONDITIONS = ("fracture", "osteoporosis", "degenerative", "implant", "artefact")
+HARD_CONDITIONS = (
+    "fracture", "osteoporosis", "degenerative", "implant", "artefact", "listhesis",
+)
 SPLITS = ("train", "val", "test")
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")

@@ -20,7 +20,7 @@ Content of each patch:
       is at most 1e-6 of its mean magnitude (constant, up to interpolation rounding) becomes
       all zeros.
     - mask: the contour mapped through the same affine and filled at pixel centres
-      (`vertseg_tf.geometry.polygon_to_mask`, boundary included).
+      (`vertseg_tf.geometry.polygons_to_masks`, boundary included).
     - dist_map: exact distance, in patch pixels, from each pixel centre to the mapped contour
       polyline (closed), not to the mask edge.
 
@@ -43,19 +43,21 @@ from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.data.dataset import (
     DATASET_FILE,
     Dataset,
+    ImageRecord,
     dataset_to_json,
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import (
     apply_affine,
     invert_affine,
-    polygon_to_mask,
-    polyline_distance_map,
+    polygons_to_masks,
+    polyline_distance_maps,
 )
 from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
+    "IMAGES_PER_WORKER",
     "PATCH_SIZE",
     "TEST_ALPHA",
     "TRAIN_ALPHAS",
@@ -75,6 +77,8 @@ TRAIN_ALPHAS = (1.3, 1.4, 1.5, 1.6, 1.7)
 TRAIN_ANGLES = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 TEST_ALPHA = 1.5
 CACHE_FORMAT = "vertseg-patches/1"
+# A worker process costs about a second to start; below this many images each it is not worth it.
+IMAGES_PER_WORKER = 4
 
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
@@ -217,12 +221,15 @@ def mask_to_image(mask: np.ndarray, affine: np.ndarray, image_shape: tuple[int, 
     )
 
 
-def _normalise(patch: np.ndarray) -> np.ndarray:
-    patch = patch.astype(np.float64)
-    mean, std = patch.mean(), patch.std()
-    if std <= _FLAT_RELATIVE_STD * abs(mean):
-        return np.zeros(patch.shape, np.float32)
-    return ((patch - mean) / std).astype(np.float32)
+def _normalise(patches: np.ndarray) -> np.ndarray:
+    """Each (size, size) patch to zero mean and unit variance; a flat patch to zeros."""
+    flat = patches.reshape(len(patches), -1).astype(np.float64)
+    mean = flat.mean(axis=1, keepdims=True)
+    std = flat.std(axis=1, keepdims=True)
+    flat_patch = std <= _FLAT_RELATIVE_STD * np.abs(mean)
+    normalised = (flat - mean) / np.where(flat_patch, 1.0, std)
+    normalised[flat_patch[:, 0]] = 0.0
+    return normalised.astype(np.float32).reshape(patches.shape)
 
 
 @dataclass
@@ -394,6 +401,7 @@ class PatchSet:
         *,
         cache_dir=None,
         progress: bool | Callable[[int, int], None] = True,
+        workers: int | None = None,
     ) -> PatchSet:
         """All patches of a dataset split, built once and then read from the on-disk cache.
 
@@ -414,6 +422,10 @@ class PatchSet:
             progress: while building, True prints `done/total` lines with an ETA to stderr,
                 a callable is called as `progress(done, total)` after each image, False is
                 silent.
+            workers: processes that cut the images in parallel; None uses every core this
+                process may run on. A process pool starts only when each worker gets at
+                least `IMAGES_PER_WORKER` images (fewer images are cut here, in order). The
+                patches are the same for any number of workers.
 
         Returns:
             the patch set, images in dataset order, vertebra-major within each image.
@@ -421,69 +433,18 @@ class PatchSet:
         Raises:
             DataError: no image in the split, an unreadable image, bad centres (naming
                 `dataset.json` and the field).
+            ConfigError: `workers` is not a positive integer.
         """
-        numbered = [(i, im) for i, im in enumerate(dataset.images) if im.split == split]
-        records = [record for _, record in numbered]
-        json_path = (dataset.root or Path(".")) / DATASET_FILE
-        if not records:
-            raise DataError(json_path, f"no images in split {split!r}", field="images[].split")
         alphas, angles = (TRAIN_ALPHAS, TRAIN_ANGLES) if augment else ((TEST_ALPHA,), (0.0,))
-        paths = [dataset.image_path(record) for record in records]
-        files = []
-        for record, path in zip(records, paths):
-            try:
-                stat = path.stat()
-            except OSError:
-                raise DataError(path, "image file not found", field=f"images[{record.id}].file")
-            files.append([stat.st_size, stat.st_mtime_ns])
-        key_source = {
-            "format": CACHE_FORMAT,
-            "split": split,
-            "alphas": list(alphas),
-            "angles": list(angles),
-            "size": PATCH_SIZE,
-            "images": dataset_to_json(Dataset(records))["images"],
-            "files": files,
-        }
-        key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()
-        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        cache_path = folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
+        jobs = _image_jobs(dataset, split, alphas, angles)
+        cache_path = _cache_path(dataset, split, augment, jobs, cache_dir)
         if cache_path.with_suffix(".json").is_file():
             try:
                 return cls.load(cache_path)
             except DataError:
                 pass
-        from vertseg_tf.data.images import read_image
-
-        parts = []
         report = progress_callback(progress, f"patches {split}", "images")
-        for number, ((position, record), path) in enumerate(zip(numbered, paths)):
-            image, _ = read_image(path)
-            where = f"images[{position}]"
-            centers = np.array([v.center for v in record.vertebrae], dtype=np.float64)
-            try:
-                part = extract_patches(
-                    image,
-                    centers,
-                    [v.contour for v in record.vertebrae],
-                    alphas=alphas,
-                    angles=angles,
-                    image_id=record.id,
-                    labels=[v.label for v in record.vertebrae],
-                    conditions=[v.conditions for v in record.vertebrae],
-                )
-            except DataError as error:
-                field_name = where
-                for array, key in (("centers[", "center"), ("contours[", "contour")):
-                    if (error.field or "").startswith(array):
-                        vertebra = error.field.replace(array, f"{where}.vertebrae[")
-                        field_name = f"{vertebra}.{key}"
-                raise DataError(json_path, error.problem, field=field_name) from None
-            except ConfigError as error:
-                raise DataError(json_path, str(error), field=f"{where}.vertebrae") from None
-            parts.append(part)
-            if report is not None:
-                report(number + 1, len(records))
+        parts = _cut_images(jobs, _worker_count(workers, len(jobs)), report)
         patch_set = cls.concatenate(parts)
         patch_set.save(cache_path)
         return patch_set
@@ -494,6 +455,120 @@ def default_cache_dir() -> Path:
     root = os.environ.get("VERTSEG_TF_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "vertseg-tf"
     return base / "patches"
+
+
+@dataclass(frozen=True)
+class _ImageJob:
+    """One image of a split to cut: everything a worker process needs, picklable."""
+
+    position: int
+    record: ImageRecord
+    path: Path
+    json_path: Path
+    alphas: tuple[float, ...]
+    angles: tuple[float, ...]
+
+
+def _image_jobs(dataset: Dataset, split: str, alphas, angles) -> list[_ImageJob]:
+    json_path = (dataset.root or Path(".")) / DATASET_FILE
+    jobs = [
+        _ImageJob(position, record, dataset.image_path(record), json_path, alphas, angles)
+        for position, record in enumerate(dataset.images)
+        if record.split == split
+    ]
+    if not jobs:
+        raise DataError(json_path, f"no images in split {split!r}", field="images[].split")
+    return jobs
+
+
+def _cache_path(dataset: Dataset, split: str, augment: bool, jobs, cache_dir) -> Path:
+    """The cache file of these jobs (see `PatchSet.from_dataset` for what the key covers)."""
+    files = []
+    for job in jobs:
+        try:
+            stat = job.path.stat()
+        except OSError:
+            raise DataError(job.path, "image file not found", field=f"images[{job.record.id}].file")
+        files.append([stat.st_size, stat.st_mtime_ns])
+    key_source = {
+        "format": CACHE_FORMAT,
+        "split": split,
+        "alphas": list(jobs[0].alphas),
+        "angles": list(jobs[0].angles),
+        "size": PATCH_SIZE,
+        "images": dataset_to_json(Dataset([job.record for job in jobs]))["images"],
+        "files": files,
+    }
+    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
+
+
+def _worker_count(workers: int | None, images: int) -> int:
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1
+        )
+    elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    return max(1, min(workers, images // IMAGES_PER_WORKER))
+
+
+def _cut_images(jobs: list[_ImageJob], workers: int, report) -> list[PatchSet]:
+    """The patch sets of `jobs`, in order; in `workers` spawned processes when more than 1."""
+    if workers == 1:
+        parts = []
+        for number, job in enumerate(jobs):
+            parts.append(_cut_image(job))
+            if report is not None:
+                report(number + 1, len(jobs))
+        return parts
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    # spawn, not fork: the caller may hold TensorFlow's threads, which a fork would copy.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_single_threaded
+    ) as pool:
+        parts = []
+        for part in pool.map(_cut_image, jobs):
+            parts.append(part)
+            if report is not None:
+                report(len(parts), len(jobs))
+        return parts
+
+
+def _single_threaded() -> None:
+    """Worker set-up: one OpenCV thread per process, the processes share the cores."""
+    cv2.setNumThreads(1)
+
+
+def _cut_image(job: _ImageJob) -> PatchSet:
+    """Read one image and cut its patches; errors name `dataset.json` and the record's field."""
+    from vertseg_tf.data.images import read_image
+
+    image, _ = read_image(job.path)
+    record, where = job.record, f"images[{job.position}]"
+    try:
+        return extract_patches(
+            image,
+            np.array([v.center for v in record.vertebrae], dtype=np.float64),
+            [v.contour for v in record.vertebrae],
+            alphas=job.alphas,
+            angles=job.angles,
+            image_id=record.id,
+            labels=[v.label for v in record.vertebrae],
+            conditions=[v.conditions for v in record.vertebrae],
+        )
+    except DataError as error:
+        field_name = where
+        for array, key in (("centers[", "center"), ("contours[", "contour")):
+            if (error.field or "").startswith(array):
+                vertebra = error.field.replace(array, f"{where}.vertebrae[")
+                field_name = f"{vertebra}.{key}"
+        raise DataError(job.json_path, error.problem, field=field_name) from None
+    except ConfigError as error:
+        raise DataError(job.json_path, str(error), field=f"{where}.vertebrae") from None
 
 
 def extract_patches(
@@ -542,60 +617,64 @@ def extract_patches(
     image = np.asarray(image)
     if image.ndim != 2:
         raise DataError("image", f"must be a 2-D greyscale array, got shape {image.shape}")
-    image = np.ascontiguousarray(image, dtype=np.float32)
     axes, scales = vertebra_poses(centers, scale)
     centers = np.asarray(centers, dtype=np.float64)
     count = len(centers)
-    if contours is not None:
-        if len(contours) != count:
-            raise DataError("contours", f"{len(contours)} contours for {count} centres")
-        contours = [np.asarray(contour, dtype=np.float64) for contour in contours]
-        for k, contour in enumerate(contours):
-            if contour.ndim != 2 or contour.shape[1] != 2 or len(contour) < 3:
-                problem = f"must be (K, 2) with K >= 3, got shape {contour.shape}"
-                raise DataError("contours", problem, field=f"contours[{k}]")
-            if not np.isfinite(contour).all():
-                raise DataError(
-                    "contours", "has a point that is not finite", field=f"contours[{k}]"
-                )
+    contours = _checked_contours(contours, count)
     labels = [str(k) for k in range(count)] if labels is None else list(labels)
     conditions = [[] for _ in range(count)] if conditions is None else conditions
     grid = [(float(a), float(t)) for a in alphas for t in angles]
-    total = count * len(grid)
-    images = np.empty((total, size, size), np.float32)
-    affines = np.empty((total, 2, 3), np.float64)
-    masks = np.empty((total, size, size), np.uint8) if contours is not None else None
-    dist_maps = np.empty((total, size, size), np.float32) if contours is not None else None
-    patch_contours = []
-    index = 0
-    for k in range(count):
-        for alpha, angle in grid:
-            affine = patch_affine(centers[k], axes[k], scales[k], alpha, angle, size)
-            cut = cv2.warpAffine(
-                image, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-            )
-            images[index] = _normalise(cut)
-            affines[index] = affine
-            if contours is not None:
-                outline = apply_affine(affine, contours[k])
-                masks[index] = polygon_to_mask(outline, (size, size))
-                dist_maps[index] = polyline_distance_map(outline, (size, size), closed=True)
-                patch_contours.append(outline)
-            index += 1
-    per_vertebra = len(grid)
+    affines = np.array([
+        patch_affine(centers[k], axes[k], scales[k], alpha, angle, size)
+        for k in range(count)
+        for alpha, angle in grid
+    ]).reshape(count * len(grid), 2, 3)
+    vertebra = np.repeat(np.arange(count), len(grid))
+    outlines, masks, dist_maps = [], None, None
+    if contours is not None:
+        outlines = [apply_affine(a, contours[k]) for a, k in zip(affines, vertebra.tolist())]
+        masks = polygons_to_masks(outlines, (size, size))
+        dist_maps = polyline_distance_maps(outlines, (size, size), closed=True)
     return PatchSet(
-        images=images,
+        images=_cut_patches(image, affines, size),
         masks=masks,
         dist_maps=dist_maps,
-        contours=patch_contours,
+        contours=outlines,
         affines=affines,
-        vertebra_index=np.repeat(np.arange(count), per_vertebra),
+        vertebra_index=vertebra,
         alphas=np.tile([a for a, _ in grid], count).astype(np.float64),
         angles=np.tile([t for _, t in grid], count).astype(np.float64),
-        image_ids=[image_id] * total,
-        labels=[labels[k] for k in range(count) for _ in grid],
-        conditions=[list(conditions[k]) for k in range(count) for _ in grid],
+        image_ids=[image_id] * len(affines),
+        labels=[labels[k] for k in vertebra.tolist()],
+        conditions=[list(conditions[k]) for k in vertebra.tolist()],
     )
+
+
+def _checked_contours(contours, count: int) -> list[np.ndarray] | None:
+    if contours is None:
+        return None
+    if len(contours) != count:
+        raise DataError("contours", f"{len(contours)} contours for {count} centres")
+    contours = [np.asarray(contour, dtype=np.float64) for contour in contours]
+    for k, contour in enumerate(contours):
+        if contour.ndim != 2 or contour.shape[1] != 2 or len(contour) < 3:
+            problem = f"must be (K, 2) with K >= 3, got shape {contour.shape}"
+            raise DataError("contours", problem, field=f"contours[{k}]")
+        if not np.isfinite(contour).all():
+            raise DataError("contours", "has a point that is not finite", field=f"contours[{k}]")
+    return contours
+
+
+def _cut_patches(image: np.ndarray, affines: np.ndarray, size: int) -> np.ndarray:
+    """(N, size, size) float32 patches through `affines`, each normalised (module docstring)."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    cuts = np.empty((len(affines), size, size), np.float32)
+    for cut, affine in zip(cuts, affines):
+        cv2.warpAffine(
+            image, affine, (size, size), dst=cut,
+            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT,
+        )
+    return _normalise(cuts)
 
 
 def save_contact_sheet(

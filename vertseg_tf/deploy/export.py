@@ -26,7 +26,6 @@ TFLite variants (all with float32 input and output, same tensors as `serving_def
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -41,13 +40,10 @@ import numpy as np
 from vertseg_tf import __version__
 from vertseg_tf.atomic import atomic_dir, write_json_atomic
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_ANGLES
-from vertseg_tf.deploy.inference import (
-    PROBABILITIES_OUTPUT,
-    check_patch_batch,
-    load_keras_model,
-    tflite_predictor,
-)
-from vertseg_tf.errors import ConfigError, DataError, VertsegError
+from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
+from vertseg_tf.errors import ConfigError, VertsegError
+from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.training.run_folder import RunFolder, recorded_dataset
 
 __all__ = [
     "INT8_MIN_DICE",
@@ -81,32 +77,26 @@ class ParityError(VertsegError):
 
 
 def load_run_model(run_dir_or_model) -> tuple[Any, dict | None, str]:
-    """The Keras model of a training run, the run's `config.json` (or None) and its source.
+    """The Keras model of a training run, the run's record (`config.json`, or None), its source.
 
     Args:
         run_dir_or_model: a RUN_DIR holding `model.keras` (and optionally `config.json`), a
-            `.keras` file, or a `keras.Model`.
+            `.keras` file (the record of the folder it is in is used), or a `keras.Model`.
 
     Returns:
         `(model, run_config, source)`; source is the path as text, or "in-memory model".
 
     Raises:
-        DataError: no model file, or one that cannot be loaded.
+        DataError: no model file, one that cannot be loaded, or an unreadable `config.json`.
     """
     import keras
 
     if isinstance(run_dir_or_model, keras.Model):
         return run_dir_or_model, None, "in-memory model"
     path = Path(run_dir_or_model)
-    model_path = path / "model.keras" if path.is_dir() else path
-    model = load_keras_model(model_path)
-    config_path = model_path.parent / "config.json"
-    run_config = None
-    if config_path.is_file():
-        try:
-            run_config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(config_path, f"not valid JSON ({error})") from None
+    folder = RunFolder(path if path.is_dir() else path.parent)
+    model = load_keras_model(folder.model_path if path.is_dir() else path)
+    run_config = folder.read_record() if folder.config_path.is_file() else None
     return model, run_config, str(path)
 
 
@@ -175,23 +165,13 @@ def _convert_tflite(saved_model: Path, variant: str, calibration: np.ndarray) ->
     return converter.convert()
 
 
-def _run_dataset(run_config: dict | None) -> Path | None:
-    if not run_config:
-        return None
-    data = run_config.get("data") if isinstance(run_config.get("data"), dict) else {}
-    for value in (run_config.get("dataset"), data.get("dataset"), data.get("path")):
-        if isinstance(value, str) and (Path(value) / "dataset.json").is_file():
-            return Path(value)
-    return None
-
-
 def representative_patches(
     run_config: dict | None = None, count: int = _CALIBRATION_PATCHES, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Normalised training patches to calibrate int8 on, and test patches to check parity on.
 
-    From the run's dataset when `run_config` names one that exists (its `dataset`,
-    `data.dataset` or `data.path` key): `count` random augmented patches of the train split
+    From the run's dataset when `run_config` (a run record) names one that exists (its
+    "dataset" key): `count` random augmented patches of the train split
     and up to 32 test patches of the test split (of the train split when there is none).
     Otherwise synthetic small radiographs (`vertseg_tf.data.synthetic.synthesize`, seed 0):
     augmented patches of images 0, 1, ... and test patches of later images.
@@ -204,7 +184,7 @@ def representative_patches(
     from vertseg_tf.data.patches import PatchSet, extract_patches
 
     rng = np.random.default_rng(seed)
-    dataset_path = _run_dataset(run_config)
+    dataset_path = recorded_dataset(run_config)
     if dataset_path is not None:
         dataset = load_dataset(dataset_path)
         train = PatchSet.from_dataset(dataset, "train", augment=True, progress=False)

@@ -22,8 +22,15 @@ from scipy import ndimage
 from vertseg_tf.atomic import atomic_dir
 from vertseg_tf.data.dataset import SPINE_LEVELS, Dataset, ImageRecord, VertebraRecord, save_dataset
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, extract_patches, patch_to_image
+from vertseg_tf.deploy.measurements import (
+    draw_measurements,
+    measure_segmentation,
+    write_segmentation_measurements,
+)
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import mask_to_contours, polygon_area
+from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = [
     "AREA_RATIO_RANGE",
@@ -34,7 +41,6 @@ __all__ = [
     "default_labels",
     "draw_overlay",
     "latest_version",
-    "load_keras_model",
     "parse_centers",
     "read_centers_file",
     "segment_to_dataset",
@@ -131,43 +137,6 @@ def latest_version(path) -> Path:
     if not versions:
         raise DataError(path, "not a SavedModel folder (no saved_model.pb) nor a TF Serving base")
     return max(versions, key=lambda child: int(child.name))
-
-
-def load_keras_model(path):
-    """Load a `.keras` file saved by vertseg-tf, uncompiled.
-
-    Args:
-        path: the `.keras` file.
-
-    Returns:
-        The `keras.Model` (a `vertseg_tf.model.UNet` for models vertseg-tf built).
-
-    Raises:
-        DataError: a missing, truncated or foreign file.
-
-    Example:
-        >>> model = load_keras_model("runs/demo/model.keras")  # doctest: +SKIP
-    """
-    import zipfile
-
-    import keras
-
-    from vertseg_tf import register_keras_objects
-    from vertseg_tf.loading import unregistered_class_hint
-
-    register_keras_objects()
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "model file not found")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        hint = unregistered_class_hint(error, path)
-        if hint:
-            raise DataError(path, hint) from None
-        raise DataError(
-            path, f"cannot load the Keras model ({type(error).__name__}: {error})"
-        ) from None
 
 
 def _model_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -268,8 +237,9 @@ def _predictor(model, num_threads: int | None) -> tuple[Callable, str, object | 
     path = Path(model)
     if not path.exists():
         raise DataError(path, "model not found")
-    if path.is_dir() and (path / "model.keras").is_file() and not (path / "saved_model.pb").exists():
-        path = path / "model.keras"
+    run_model = RunFolder(path).model_path
+    if path.is_dir() and run_model.is_file() and not (path / "saved_model.pb").exists():
+        path = run_model
     if path.is_dir():
         return _saved_model_predictor(path), "saved_model", None
     if path.suffix == ".keras":
@@ -480,9 +450,13 @@ _GOOD = (80, 220, 80)
 _FLAGGED = (0, 170, 255)
 
 
-def draw_overlay(image: np.ndarray, results: list[VertebraSegmentation]) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, results: list[VertebraSegmentation], measurements=None
+) -> np.ndarray:
     """The radiograph as 8-bit BGR (1st-99th percentile window) with every contour, centre and
-    label drawn; flagged vertebrae in orange, the others in green."""
+    label drawn; flagged vertebrae in orange, the others in green. With `measurements` (a
+    `ColumnMeasurement`), also the six points, heights and Genant grades
+    (`vertseg_tf.deploy.measurements.draw_measurements`)."""
     import cv2
 
     low, high = np.percentile(image, (1, 99))
@@ -499,6 +473,8 @@ def draw_overlay(image: np.ndarray, results: list[VertebraSegmentation]) -> np.n
         text = result.label + (f" ({', '.join(result.flags)})" if result.flags else "")
         cv2.putText(canvas, text, (int(x) + 4 * thickness, int(y)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4 * thickness, colour, thickness, cv2.LINE_AA)
+    if measurements is not None:
+        draw_measurements(canvas, measurements, thickness)
     return canvas
 
 
@@ -510,13 +486,17 @@ def segment_to_dataset(
     labels: Sequence[str] | None = None,
     *,
     scale: float | None = None,
+    facing: str | None = None,
 ) -> tuple[Path, list[VertebraSegmentation]]:
     """Segment one radiograph file and write the result as a native dataset folder.
 
     `out` receives `dataset.json` (one image, split "test"; every vertebra with its label,
     clicked centre and predicted `contour` in pixels, plus the extra keys `contour_mm`
     (x, y in mm) when the image has a pixel spacing and `quality_flags`), `images/<name>`
-    (a copy of the image) and `overlay.png`. Vertebrae with an empty mask have no outline
+    (a copy of the image), `overlay.png` and `measurements.csv`. Every measured vertebra gets
+    `measurements` (six points, heights, ratios, Genant grade, angles) and the image gets the
+    column's `measurements` (facing, segments, listhesis, C3-C7 lordosis); see
+    `vertseg_tf.morphometry`. Vertebrae with an empty mask have no outline
     and are left out of `dataset.json` (they stay in the returned list, flagged "empty").
     The folder is built under a hidden name beside `out` and renamed when complete.
 
@@ -527,6 +507,7 @@ def segment_to_dataset(
         out: the output folder; must not exist or be empty.
         labels: N spine levels; default C3, C4, ...
         scale: vertebra scale in pixels (required for a single centre).
+        facing: "left" or "right" for the read-outs; None detects it.
 
     Returns:
         `(dataset_json_path, results)`.
@@ -549,6 +530,7 @@ def segment_to_dataset(
         raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
     results = segmenter.segment(image, centers, labels, scale=scale)
     spacing = meta.get("pixel_spacing_mm")
+    column = measure_segmentation(results, spacing, facing)
     vertebrae = []
     for result in results:
         if not len(result.contour):
@@ -557,15 +539,21 @@ def segment_to_dataset(
         if spacing is not None:
             row_mm, col_mm = spacing
             extra["contour_mm"] = (result.contour * [col_mm, row_mm]).tolist()
+        measured = column.vertebra(result.label)
+        if measured is not None:
+            extra["measurements"] = measured.to_dict()
         vertebrae.append(VertebraRecord(result.label, result.center, result.contour, [], extra))
     file = f"images/{image_path.name}"
     record = ImageRecord(image_path.stem, file, "test",
                          None if spacing is None else tuple(spacing), vertebrae,
-                         {"segmented_by": str(segmenter.source)})
+                         {"segmented_by": str(segmenter.source),
+                          "measurements": column.column_dict()})
     with atomic_dir(out) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)
         save_dataset(Dataset([record]), building)
-        if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results)):
+        if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results, column)):
             raise DataError(building / "overlay.png", "cannot write the overlay")
+        write_segmentation_measurements(building, record.id, column)
     return out / "dataset.json", results
+

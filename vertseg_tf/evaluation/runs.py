@@ -1,25 +1,24 @@
 """Evaluate trained run folders on a dataset split: the `vertseg-tf eval` command's library.
 
-A run folder is what `vertseg-tf train` writes: a UNet run holds `model.keras`, an active
-shape model run holds `model.json` + `model.npz`; both hold `config.json` naming the method.
+A run folder is what `vertseg-tf train` writes (`vertseg_tf.training.run_folder.RunFolder`):
+a UNet run holds `model.keras`, an active shape model run holds `model.json` + `model.npz`;
+both hold `config.json` naming the method.
 Networks predict masks (argmax of the softmax, ties to background as in the loss); ASMs
 predict contours, rasterised like the ground truth by `evaluate_patch_set`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from vertseg_tf.atomic import require_new_folder
-from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.errors import ConfigError
+from vertseg_tf.training.run_folder import RunFolder
 
-__all__ = ["RUN_MODEL_FILES", "evaluate_runs", "predict_run", "run_method"]
-
-RUN_MODEL_FILES = {"unet": "model.keras", "asm": "model.json"}
+__all__ = ["evaluate_runs", "predict_run", "run_method"]
 
 
 def run_method(run_dir) -> str:
@@ -28,21 +27,9 @@ def run_method(run_dir) -> str:
     Raises:
         DataError: the folder has no readable `config.json` or no finished model.
     """
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    try:
-        stored = json.loads(config_path.read_text(encoding="utf-8"))
-        # A `vertseg-tf train` run nests its TrainConfig under "config"; a run written by
-        # `vertseg_tf.asm.fit_asm_run` alone names the method at the top level.
-        method = (stored.get("config") or stored)["method"]
-    except OSError:
-        raise DataError(config_path, "not a run folder (config.json missing)") from None
-    except (ValueError, KeyError, TypeError):
-        raise DataError(config_path, "no method recorded", field="config.method") from None
-    model_file = RUN_MODEL_FILES["unet" if method.startswith("unet") else "asm"]
-    if not (run_dir / model_file).is_file():
-        raise DataError(run_dir / model_file, "run has no finished model (training incomplete?)")
-    return method
+    folder = RunFolder(run_dir)
+    folder.finished_model_path()
+    return folder.method()
 
 
 def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
@@ -52,14 +39,15 @@ def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
         ("mask", (N, 64, 64) uint8 masks) for a UNet run, or ("contour", list of (K, 2)
         patch-space contours) for an active shape model run.
     """
-    method = run_method(run_dir)
-    if method.startswith("asm"):
+    folder = RunFolder(run_dir)
+    model_path = folder.finished_model_path()
+    if folder.method().startswith("asm"):
         from vertseg_tf.asm import load_asm
 
-        return "contour", load_asm(run_dir).predict(images)
-    from vertseg_tf.deploy.inference import load_keras_model
+        return "contour", load_asm(model_path).predict(images)
+    from vertseg_tf.models_io import load_keras_model
 
-    model = load_keras_model(Path(run_dir) / RUN_MODEL_FILES["unet"])
+    model = load_keras_model(model_path)
     probabilities = model.predict(images[..., None], batch_size=batch_size, verbose=0)
     return "mask", (probabilities[..., 1] > probabilities[..., 0]).astype(np.uint8)
 

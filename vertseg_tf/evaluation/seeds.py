@@ -28,7 +28,7 @@ import numpy as np
 from vertseg_tf.atomic import atomic_dir, write_text_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.evaluation.records import VertebraResult
-from vertseg_tf.evaluation.report import Table
+from vertseg_tf.evaluation.report.tables import Table
 from vertseg_tf.evaluation.statistics import (
     METRICS,
     NETWORKS,

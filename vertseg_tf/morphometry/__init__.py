@@ -15,7 +15,6 @@ from vertseg_tf.morphometry.column import (
     ColumnMeasurement,
     SegmentMeasurement,
     VertebraMeasurement,
-    check_column_outlines,
     measure_column,
     neighbour_indices,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "ColumnMeasurement",
     "SegmentMeasurement",
     "VertebraMeasurement",
-    "check_column_outlines",
     "check_outline",
     "detect_facing",
     "genant",

@@ -22,7 +22,6 @@ from vertseg_tf.morphometry.readouts import (
 )
 from vertseg_tf.morphometry.six_points import (
     POINT_NAMES,
-    check_outline,
     detect_facing,
     from_canonical,
     place_six_points,
@@ -35,7 +34,6 @@ __all__ = [
     "ColumnMeasurement",
     "SegmentMeasurement",
     "VertebraMeasurement",
-    "check_column_outlines",
     "measure_column",
     "neighbour_indices",
 ]
@@ -317,12 +315,3 @@ def measure_column(
                                                               c7.posterior_wall_deg)
     return column
 
-
-def check_column_outlines(outlines, labels, source: str = "outline") -> None:
-    """Raise the first unusable outline's problem as a DataError naming `source` and the
-    vertebra (for callers that must stop at a bad outline)."""
-    for label, outline in zip(labels, outlines):
-        try:
-            check_outline(outline)
-        except DataError as error:
-            raise DataError(source, error.problem, field=f"{label}.contour") from None

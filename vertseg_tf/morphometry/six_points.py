@@ -11,14 +11,17 @@ Placement (deterministic, no random start, a fixed number of refinements):
    degrees. The start is the local spine axis when the caller knows it (the neighbouring
    centres, as the patches use), else the principal axis of the outline's area nearer the
    image vertical.
-2. The body's depth D is the outline's extent along `posterior`. On the lines parallel to
-   `down` at `STATIONS` = 10 %, 50 % and 90 % of D from the anterior extreme, the outline's
-   most superior crossing is the superior point and its most inferior crossing the
-   inferior point: anterior, middle and posterior.
+2. The body's depth D is measured wall to wall across its middle: along the line through
+   the area centroid in the direction `posterior`, from the first to the last crossing of
+   the outline (so corner osteophytes and the anterior-inferior lip do not stretch it). On
+   the lines parallel to `down` at `STATIONS` = 10 %, 50 % and 90 % of D from the anterior
+   wall, the outline's most superior crossing is the superior point and its most inferior
+   crossing the inferior point: anterior, middle and posterior.
 3. The frame is re-aimed: `posterior` becomes the mean direction of the two endplates
    (superior-anterior -> superior-posterior and inferior-anterior -> inferior-posterior), and
-   step 2 is repeated: `AIMING_STATIONS` lists the refinements, the first two at the inner
-   stations 25/50/75 % (robust to a poor start axis), then two at the final ones.
+   step 2 is repeated: `AIMING_STATIONS` lists the refinements, all at the inner stations
+   25/50/75 % (robust to a poor start axis, untouched by the lip and corner osteophytes); the
+   six points are then placed at `STATIONS` in the last frame.
 
 The 10 % inset keeps the anterior and posterior points on the endplates, off the rounded
 corners, the anterior-inferior lip and small corner osteophytes; the synthetic generator
@@ -33,6 +36,7 @@ from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import (
     line_crossings,
     polygon_area,
+    polygon_centroid,
     polygon_is_simple,
     polygon_second_moments,
 )
@@ -57,9 +61,10 @@ FACINGS = ("left", "right")
 STATIONS = (0.1, 0.5, 0.9)
 """Fractions of the body depth, from the anterior extreme, of the anterior, middle and
 posterior points."""
-AIMING_STATIONS = ((0.25, 0.5, 0.75),) * 2 + (STATIONS,) * 2
-"""Stations of the frame refinements: the inner ones first, which stay on the endplates
-even when the start axis is 20 degrees off, then the final ones."""
+AIMING_STATIONS = ((0.25, 0.5, 0.75),) * 4
+"""Stations of the frame refinements: inner ones, which stay on the endplates even when the
+start axis is 20 degrees off, and which the anterior-inferior lip and corner osteophytes
+(outside 20 % of the depth) do not tilt."""
 MIN_OUTLINE_POINTS = 4
 POINT_NAMES = (
     "superior_anterior",
@@ -157,8 +162,11 @@ def principal_down_axis(outline: np.ndarray) -> np.ndarray:
 
 
 def _endplate_points(outline, centre, down, posterior, stations=STATIONS) -> np.ndarray:
-    along = (outline - centre) @ posterior
-    anterior_end, posterior_end = along.min(), along.max()
+    walls = line_crossings(outline, centre, posterior)
+    if len(walls) < 2:
+        raise DataError("outline", "the body's walls cannot be found (the outline does not "
+                                   "cross its mid-line)")
+    anterior_end, posterior_end = walls[0], walls[-1]
     points = np.empty((6, 2))
     for k, fraction in enumerate(stations):
         origin = centre + (anterior_end + fraction * (posterior_end - anterior_end)) * posterior
@@ -191,7 +199,7 @@ def place_six_points(outline, down=None) -> np.ndarray:
         [[1.0, 0.0], [1.0, 8.0]]
     """
     outline = check_outline(outline)
-    centre = outline.mean(axis=0)
+    centre = polygon_centroid(outline)
     down = principal_down_axis(outline) if down is None else _unit(down)
     for stations in AIMING_STATIONS:
         points = _endplate_points(outline, centre, down, _posterior_of(down), stations)

@@ -20,7 +20,8 @@ from vertseg_tf.training.config import (
     load_config,
 )
 from vertseg_tf.training.data import TrainingData, epoch_order, load_training_data, resolve_dataset
-from vertseg_tf.training.run import TrainResult, read_run_config, train
+from vertseg_tf.training.run import TrainResult, fit_asm_run, train
+from vertseg_tf.training.run_folder import RunFolder, read_run_config
 
 __all__ = [
     "LOOPS",
@@ -28,10 +29,12 @@ __all__ = [
     "MIXED_PRECISION",
     "STRATEGIES",
     "TRAIN_PRESETS",
+    "RunFolder",
     "TrainConfig",
     "TrainResult",
     "TrainingData",
     "epoch_order",
+    "fit_asm_run",
     "load_config",
     "load_training_data",
     "read_run_config",

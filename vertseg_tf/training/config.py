@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "MODEL_SELECTIONS",
     "STRATEGIES",
     "TRAIN_PRESETS",
+    "StepCallback",
     "TrainConfig",
     "load_config",
 ]
@@ -35,6 +37,9 @@ MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
 MODEL_PRESET_NAMES = ("paper", "demo", "study", "smoke")
+StepCallback = Callable[[int], None]
+"""Called with the global step number after every optimisation step; raising stops training."""
+
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODEL_SELECTIONS = ("last", "best")
 # The options of `vertseg_tf.losses.ShapeAwareLoss`, spelled out so that the config does not

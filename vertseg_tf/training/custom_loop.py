@@ -13,31 +13,22 @@ previous complete checkpoint.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from vertseg_tf.atomic import write_json_atomic
-from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy
 from vertseg_tf.model import build_unet
 from vertseg_tf.progress import Progress
-from vertseg_tf.training.config import TrainConfig
+from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData, epoch_order
+from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
 from vertseg_tf.training.optimizer import make_optimizer
-from vertseg_tf.training.run import (
-    HISTORY_FILE,
-    StepCallback,
-    read_history,
-    write_history,
-)
+from vertseg_tf.training.run_folder import RunFolder
 
-__all__ = ["check_strategy", "make_strategy", "run_custom_loop", "seed_everything"]
+__all__ = ["run_custom_loop"]
 
 _PREVIEW_PATCHES = 4
 _VALIDATION_BATCH = 256
@@ -45,47 +36,6 @@ _STEP_SCALARS_EVERY = 10
 _EPOCH_LINE_VALUES = (
     "loss", "shape_error", "val_loss", "val_pixel_accuracy", "val_dice", "val_shape_error"
 )
-
-
-def seed_everything(config: TrainConfig) -> None:
-    """Seed Python, numpy and TensorFlow; switch on op determinism when asked."""
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for `TrainConfig.strategy`.
-
-    "default" is one device; "mirrored" mirrors over all local GPUs, else over all logical
-    CPU devices; "multiworker" reads the cluster from the `TF_CONFIG` environment variable.
-
-    Raises:
-        ConfigError: "multiworker" without `TF_CONFIG`.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
-    if "TF_CONFIG" not in os.environ:
-        raise ConfigError(
-            "--strategy multiworker reads the cluster from TF_CONFIG, which is not set"
-        )
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def check_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
-    """Refuse a batch that does not split evenly over the replicas.
-
-    (The host E, e_mode "py_function", is refused for every strategy but "default" by
-    `TrainConfig` itself, before anything is written.)
-    """
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise ConfigError(
-            f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
-        )
 
 
 def _loss_function(config: TrainConfig, epoch: tf.Variable):
@@ -136,8 +86,7 @@ def _preview_image(x, y_true, y_pred) -> tf.Tensor:
 def run_custom_loop(
     config: TrainConfig,
     data: TrainingData,
-    run_dir: Path,
-    record: dict,
+    folder: RunFolder,
     resume: bool,
     step_callback: StepCallback | None = None,
 ):
@@ -146,9 +95,8 @@ def run_custom_loop(
     Args:
         config: the run's config.
         data: training and validation arrays.
-        run_dir: the run folder (exists).
-        record: the run's `config.json` content, written next to every checkpoint.
-        resume: restore the last checkpoint of `run_dir` first.
+        folder: the run folder (exists; its record is written).
+        resume: restore the last checkpoint of `folder` first.
         step_callback: called with the global step after every step.
     """
     seed_everything(config)
@@ -172,23 +120,20 @@ def run_custom_loop(
         global_step=global_step,
         best_val_loss=best_val_loss,
     )
-    checkpoint_root = run_dir / "checkpoints"
     last_manager = tf.train.CheckpointManager(
-        checkpoint, str(checkpoint_root / "last"), max_to_keep=config.keep_checkpoints,
+        checkpoint, str(folder.checkpoint_dir("last")), max_to_keep=config.keep_checkpoints,
         step_counter=global_step,
     )
     best_manager = tf.train.CheckpointManager(
-        checkpoint, str(checkpoint_root / "best"), max_to_keep=1, step_counter=global_step
+        checkpoint, str(folder.checkpoint_dir("best")), max_to_keep=1, step_counter=global_step
     )
-    for folder in ("last", "best"):
-        write_json_atomic(record, checkpoint_root / folder / "config.json")
     history = []
     if resume:
         if last_manager.latest_checkpoint:
             checkpoint.restore(last_manager.latest_checkpoint).assert_existing_objects_matched()
         # Rows of epochs the restored checkpoint has not finished are redone.
         history = [
-            row for row in read_history(run_dir / HISTORY_FILE)
+            row for row in folder.read_history()
             if row["epoch"] <= int(epoch.numpy())
         ]
 
@@ -241,7 +186,7 @@ def run_custom_loop(
         return strategy.experimental_distribute_dataset(batches)
 
     writers = {
-        name: tf.summary.create_file_writer(str(run_dir / "tensorboard" / name))
+        name: tf.summary.create_file_writer(str(folder.tensorboard / name))
         for name in ("train", "validation")
     }
     progress = Progress("train", unit="steps", interval_s=2.0)
@@ -284,7 +229,7 @@ def run_custom_loop(
         epoch.assign(epoch_number + 1)
         step_in_epoch.assign(0)
         _log_epoch(writers, row, model, data)
-        write_history(history, run_dir / HISTORY_FILE)
+        folder.write_history(history)
         monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
         selectable = row["epoch"] >= config.first_selectable_epoch
         if selectable and monitored is not None and monitored < float(best_val_loss.numpy()):

@@ -54,19 +54,31 @@ class TrainingData:
         }
 
 
-def resolve_dataset(dataset, config: TrainConfig) -> Path:
+def resolve_dataset(
+    dataset, config: TrainConfig, *, generator_version: int | None = None,
+    hard_share: float | None = None,
+) -> Path:
     """The dataset folder to train on: `dataset`, or the embedded synthetic one when None.
 
     The synthetic dataset (`config.synthetic_images` images of size `config.synthetic_size`,
     seed 0) is generated into the cache on first use and reused afterwards.
+
+    Args:
+        dataset: a native dataset folder, or None.
+        config: the training configuration.
+        generator_version: synthetic generator version (None: the current one, 2).
+        hard_share: the synthetic test split's exact share of hard vertebrae (v2), or None.
 
     Raises:
         DataError: `dataset` is not a folder holding `dataset.json`.
     """
     if dataset is None:
         from vertseg_tf.data.synthetic import default_dataset_path
+        from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
 
-        return default_dataset_path(config.synthetic_size, config.synthetic_images)
+        return default_dataset_path(config.synthetic_size, config.synthetic_images,
+                                    version=generator_version or GENERATOR_VERSION,
+                                    hard_share=hard_share)
     path = Path(dataset)
     if not (path / "dataset.json").is_file():
         problem = "not a folder" if not path.is_dir() else "no dataset.json in this folder"

@@ -10,20 +10,19 @@ TensorBoard callback) import TensorFlow when they are used.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import keras
 
-from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss, ShapeWarmup
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
 from vertseg_tf.model import build_unet
 from vertseg_tf.progress import keras_verbose
-from vertseg_tf.training.config import TrainConfig
+from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
+from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
 from vertseg_tf.training.optimizer import make_optimizer
-from vertseg_tf.training.run import HISTORY_FILE, StepCallback, read_history
+from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = ["compile_unet", "run_fit_loop"]
 
@@ -106,7 +105,7 @@ class _StepCounter(keras.callbacks.Callback):
 def run_fit_loop(
     config: TrainConfig,
     data: TrainingData,
-    run_dir: Path,
+    folder: RunFolder,
     resume: bool,
     step_callback: StepCallback | None = None,
 ):
@@ -132,8 +131,6 @@ def run_fit_loop(
                 f"--strategy {config.strategy} needs the TensorFlow backend "
                 f"(running {keras.backend.backend()!r})"
             )
-        from vertseg_tf.training.custom_loop import check_strategy, make_strategy, seed_everything
-
         seed_everything(config)
         strategy = make_strategy(config.strategy)
         check_strategy(config, strategy)
@@ -141,28 +138,23 @@ def run_fit_loop(
             model = compile_unet(config, steps_per_epoch)
     else:
         model = compile_unet(config, steps_per_epoch)
-    checkpoints = run_dir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        {"config": config.to_dict(), "data": data.describe()}, checkpoints / "config.json"
-    )
     has_validation = len(data.val_x) > 0
     monitor = "val_loss" if has_validation else "loss"
     callbacks = [
         keras.callbacks.BackupAndRestore(
-            str(checkpoints / "backup"), save_freq=config.checkpoint_every_steps or "epoch"
+            str(folder.checkpoint_dir("backup")), save_freq=config.checkpoint_every_steps or "epoch"
         ),
         keras.callbacks.ModelCheckpoint(
-            str(checkpoints / "last.weights.h5"), save_weights_only=True
+            str(folder.checkpoints / "last.weights.h5"), save_weights_only=True
         ),
         _BestCheckpoint(
-            str(checkpoints / "best.weights.h5"), monitor, config.first_selectable_epoch
+            str(folder.checkpoints / "best.weights.h5"), monitor, config.first_selectable_epoch
         ),
-        _HistoryLogger(str(run_dir / HISTORY_FILE), append=resume),
+        _HistoryLogger(str(folder.history_path), append=resume),
         ShapeWarmup(),
     ]
     if on_tensorflow and importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(str(folder.tensorboard)))
     if step_callback is not None:
         callbacks.append(_StepCounter(step_callback))
     model.fit(
@@ -175,7 +167,7 @@ def run_fit_loop(
         callbacks=callbacks,
         verbose=keras_verbose(),
     )
-    best = checkpoints / "best.weights.h5"
+    best = folder.checkpoints / "best.weights.h5"
     if config.model_selection == "best" and best.is_file():
         model.load_weights(str(best))
-    return model, read_history(run_dir / HISTORY_FILE)
+    return model, folder.read_history()

@@ -18,12 +18,17 @@ __all__ = [
     "ANNOTATED_LEVELS",
     "FRACTURE_STATION",
     "LEVELS",
+    "SIX_POINTS",
+    "SPINE_RANGES_V1",
+    "SPINE_RANGES_V2",
     "BodyParams",
     "Fracture",
     "Level",
     "Spine",
+    "SpineRanges",
     "body_outline",
     "sample_spine",
+    "six_points",
 ]
 
 LEVELS = ("C2", "C3", "C4", "C5", "C6", "C7", "T1")
@@ -38,19 +43,28 @@ _OUTLINE_SAMPLES = 1024
 # Fracture heights are defined at these stations of the body depth (fraction from the
 # anterior and the posterior ends): the anterior height there is (1 - loss) times the posterior.
 FRACTURE_STATION = 0.1
+SIX_POINTS = ("superior_anterior", "superior_middle", "superior_posterior",
+              "inferior_anterior", "inferior_middle", "inferior_posterior")
 
 
 @dataclass(frozen=True)
 class Fracture:
     """A vertebral body fracture.
 
+    Heights are chords at `FRACTURE_STATION` of the nominal depth in from the anterior and the
+    posterior ends (the anterior and posterior stations) and at the body's middle.
+
     Args:
-        kind: "wedge" (anterior collapse) or "compression" (whole body, more anteriorly).
-        anterior_height_loss: 1 - anterior height / posterior height, measured at
-            `FRACTURE_STATION` of the depth from each end (0.2-0.5 in the generator).
-        posterior_height_loss: uniform collapse of the whole body (0 for a wedge).
+        kind: "wedge" (anterior collapse), "compression" (generator v1: whole body, more
+            anteriorly), "biconcave" (v2: both endplates sink in the middle) or "crush" (v2:
+            the whole body collapses, the posterior wall at least as much as the anterior).
+        anterior_height_loss: wedge and compression: 1 - anterior height / posterior height.
+        posterior_height_loss: compression and crush: uniform collapse of the whole body (0 for
+            a wedge or a biconcave fracture); the posterior height is (1 - it) x the intact one.
         irregularity: amplitude of the broken superior endplate, as a fraction of the height.
         phases: random phases of the endplate irregularity.
+        middle_height_loss: biconcave: 1 - middle height / intact middle height.
+        anterior_sparing: crush: the anterior height loses (1 - it) x the posterior loss.
     """
 
     kind: str
@@ -58,6 +72,17 @@ class Fracture:
     posterior_height_loss: float
     irregularity: float
     phases: tuple[float, ...]
+    middle_height_loss: float = 0.0
+    anterior_sparing: float = 0.0
+
+    @property
+    def height_loss(self) -> float:
+        """The largest height loss the fracture applies (what grades it, after Genant)."""
+        if self.kind == "biconcave":
+            return self.middle_height_loss
+        if self.kind == "crush":
+            return self.posterior_height_loss
+        return self.anterior_height_loss
 
 
 @dataclass(frozen=True)
@@ -113,6 +138,11 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
     Example:
         >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
     """
+    return _resample_closed(np.stack(_dense_outline(params), axis=1), n_points)
+
+
+def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
+    """The outline at `_OUTLINE_SAMPLES` parameter steps (x posterior, y down), before resampling."""
     a, b = params.depth / 2.0, params.height / 2.0
     t = np.linspace(0.0, 2.0 * np.pi, _OUTLINE_SAMPLES, endpoint=False)
     cos_t, sin_t = np.cos(t), np.sin(t)
@@ -144,8 +174,35 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
 
     if params.fracture is not None:
         x, y = _fracture(x, y, a, b, params.fracture)
+    return x, y
 
-    return _resample_closed(np.stack([x, y], axis=1), n_points)
+
+def six_points(params: BodyParams) -> dict[str, np.ndarray]:
+    """The six morphometry points of a body, from its own construction, in its own frame.
+
+    The anterior, middle and posterior points of each endplate are where the outline crosses
+    the lines x = -s, 0 and +s across the body's own antero-posterior axis, with
+    s = (1 - 2 * FRACTURE_STATION) * depth / 2 (10 % of the nominal depth in from each end):
+    the superior point is the crossing nearest the top, the inferior one nearest the bottom.
+
+    Args:
+        params: the body's shape parameters.
+
+    Returns:
+        `SIX_POINTS` name -> (x, y) in the body frame (mm, x towards posterior, y down).
+    """
+    x, y = _dense_outline(params)
+    station = (1.0 - 2.0 * FRACTURE_STATION) * params.depth / 2.0
+    following_x, following_y = np.roll(x, -1), np.roll(y, -1)
+    points = {}
+    for name, position in (("anterior", -station), ("middle", 0.0), ("posterior", station)):
+        crossing = (x - position) * (following_x - position) <= 0
+        crossing &= x != following_x
+        t = (position - x[crossing]) / (following_x[crossing] - x[crossing])
+        ys = y[crossing] + t * (following_y[crossing] - y[crossing])
+        points[f"superior_{name}"] = np.array([position, ys.min()])
+        points[f"inferior_{name}"] = np.array([position, ys.max()])
+    return {name: points[name] for name in SIX_POINTS}
 
 
 def _fracture(x: np.ndarray, y: np.ndarray, a: float, b: float, fracture: Fracture):
@@ -158,7 +215,16 @@ def _fracture(x: np.ndarray, y: np.ndarray, a: float, b: float, fracture: Fractu
     if fracture.kind == "compression":
         y = y + 0.12 * b * central * top
     wobble = sum(np.sin((4.0 + 2.0 * i) * np.pi * x / a + p) for i, p in enumerate(fracture.phases))
+    if fracture.kind in ("biconcave", "crush"):
+        # Zero at the middle station too, so the applied middle loss is the measured one.
+        central = central * np.sin(np.pi * x / (0.6 * a)) ** 2
     y = y + fracture.irregularity * b * central * top * wobble / max(len(fracture.phases), 1)
+    if fracture.kind == "biconcave":
+        inside = np.clip(np.abs(x) / x_posterior, 0.0, 1.0)
+        return x, y * (1.0 - fracture.middle_height_loss * np.cos(0.5 * np.pi * inside) ** 2)
+    if fracture.kind == "crush":
+        spared = fracture.anterior_sparing * towards_anterior
+        return x, y * (1.0 - fracture.posterior_height_loss * (1.0 - spared))
     y = y * (1.0 - fracture.anterior_height_loss * towards_anterior)
     return x, y * (1.0 - fracture.posterior_height_loss)
 
@@ -232,10 +298,58 @@ def _harmonics(rng: np.random.Generator, amplitude: float) -> np.ndarray:
     return coefficients
 
 
+@dataclass(frozen=True)
+class SpineRanges:
+    """The ranges `sample_spine` draws from (uniform unless said otherwise; angles in degrees).
+
+    Args:
+        lordotic, straight, kyphotic: bend of the curve from top to bottom for each kind
+            (chosen with probabilities 0.6, 0.25, 0.15).
+        tilt: global tilt of the column.
+        scale: patient scale of every length.
+        jitter_sd: relative standard deviation of each body's depth and height.
+        corner_power, concavity_top, concavity_bottom, lip: `BodyParams` ranges.
+        osteophyte_mm: osteophyte length at degenerative levels (times the scale).
+        harmonic_amplitude: standard deviation of the outline's smooth perturbation.
+        disc: disc height factor; narrowed: its extra factor between degenerative levels.
+    """
+
+    lordotic: tuple[float, float]
+    straight: tuple[float, float]
+    kyphotic: tuple[float, float]
+    tilt: tuple[float, float]
+    scale: tuple[float, float]
+    jitter_sd: float
+    corner_power: tuple[float, float]
+    concavity_top: tuple[float, float]
+    concavity_bottom: tuple[float, float]
+    lip: tuple[float, float]
+    osteophyte_mm: tuple[float, float]
+    harmonic_amplitude: float
+    disc: tuple[float, float]
+    narrowed: tuple[float, float]
+
+
+SPINE_RANGES_V1 = SpineRanges(
+    lordotic=(15.0, 40.0), straight=(-5.0, 5.0), kyphotic=(-25.0, -8.0), tilt=(-20.0, 20.0),
+    scale=(0.88, 1.12), jitter_sd=0.035, corner_power=(3.5, 6.5), concavity_top=(0.02, 0.08),
+    concavity_bottom=(0.03, 0.10), lip=(0.04, 0.16), osteophyte_mm=(1.5, 3.2),
+    harmonic_amplitude=0.012, disc=(0.85, 1.15), narrowed=(0.3, 0.5),
+)
+# Generator v2 draws wider than real films vary (domain randomisation).
+SPINE_RANGES_V2 = SpineRanges(
+    lordotic=(5.0, 50.0), straight=(-8.0, 8.0), kyphotic=(-30.0, -5.0), tilt=(-30.0, 30.0),
+    scale=(0.8, 1.2), jitter_sd=0.06, corner_power=(3.0, 8.0), concavity_top=(0.0, 0.12),
+    concavity_bottom=(0.0, 0.14), lip=(0.0, 0.22), osteophyte_mm=(1.0, 5.0),
+    harmonic_amplitude=0.016, disc=(0.7, 1.3), narrowed=(0.25, 0.6),
+)
+
+
 def sample_spine(
     rng: np.random.Generator,
     fractures: dict[str, Fracture],
     degenerative: frozenset[str],
+    ranges: SpineRanges = SPINE_RANGES_V1,
 ) -> Spine:
     """Sample the spine curve and the body shapes, with the curve's top at the origin.
 
@@ -243,38 +357,40 @@ def sample_spine(
         rng: the image's random generator.
         fractures: fractured level -> its fracture.
         degenerative: levels with osteophytes and narrowed discs below them.
+        ranges: what to draw from (generator v1's by default).
 
     Returns:
         The `Spine`, levels C2..T1, in millimetres relative to the curve's start.
     """
     curve_kind = rng.choice(["lordotic", "straight", "kyphotic"], p=[0.6, 0.25, 0.15])
     bend = {
-        "lordotic": rng.uniform(15.0, 40.0),
-        "straight": rng.uniform(-5.0, 5.0),
-        "kyphotic": rng.uniform(-25.0, -8.0),
+        "lordotic": rng.uniform(*ranges.lordotic),
+        "straight": rng.uniform(*ranges.straight),
+        "kyphotic": rng.uniform(*ranges.kyphotic),
     }[curve_kind]
-    tilt = rng.uniform(-20.0, 20.0)
-    scale = rng.uniform(0.88, 1.12)
+    tilt = rng.uniform(*ranges.tilt)
+    scale = rng.uniform(*ranges.scale)
 
     params = {}
     for label in LEVELS:
-        jitter = rng.normal(1.0, 0.035, size=2)
+        jitter = rng.normal(1.0, ranges.jitter_sd, size=2)
         params[label] = BodyParams(
             depth=_DEPTH_MM[label] * scale * jitter[0],
             height=_HEIGHT_MM[label] * scale * jitter[1],
-            corner_power=rng.uniform(3.5, 6.5),
-            concavity_top=rng.uniform(0.02, 0.08),
-            concavity_bottom=rng.uniform(0.03, 0.10),
-            lip=rng.uniform(0.04, 0.16) if label != "T1" and label not in fractures else 0.0,
-            osteophyte_mm=rng.uniform(1.5, 3.2) * scale if label in degenerative else 0.0,
-            harmonics=_harmonics(rng, 0.012),
+            corner_power=rng.uniform(*ranges.corner_power),
+            concavity_top=rng.uniform(*ranges.concavity_top),
+            concavity_bottom=rng.uniform(*ranges.concavity_bottom),
+            lip=rng.uniform(*ranges.lip) if label != "T1" and label not in fractures else 0.0,
+            osteophyte_mm=(rng.uniform(*ranges.osteophyte_mm) * scale
+                           if label in degenerative else 0.0),
+            harmonics=_harmonics(rng, ranges.harmonic_amplitude),
             fracture=fractures.get(label),
         )
     discs = {}
     for label in LEVELS[:-1]:
         narrowed = label in degenerative and LEVELS[LEVELS.index(label) + 1] in degenerative
-        base = _DISC_MM[label] * scale * rng.uniform(0.85, 1.15)
-        discs[label] = base * rng.uniform(0.3, 0.5) if narrowed else base
+        base = _DISC_MM[label] * scale * rng.uniform(*ranges.disc)
+        discs[label] = base * rng.uniform(*ranges.narrowed) if narrowed else base
 
     arc_centres = []
     position = 0.0

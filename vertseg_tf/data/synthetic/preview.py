@@ -16,21 +16,24 @@ _NORMAL = (80, 220, 80)
 _FRACTURE = (60, 60, 255)
 _OTHER = (0, 170, 255)
 _SHORT = {"fracture": "FX", "osteoporosis": "OP", "degenerative": "DEG", "implant": "IMP",
-          "artefact": "ART"}
+          "artefact": "ART", "listhesis": "LIS"}
 
 
-def preview_tile(image: np.ndarray, record: ImageRecord) -> np.ndarray:
-    """One BGR tile: the image scaled to fit, C3-C7 outlines and labels, conditions.
+def preview_tile(image: np.ndarray, record: ImageRecord, width: int | None = None) -> np.ndarray:
+    """One BGR tile: the image scaled to fit, C3-C7 outlines and labels, facing, conditions.
 
     Args:
         image: (rows, cols) uint16 bone-bright image.
         record: its annotation (image pixel coordinates).
+        width: tile width in pixels (default `TILE_SIZE[0]`); the height keeps its proportion.
 
     Returns:
-        (TILE_SIZE[1], TILE_SIZE[0], 3) uint8 array.
+        (height, width, 3) uint8 array.
     """
-    width, height = TILE_SIZE
-    caption = 34
+    width = int(width or TILE_SIZE[0])
+    height = round(width * TILE_SIZE[1] / TILE_SIZE[0])
+    caption = max(18, round(34 * width / TILE_SIZE[0]))
+    font = 0.45 * max(0.6, width / TILE_SIZE[0])
     scale = min(width / image.shape[1], (height - caption) / image.shape[0])
     size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
     grey = cv2.resize((image >> 8).astype(np.uint8), size, interpolation=cv2.INTER_AREA)
@@ -48,16 +51,19 @@ def preview_tile(image: np.ndarray, record: ImageRecord) -> np.ndarray:
                     0.35, colour, 1, cv2.LINE_AA)
     conditions = sorted({c for v in record.vertebrae for c in v.conditions})
     text = f"{record.id} {record.split}"
+    facing = record.extra.get("facing") or record.extra.get("synthetic", {}).get("facing")
+    if facing:
+        text += f" faces {facing}"
     if conditions:
         text += " " + ",".join(_SHORT.get(c, c) for c in conditions)
-    cv2.putText(tile, text, (4, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+    cv2.putText(tile, text, (4, height - caption // 3), cv2.FONT_HERSHEY_SIMPLEX, font,
                 _OTHER if conditions else (230, 230, 230), 1, cv2.LINE_AA)
     return tile
 
 
 def contact_sheet(tiles: list[np.ndarray]) -> np.ndarray:
-    """Arrange tiles in rows of four on a dark background (BGR uint8)."""
-    width, height = TILE_SIZE
+    """Arrange tiles (all of one size) in rows of four on a dark background (BGR uint8)."""
+    height, width = tiles[0].shape[:2] if tiles else TILE_SIZE[::-1]
     rows = max(1, -(-len(tiles) // _COLUMNS))
     sheet = np.full((rows * height, min(len(tiles), _COLUMNS) * width or width, 3), 16, np.uint8)
     for i, tile in enumerate(tiles):

@@ -17,7 +17,7 @@ import numpy as np
 
 from vertseg_tf.data.synthetic.scene import BonePart, Scene
 
-__all__ = ["MAX_VALUE", "Rendered", "burn_marker", "render_scene"]
+__all__ = ["MAX_VALUE", "Rendered", "burn_marker", "inset_polygon", "render_scene"]
 
 MAX_VALUE = 65535
 _SHIFT = 4
@@ -47,7 +47,7 @@ def _fill_mask(shape, polygons: list[np.ndarray], origin: np.ndarray) -> np.ndar
     return mask
 
 
-def _inset(polygon: np.ndarray, distance: float) -> np.ndarray:
+def inset_polygon(polygon: np.ndarray, distance: float) -> np.ndarray:
     """Move every vertex `distance` along its inward normal."""
     tangent = np.roll(polygon, -1, axis=0) - np.roll(polygon, 1, axis=0)
     normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
@@ -68,7 +68,7 @@ def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:
     origin = np.array([x0, y0], np.float64)
     shape = (y1 - y0, x1 - x0)
     outer = _fill_mask(shape, part.polygons, origin).astype(np.float32)
-    inner = _fill_mask(shape, [_inset(p, part.cortex) for p in part.polygons], origin)
+    inner = _fill_mask(shape, [inset_polygon(p, part.cortex) for p in part.polygons], origin)
     # An inset of a sharp spur can fold outside the outline; bone stays inside it.
     inner = np.minimum(inner.astype(np.float32), outer)
     roi = attenuation[y0:y1, x0:x1]

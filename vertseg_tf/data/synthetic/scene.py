@@ -179,9 +179,8 @@ def _posterior_elements(level: Level, rng: np.random.Generator, density: float) 
     ]
 
 
-def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[BonePart]:
-    """C1, dens, skull base, mandible and hyoid (mm)."""
-    c2 = spine.level("C2")
+def _skull_and_atlas(c2: Level, rng: np.random.Generator, density: float) -> list[BonePart]:
+    """The dens, C1 (anterior arch, lateral mass, posterior arch), the occiput and the clivus."""
     a2, b2 = c2.params.depth / 2.0, c2.params.height / 2.0
     dens = _rounded_box(-0.45 * a2, -b2 - 15.0, 0.55 * a2, -b2 + 3.0, 40)
     c1_front = _ellipse((-a2 - 5.5, -b2 - 9.5), (3.2, 5.0), 0.0, 32)
@@ -192,18 +191,6 @@ def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[
                        (85.0, 62.0), rng.uniform(-0.3, 0.1), 96)
     clivus = np.array([[-a2 - 2.0, -b2 - 26.0], [a2 * 0.5, -b2 - 24.0], [-a2 - 22.0, -b2 - 70.0],
                        [-a2 - 34.0, -b2 - 66.0]])
-    angle = np.array([-a2 - rng.uniform(8.0, 28.0), b2 + rng.uniform(0.0, 18.0)])
-    mandible_shape = np.array([
-        [-85.0, 2.0], [-40.0, 4.0], [0.0, 0.0], [6.0, -20.0], [10.0, -52.0], [3.0, -58.0],
-        [-4.0, -50.0], [-14.0, -46.0], [-22.0, -62.0], [-28.0, -56.0], [-30.0, -24.0],
-        [-50.0, -20.0], [-85.0, -22.0],
-    ]) + rng.normal(0.0, 2.0, size=(13, 2))
-    turn = np.deg2rad(rng.uniform(-12.0, 12.0))
-    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
-    mandible = angle + mandible_shape @ rotation.T * rng.uniform(0.75, 0.95)
-    hyoid_level = spine.level("C3") if rng.uniform() < 0.5 else spine.level("C4")
-    hyoid_a = hyoid_level.params.depth / 2.0
-    hyoid = _ellipse((-hyoid_a - rng.uniform(22.0, 32.0), 3.0), (6.0, 2.2), rng.uniform(-0.5, 0.2))
     return [
         BonePart([c2.to_world(dens)], 1.0, 1.15 * density, 0.65 * density),
         BonePart([c2.to_world(c1_front)], 1.0, 1.1 * density, 0.6 * density),
@@ -211,6 +198,32 @@ def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[
         BonePart([c2.to_world(_smooth(c1_back))], 1.0, 1.0 * density, 0.6 * density),
         BonePart([c2.to_world(occiput)], 4.0, 1.8 * density, 0.9 * density),
         BonePart([c2.to_world(_smooth(clivus))], 2.0, 1.4 * density, 0.9 * density),
+    ]
+
+
+# The mandible in its own frame (mm): the angle at the origin, the body towards -x (anterior),
+# the ramus up (-y) to the condyle and the coronoid process.
+MANDIBLE_SHAPE = np.array([
+    [-85.0, 2.0], [-40.0, 4.0], [0.0, 0.0], [6.0, -20.0], [10.0, -52.0], [3.0, -58.0],
+    [-4.0, -50.0], [-14.0, -46.0], [-22.0, -62.0], [-28.0, -56.0], [-30.0, -24.0],
+    [-50.0, -20.0], [-85.0, -22.0],
+])
+
+
+def _head_bones(spine: Spine, rng: np.random.Generator, density: float) -> list[BonePart]:
+    """C1, dens, skull base, mandible and hyoid (mm)."""
+    c2 = spine.level("C2")
+    a2, b2 = c2.params.depth / 2.0, c2.params.height / 2.0
+    parts = _skull_and_atlas(c2, rng, density)
+    angle = np.array([-a2 - rng.uniform(8.0, 28.0), b2 + rng.uniform(0.0, 18.0)])
+    mandible_shape = MANDIBLE_SHAPE + rng.normal(0.0, 2.0, size=(13, 2))
+    turn = np.deg2rad(rng.uniform(-12.0, 12.0))
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    mandible = angle + mandible_shape @ rotation.T * rng.uniform(0.75, 0.95)
+    hyoid_level = spine.level("C3") if rng.uniform() < 0.5 else spine.level("C4")
+    hyoid_a = hyoid_level.params.depth / 2.0
+    hyoid = _ellipse((-hyoid_a - rng.uniform(22.0, 32.0), 3.0), (6.0, 2.2), rng.uniform(-0.5, 0.2))
+    return parts + [
         BonePart([c2.to_world(_smooth(mandible))], 2.5, 1.2 * density, 0.45 * density),
         BonePart([hyoid_level.to_world(hyoid)], 0.8, 0.8 * density, 0.4 * density),
     ]
@@ -310,6 +323,19 @@ def _image_geometry(rng: np.random.Generator, size: str) -> tuple[int, int, floa
     return rows, cols, spacing
 
 
+def _place_spine(spine: Spine, rng, width_mm: float, height_mm: float) -> dict[str, np.ndarray]:
+    """Put C5 near the middle, then shift so C3-C7 keep a margin; returns their outlines (mm)."""
+    target = np.array([width_mm * rng.uniform(0.5, 0.62), height_mm * rng.uniform(0.46, 0.58)])
+    spine.translate(target - spine.level("C5").center)
+    outlines = {label: spine.level(label).outline(CONTOUR_POINTS) for label in ANNOTATED_LEVELS}
+    stacked = np.vstack(list(outlines.values()))
+    margin = _MARGIN * np.array([width_mm, height_mm])
+    low = margin - stacked.min(axis=0)
+    high = np.array([width_mm, height_mm]) - margin - stacked.max(axis=0)
+    spine.translate(np.clip(0.0, low, high))
+    return {label: spine.level(label).outline(CONTOUR_POINTS) for label in ANNOTATED_LEVELS}
+
+
 def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Scene:
     """Sample one patient and place it in an image, patient facing left.
 
@@ -323,17 +349,7 @@ def build_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> Sce
     """
     spine = sample_spine(rng, plan.fractures, plan.degenerative)
     rows, cols, spacing = _image_geometry(rng, size)
-    width_mm, height_mm = cols * spacing, rows * spacing
-    target = np.array([width_mm * rng.uniform(0.5, 0.62), height_mm * rng.uniform(0.46, 0.58)])
-    spine.translate(target - spine.level("C5").center)
-    outlines = {label: spine.level(label).outline(CONTOUR_POINTS) for label in ANNOTATED_LEVELS}
-    stacked = np.vstack(list(outlines.values()))
-    margin = _MARGIN * np.array([width_mm, height_mm])
-    low = margin - stacked.min(axis=0)
-    high = np.array([width_mm, height_mm]) - margin - stacked.max(axis=0)
-    shift = np.clip(0.0, low, high)
-    spine.translate(shift)
-    outlines = {label: spine.level(label).outline(CONTOUR_POINTS) for label in ANNOTATED_LEVELS}
+    outlines = _place_spine(spine, rng, cols * spacing, rows * spacing)
 
     density = rng.uniform(0.85, 1.15)
     cortex_mm = rng.uniform(0.8, 1.2)

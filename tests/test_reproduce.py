@@ -7,7 +7,7 @@ import pytest
 from vertseg_tf.cli import main
 from vertseg_tf.data.synthetic import generate
 from vertseg_tf.errors import ConfigError
-from vertseg_tf.evaluation.reproduce import METHOD_NAMES, reproduce
+from vertseg_tf.reproduce import METHOD_NAMES, reproduce
 
 TABLES = ("table1_masks", "table2_shape", "table3_hard", "paired_tests")
 FIGURES = ("figure6_error_cdf", "figure7_boxplots", "figure8_qualitative", "figure9_hard_cases")
@@ -87,3 +87,16 @@ def test_smoke_reproduction_over_two_seeds_writes_per_seed_and_aggregated_tables
     assert all("skipped" in line for line in lines)
     with pytest.raises(ConfigError, match="choose another --out"):
         reproduce("smoke", out, dataset=dataset, seeds=3, log=lines.append)
+
+
+def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
+    from vertseg_tf.reproduce import STATE_FILE
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    recorded = {"preset": "smoke", "dataset": None, "generator_version": 1, "hard_share": None,
+                "steps": {}}
+    (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ConfigError, match="generator_version"):
+        reproduce("smoke", out, generator_version=2, log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]

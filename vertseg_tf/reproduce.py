@@ -7,6 +7,8 @@ resumes from its last checkpoint.
 
 Layout of OUT: `runs/<method>/` (one run folder per method, as `vertseg-tf train` writes it),
 `report/` (see `vertseg_tf.evaluation.report`), `reproduce.json` (steps, times, settings).
+With `seeds > 1`: `runs/seed-<s>/<method>/`, `seeds/seed-<s>/` (each seed's report) and
+`report/seeds.md` (see `vertseg_tf.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ REPRODUCE_PRESETS = {
     "paper": ReproducePreset(
         "paper",
         False,
-        "the paper's protocol: 296 full-size images (124 train : 172 test), 45 patches per "
+        "the paper's protocol: 296 small synthetic images (124 train : 172 test), 45 patches per "
         "training vertebra, paper UNet, 30 epochs, batch 25, RMSprop (a GPU job)",
     ),
 }
@@ -119,6 +121,8 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    generator_version: int | None = None,
+    hard_share: float | None = None,
     seeds: int = 1,
     model_selection: str | None = None,
     command_line: str | None = None,
@@ -138,6 +142,10 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        generator_version: version of the synthetic generator when `dataset` is None (None:
+            the current one, 2; 1 reproduces results made before generator v2).
+        hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
+            (e.g. 0.5 gives the demo 60 hard test vertebrae), or None for the usual draw.
         seeds: training seeds per network: the preset's seed and the next `seeds - 1`.
         model_selection: "last" or "best" (see `TrainConfig.model_selection`); None = the
             preset's.
@@ -165,9 +173,14 @@ def reproduce(
     out = Path(out)
     state_path = out / STATE_FILE
     state = _read_state(state_path)
+    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
+
+    synthetic = dataset is None
     given = {
         "preset": preset,
-        "dataset": None if dataset is None else str(Path(dataset).resolve()),
+        "dataset": None if synthetic else str(Path(dataset).resolve()),
+        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
+        "hard_share": hard_share if synthetic else None,
         "seeds": seed_list,
         "model_selection": config.model_selection,
     }
@@ -193,7 +206,9 @@ def reproduce(
         log(f"[{name}] finished in {steps[name]['seconds']} s")
 
     out.mkdir(parents=True, exist_ok=True)
-    run_step("dataset", lambda: {"path": str(Path(resolve_dataset(dataset, config)).resolve())})
+    run_step("dataset", lambda: {"path": str(Path(resolve_dataset(
+        dataset, config, generator_version=given["generator_version"],
+        hard_share=given["hard_share"])).resolve())})
     dataset_dir = Path(steps["dataset"]["path"])
     runs_by_seed = {
         seed: _train_methods(config.replace(seed=seed), settings, out, dataset_dir, cache_dir,
@@ -253,7 +268,7 @@ def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, ru
     with several, `OUT/runs/seed-<s>/<method>` and `<method>/seed-<s>`. The ASMs do not
     depend on the networks' seed: they are fitted once, for the first seed.
     """
-    from vertseg_tf.training import train
+    from vertseg_tf.training import RunFolder, train
 
     single = len(seed_list) == 1
     runs = {}
@@ -268,7 +283,7 @@ def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, ru
             method_config = method_config.replace(augment=settings.asm_augment)
 
         def work(method_config=method_config, run_dir=run_dir):
-            resume = (run_dir / "config.json").is_file()
+            resume = RunFolder(run_dir).config_path.is_file()
             result = train(
                 method_config,
                 dataset_dir,
