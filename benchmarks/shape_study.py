@@ -103,11 +103,13 @@ def _cell(mean: float, sd: float, digits: int = 3) -> str:
 
 
 def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), dataset=None,
-        cache_dir=None, variants=None, max_train_patches=None, log=print) -> dict:
+        cache_dir=None, variants=None, max_train_patches=None, hard_share=None,
+        log=print) -> dict:
     """Run (or finish) the study; returns the results and writes OUT/results.json + table.md.
 
     `max_train_patches` (a seeded subset of the training patches, the same for every variant
-    of a seed) makes each epoch shorter; None keeps the preset's.
+    of a seed) makes each epoch shorter; None keeps the preset's. `hard_share` is the
+    synthetic test split's exact share of hard vertebrae (generator v2; None: the usual draw).
     """
     from vertseg_tf.data.dataset import load_dataset
     from vertseg_tf.data.patches import PatchSet
@@ -124,9 +126,10 @@ def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), da
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.update(mode=mode, preset=preset, seeds=list(range(base.seed, base.seed + seeds)),
                    epochs=counts, max_train_patches=base.max_train_patches,
+                   hard_share=hard_share,
                    platform=platform.platform())
     done = results.setdefault("runs", {})
-    dataset_dir = Path(resolve_dataset(dataset, base))
+    dataset_dir = Path(resolve_dataset(dataset, base, hard_share=hard_share))
     results["dataset"] = str(dataset_dir)
     patches = PatchSet.from_dataset(load_dataset(dataset_dir), "test", False, cache_dir=cache_dir)
     for seed in results["seeds"]:
@@ -215,6 +218,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", help="comma-separated subset of the ablation's variants")
     parser.add_argument("--max-train-patches", type=int,
                         help="train on a seeded subset of this many patches (default: preset's)")
+    parser.add_argument("--hard-share", type=float,
+                        help="synthetic data: exact share of hard test vertebrae, e.g. 0.5")
     parser.add_argument("--dataset", help="native dataset folder (default: synthetic)")
     parser.add_argument("--cache-dir", help="patch cache folder")
     args = parser.parse_args(argv)
@@ -227,7 +232,7 @@ def main(argv=None) -> int:
     results = run(args.mode, args.out, preset=args.preset, seeds=args.seeds,
                   epochs=[int(e) for e in args.epochs.split(",")], dataset=args.dataset,
                   cache_dir=args.cache_dir, variants=variants,
-                  max_train_patches=args.max_train_patches,
+                  max_train_patches=args.max_train_patches, hard_share=args.hard_share,
                   log=lambda line: print(line, file=sys.stderr, flush=True))
     print((Path(args.out) / "table.md").read_text(), end="")
     return 0 if results["runs"] else 1

@@ -12,7 +12,8 @@ from vertseg_tf.losses import E_PER, WEIGHTINGS
 from vertseg_tf.training import TRAIN_PRESETS, TrainConfig, train
 from vertseg_tf.training.config import _E_PER, _SHAPE_WEIGHTINGS
 from vertseg_tf.training.optimizer import learning_rate
-from vertseg_tf.training.run import _best_row, read_history
+from vertseg_tf.training.run import _best_row
+from vertseg_tf.training.run_folder import RunFolder
 
 
 def test_loss_option_names_match_the_loss_module():
@@ -97,7 +98,7 @@ def test_best_selection_keeps_the_lowest_validation_loss(loop, tiny_dataset, pat
         loop=loop, checkpoint_every_steps=0, model_selection="best",
     )
     result = train(config, tiny_dataset, tmp_path / "run", cache_dir=patch_cache)
-    history = [row["val_loss"] for row in read_history(tmp_path / "run" / "history.csv")]
+    history = [row["val_loss"] for row in RunFolder(tmp_path / "run").read_history()]
     data = load_training_data(tiny_dataset, config, cache_dir=patch_cache)
     best_epoch = int(np.argmin(history)) + 1
     assert best_epoch != len(history), "the setup must make the best epoch differ from the last"
@@ -118,7 +119,7 @@ def test_warm_up_trains_the_first_epochs_as_plain_unet(loop, tiny_dataset, patch
     for name, config in (("unet", base.replace(method="unet")),
                          ("warm", base.replace(method="unet-s", shape_warmup_epochs=1))):
         train(config, tiny_dataset, tmp_path / name, cache_dir=patch_cache)
-        runs[name] = read_history(tmp_path / name / "history.csv")
+        runs[name] = RunFolder(tmp_path / name).read_history()
     # Same seed, data order and loss in epoch 1; the shape term joins in epoch 2.
     assert runs["warm"][0]["loss"] == pytest.approx(runs["unet"][0]["loss"], rel=1e-6)
     assert runs["warm"][1]["loss"] > runs["unet"][1]["loss"] * 1.01
