@@ -18,7 +18,9 @@ Both train the `--preset` networks (default `demo`) on the preset's synthetic da
   failure, and the per-seed paired comparison with w = 0 (plain UNet).
 
 Every finished (variant, seed, epochs) is recorded in OUT/results.json and skipped when the
-command runs again, so a killed study resumes; run folders are under OUT/runs.
+command runs again, so a killed study resumes; run folders are under OUT/runs. The tables are
+OUT/curve.md and OUT/ablation.md. Both modes may share one OUT: the ablation then reuses the
+curve's UNet and UNet-S runs at its epoch count.
 """
 
 from __future__ import annotations
@@ -124,8 +126,8 @@ def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), da
     counts = epochs if mode == "curve" else epochs[-1:]
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    results.update(mode=mode, preset=preset, seeds=list(range(base.seed, base.seed + seeds)),
-                   epochs=counts, max_train_patches=base.max_train_patches,
+    results.update(preset=preset, seeds=list(range(base.seed, base.seed + seeds)),
+                   max_train_patches=base.max_train_patches,
                    hard_share=hard_share,
                    platform=platform.platform())
     done = results.setdefault("runs", {})
@@ -150,8 +152,10 @@ def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), da
                 done[key] = row
                 write_json_atomic(results, results_path)
                 log(f"[{key}] error {row['error_mean']:.4f} px in {row['seconds']} s")
-    table = curve_table(results) if mode == "curve" else ablation_table(results)
-    write_text_atomic(table, out / "table.md")
+    results[f"{mode}_epochs"] = counts
+    write_json_atomic(results, results_path)
+    table = curve_table(results, counts) if mode == "curve" else ablation_table(results, counts[-1])
+    write_text_atomic(table, out / f"{mode}.md")
     return results
 
 
@@ -159,13 +163,13 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-").lower()
 
 
-def curve_table(results: dict) -> str:
+def curve_table(results: dict, epochs) -> str:
     """Markdown: per epoch count, UNet and UNet-S error over seeds and the gap per seed."""
     seeds, runs = results["seeds"], results["runs"]
     header = ("| Epochs | UNet error (px) | UNet-S error (px) | UNet - UNet-S per seed (p) "
               "| Same sign in every seed |")
     lines = [header, "|---|---|---|---|---|"]
-    for count in results["epochs"]:
+    for count in epochs:
         rows = {name: [runs.get(f"{name}|{s}|{count}") for s in seeds] for name in CURVE_VARIANTS}
         if any(r is None for group in rows.values() for r in group):
             continue
@@ -178,9 +182,9 @@ def curve_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablation_table(results: dict) -> str:
+def ablation_table(results: dict, count: int) -> str:
     """Markdown: per variant, mean +- sd over seeds, and the paired comparison with w = 0."""
-    seeds, runs, count = results["seeds"], results["runs"], results["epochs"][-1]
+    seeds, runs = results["seeds"], results["runs"]
     header = ("| Variant | Error mean (px) | Hard-case error (px) | Fit failure (%) "
               "| w=0 minus variant per seed (p) |")
     lines = [header, "|---|---|---|---|---|"]
@@ -234,7 +238,7 @@ def main(argv=None) -> int:
                   cache_dir=args.cache_dir, variants=variants,
                   max_train_patches=args.max_train_patches, hard_share=args.hard_share,
                   log=lambda line: print(line, file=sys.stderr, flush=True))
-    print((Path(args.out) / "table.md").read_text(), end="")
+    print((Path(args.out) / f"{args.mode}.md").read_text(), end="")
     return 0 if results["runs"] else 1
 
 

@@ -19,7 +19,7 @@ def test_curve_table_gives_the_gap_per_seed_and_whether_its_sign_holds():
     for seed in (0, 1):
         runs[f"w=0 (UNet)|{seed}|4"] = run_row(UNET[seed])
         runs[f"w=1 (paper)|{seed}|4"] = run_row(UNET_S[seed])
-    table = curve_table({"seeds": [0, 1], "epochs": [2, 4], "runs": runs})
+    table = curve_table({"seeds": [0, 1], "runs": runs}, [2, 4])
     lines = table.splitlines()
     assert len(lines) == 3  # epoch 2 is not measured yet: no row
     unet_means = [np.mean(UNET[0]), np.mean(UNET[1])]
@@ -35,7 +35,7 @@ def test_ablation_table_compares_every_variant_with_w_zero_in_each_seed():
             "w=3|0|4": run_row(UNET_S[0], hard=1.0, failure=10.0),
             "w=3|1|4": run_row(UNET_S[1], hard=2.0, failure=20.0),
             "w=0.1|0|4": run_row(UNET_S[0])}  # seed 1 missing: no row
-    lines = ablation_table({"seeds": [0, 1], "epochs": [4], "runs": runs}).splitlines()
+    lines = ablation_table({"seeds": [0, 1], "runs": runs}, 4).splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == [f"| {BASELINE}", "| w=3"]
     assert "| 1.500 ± 0.707 | 15.00 ± 7.07 |" in lines[3]
     assert lines[2].endswith("| - |")
