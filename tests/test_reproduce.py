@@ -100,3 +100,16 @@ def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
     with pytest.raises(ConfigError, match="generator_version"):
         reproduce("smoke", out, generator_version=2, log=lambda line: None)
     assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]
+
+
+def test_the_demo_asks_for_half_hard_test_vertebrae_and_a_folder_records_it(tmp_path):
+    from vertseg_tf.reproduce import REPRODUCE_PRESETS, STATE_FILE
+
+    assert REPRODUCE_PRESETS["demo"].hard_share == 0.5
+    out = tmp_path / "demo"
+    out.mkdir()
+    recorded = {"preset": "demo", "dataset": None, "generator_version": 2, "hard_share": None,
+                "steps": {}}
+    (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ConfigError, match="'hard_share': 0.5"):
+        reproduce("demo", out, log=lambda line: None)

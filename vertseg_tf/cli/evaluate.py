@@ -86,7 +86,7 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                              "the first one, to reproduce earlier results")
     parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
                         help="synthetic v2 data: exact share of hard vertebrae in the test "
-                             "split, e.g. 0.5")
+                             "split, e.g. 0.5 (default: the preset's; demo 0.5)")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
