@@ -222,28 +222,39 @@ def _memory_total_gib() -> float | None:
     return None
 
 
-def machine_description() -> dict:
-    """CPU model, cores, memory, accelerators, library versions and the load at the start."""
-    import keras
+def machine_description(tensorflow: bool = True) -> dict:
+    """CPU model, cores, memory, accelerators, library versions and the load at the start.
+
+    Args:
+        tensorflow: also describe TensorFlow and Keras (and the accelerators they see); a
+            script that never needed them passes False and does not import them.
+    """
     import numpy as np
-    import tensorflow as tf
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
+    description = {
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": usable,
         "memory_gib": _memory_total_gib(),
-        "accelerators": [device.name for device in tf.config.list_physical_devices()
-                         if device.device_type != "CPU"],
+        "accelerators": None,
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_backend": keras.backend.backend(),
         "numpy": np.__version__,
     }
+    if tensorflow:
+        import keras
+        import tensorflow as tf
+
+        description.update({
+            "accelerators": [device.name for device in tf.config.list_physical_devices()
+                             if device.device_type != "CPU"],
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "keras_backend": keras.backend.backend(),
+        })
+    return description
 
 
 def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:

@@ -63,8 +63,8 @@ def atomic_path(target) -> Iterator[Path]:
     Returns:
         A context manager yielding the temporary `Path` to write.
 
-    Example:
-        >>> with atomic_path("runs/a/model.keras") as temporary:
+    Example (needs a model, so not run as a doctest):
+        >>> with atomic_path("runs/a/model.keras") as temporary:  # doctest: +SKIP
         ...     model.save(temporary)
     """
     target = Path(target)
@@ -99,7 +99,9 @@ def atomic_dir(target, *, replace: bool = False) -> Iterator[Path]:
 
     Example:
         >>> with atomic_dir("runs/report", replace=True) as building:
-        ...     write_text_atomic("# Report\\n", building / "report.md")
+        ...     _ = write_text_atomic("# Report\\n", building / "report.md")
+        >>> [path.name for path in Path("runs/report").iterdir()]
+        ['report.md']
     """
     target = Path(target)
     if not replace and target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -165,7 +167,8 @@ def write_bytes_atomic(data: bytes, path) -> Path:
     """Write `data` to `path` atomically (see `atomic_path`); returns the path.
 
     Example:
-        >>> write_bytes_atomic(b"\\x89PNG...", "out/image.png")
+        >>> write_bytes_atomic(b"\\x89PNG...", "out/image.png").as_posix()
+        'out/image.png'
     """
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
@@ -176,7 +179,8 @@ def write_text_atomic(text: str, path) -> Path:
     """Write `text` as UTF-8 to `path` atomically, newlines untranslated; returns the path.
 
     Example:
-        >>> write_text_atomic("# Report\\n", "out/report.md")
+        >>> write_text_atomic("# Report\\n", "out/report.md").as_posix()
+        'out/report.md'
     """
     with atomic_path(path) as temporary, temporary.open("w", encoding="utf-8", newline="") as out:
         out.write(text)
@@ -187,6 +191,7 @@ def write_json_atomic(obj, path) -> Path:
     """Write `obj` as indented JSON (one space, trailing newline) to `path` atomically.
 
     Example:
-        >>> write_json_atomic({"format": 1}, "out/summary.json")
+        >>> write_json_atomic({"format": 1}, "out/summary.json").read_text()
+        '{\\n "format": 1\\n}\\n'
     """
     return write_text_atomic(json.dumps(obj, indent=1) + "\n", path)

@@ -17,9 +17,11 @@ from skimage.measure import find_contours
 
 __all__ = [
     "apply_affine",
+    "inside_image",
     "invert_affine",
     "line_crossings",
     "mask_to_contours",
+    "point_in_polygon",
     "point_to_polyline_distance",
     "polygon_area",
     "polygon_centroid",
@@ -122,29 +124,34 @@ def _padded_vertices(polygons: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
 def _fill_crossings(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     """Set the pixels whose left or right ray crosses the outline an odd number of times."""
     count, height, width = masks.shape
-    rows = np.arange(height, dtype=np.float64)
-    # Edge (i-1, i): vertex i is "0", vertex i-1 is "1", as in scikit-image.
-    y0 = ys[:, None, :] - rows[None, :, None]
-    y1 = np.roll(ys, 1, axis=1)[:, None, :] - rows[None, :, None]
-    right = (y0 > 0) != (y1 > 0)
-    left = (y0 < 0) != (y1 < 0)
-    crossed = np.flatnonzero(right | left)
-    if len(crossed) == 0:
+    # Edge (i-1, i): vertex i is "0", vertex i-1 is "1", as in scikit-image. It straddles row
+    # r to the right when (y0 > r) != (y1 > r), to the left when (y0 < r) != (y1 < r): the
+    # rows from ceil(min(y0, y1)) to floor(max(y0, y1)), for an edge that is not level.
+    y0, y1 = ys.ravel(), np.roll(ys, 1, axis=1).ravel()
+    x0, x1 = xs.ravel(), np.roll(xs, 1, axis=1).ravel()
+    low, high = np.minimum(y0, y1), np.maximum(y0, y1)
+    first = np.maximum(np.ceil(low), 0).astype(np.int64)
+    last = np.minimum(np.floor(high), height - 1).astype(np.int64)
+    rows_per_edge = np.where(low < high, np.maximum(last - first + 1, 0), 0)
+    total = int(rows_per_edge.sum())
+    if total == 0:
         return
-    polygon_row, edge = np.divmod(crossed, ys.shape[1])
-    vertex = polygon_row // height * ys.shape[1] + edge
+    edge = np.repeat(np.arange(len(y0)), rows_per_edge)
+    row = np.arange(total) - np.repeat(np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge)
+    row += first[edge]
+    group = edge // ys.shape[1] * height + row
+    order = np.argsort(group, kind="stable")
+    edge, row, group = edge[order], row[order].astype(np.float64), group[order]
     columns = np.arange(width, dtype=np.float64)
-    x0 = xs.ravel()[vertex][:, None] - columns
-    x1 = np.roll(xs, 1, axis=1).ravel()[vertex][:, None] - columns
-    edge_y0 = y0.ravel()[crossed][:, None]
-    edge_y1 = y1.ravel()[crossed][:, None]
-    crossing = (x0 * edge_y1 - x1 * edge_y0) / (edge_y1 - edge_y0)
-    odd_right = (crossing > 0) & right.ravel()[crossed][:, None]
-    odd_left = (crossing < 0) & left.ravel()[crossed][:, None]
-    starts = np.flatnonzero(np.r_[True, polygon_row[1:] != polygon_row[:-1]])
+    edge_y0, edge_y1 = (y0[edge] - row)[:, None], (y1[edge] - row)[:, None]
+    crossing = ((x0[edge][:, None] - columns) * edge_y1 - (x1[edge][:, None] - columns) * edge_y0)
+    crossing /= edge_y1 - edge_y0
+    odd_right = (crossing > 0) & ((edge_y0 > 0) != (edge_y1 > 0))
+    odd_left = (crossing < 0) & ((edge_y0 < 0) != (edge_y1 < 0))
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     parity = np.bitwise_xor.reduceat(odd_right.view(np.uint8), starts, axis=0)
     parity |= np.bitwise_xor.reduceat(odd_left.view(np.uint8), starts, axis=0)
-    masks.reshape(count * height, width)[polygon_row[starts]] = parity
+    masks.reshape(count * height, width)[group[starts]] = parity
 
 
 def _mark_vertices(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
@@ -317,8 +324,9 @@ def polyline_distance_maps(
 
     Example:
         >>> line = np.array([[0.0, 1.0], [3.0, 1.0]])
-        >>> polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)[:, 0, 0].tolist()
-        [1.0, 2.0]
+        >>> maps = polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)
+        >>> [round(float(d), 4) for d in maps[:, 0, 0]]  # (0, 0) to (0, 1) and to the end (1, 2)
+        [1.0, 2.2361]
     """
     height, width = (int(n) for n in shape)
     out = np.empty((len(polylines), height, width), np.float32)
@@ -443,15 +451,22 @@ def invert_affine(affine: np.ndarray) -> np.ndarray:
     return np.hstack([linear_inverse, -(linear_inverse @ affine[:, 2])[:, None]])
 
 
+def _shoelace(polygon: np.ndarray):
+    """x, y, the next vertex's x, y, and the cross terms x_k y_k+1 - x_k+1 y_k of a polygon."""
+    x, y = np.asarray(polygon, dtype=np.float64).T
+    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
+    return x, y, x_next, y_next, x * y_next - x_next * y
+
+
 def polygon_area(polygon: np.ndarray) -> float:
-    """Signed shoelace area; positive when the vertices run clockwise on screen (y down).
+    """Signed shoelace area; positive when the vertices run clockwise on screen (y down),
+    which is counter-clockwise in x-right, y-up axes.
 
     Example:
         >>> polygon_area(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 3.0], [0.0, 3.0]]))
         6.0
     """
-    x, y = np.asarray(polygon, dtype=np.float64).T
-    return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
+    return float(0.5 * _shoelace(polygon)[4].sum())
 
 
 def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
@@ -461,14 +476,44 @@ def polygon_centroid(polygon: np.ndarray) -> np.ndarray:
         >>> polygon_centroid(np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 3.0], [0.0, 3.0]]))
         array([1. , 1.5])
     """
-    polygon = np.asarray(polygon, dtype=np.float64)
-    x, y = polygon.T
-    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y_next - x_next * y
+    x, y, x_next, y_next, cross = _shoelace(polygon)
     area = 0.5 * cross.sum()
     if abs(area) < 1e-12:
-        return polygon.mean(axis=0)
+        return np.asarray(polygon, dtype=np.float64).mean(axis=0)
     return np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
+
+
+def point_in_polygon(point, polygon: np.ndarray) -> bool:
+    """Even-odd rule: a ray from `point` towards +x crosses the outline an odd number of times.
+
+    Example:
+        >>> square = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]])
+        >>> point_in_polygon([1.0, 1.0], square), point_in_polygon([3.0, 1.0], square)
+        (True, False)
+    """
+    x, y = np.asarray(point, dtype=np.float64)
+    polygon = np.asarray(polygon, dtype=np.float64)
+    xi, yi = polygon[:, 0], polygon[:, 1]
+    xj, yj = np.roll(xi, -1), np.roll(yi, -1)
+    straddles = (yi > y) != (yj > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_crossing = xi + (y - yi) * (xj - xi) / (yj - yi)
+    return bool(np.count_nonzero(straddles & (x < x_crossing)) % 2)
+
+
+def inside_image(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which (N, 2) xy points lie on an image of `shape` (H, W).
+
+    Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5].
+
+    Example:
+        >>> inside_image(np.array([[-0.5, 0.0], [3.6, 1.0]]), (2, 4)).tolist()
+        [True, False]
+    """
+    height, width = shape
+    points = np.asarray(points, dtype=np.float64)
+    x, y = points[:, 0], points[:, 1]
+    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -20,6 +20,17 @@ from typing import Any
 import keras
 from keras import ops
 
+from vertseg_tf.channels import (
+    BACKGROUND,
+    DISTANCE_CHANNEL,
+    E_MODES,
+    E_PER,
+    MASK_CHANNEL,
+    VERTEBRA,
+    WEIGHTINGS,
+    predicted_mask,
+    true_mask,
+)
 from vertseg_tf.errors import ConfigError
 
 __all__ = [
@@ -37,24 +48,15 @@ __all__ = [
     "shape_term",
 ]
 
-E_MODES = ("graph", "py_function")
-E_PER = ("image", "pixel")
-WEIGHTINGS = ("fixed", "balanced")
-
-
 def _pixel_log_losses(y_true, y_pred):
-    """Per-pixel -sum_j y_j log p_j, shape (B, H, W); the one-hot target comes from channel 0."""
+    """Per-pixel -sum_j y_j log p_j, shape (B, H, W); the one-hot target is the mask channel."""
     y_pred = ops.cast(y_pred, "float32")
-    target = ops.cast(y_true[..., 0], "float32")
+    target = ops.cast(y_true[..., MASK_CHANNEL], "float32")
     probabilities = ops.clip(y_pred, keras.config.epsilon(), 1.0)
     return -(
-        (1.0 - target) * ops.log(probabilities[..., 0]) + target * ops.log(probabilities[..., 1])
+        (1.0 - target) * ops.log(probabilities[..., BACKGROUND])
+        + target * ops.log(probabilities[..., VERTEBRA])
     )
-
-
-def _predicted_mask(y_pred):
-    """The argmax mask (vertebra where p1 > p0; a tie is background), float32 (B, H, W)."""
-    return ops.cast(ops.greater(y_pred[..., 1], y_pred[..., 0]), "float32")
 
 
 def pixel_log_loss(y_true, y_pred):
@@ -123,7 +125,7 @@ def shape_error(y_pred, dist_map):
         8.0
     """
     dist_map = ops.cast(dist_map, "float32")
-    boundary = boundary_mask(_predicted_mask(ops.cast(y_pred, "float32")))
+    boundary = boundary_mask(predicted_mask(ops.cast(y_pred, "float32")))
     count = ops.sum(boundary, axis=(1, 2))
     total = ops.sum(boundary * dist_map, axis=(1, 2))
     mean_on_boundary = total / ops.maximum(count, 1.0)
@@ -191,12 +193,12 @@ def shape_term(y_true, y_pred, e_mode: str = "graph", e_per: str = "image"):
         24.177
     """
     pixel_losses = _pixel_log_losses(y_true, y_pred)
-    true_mask = ops.cast(ops.greater(y_true[..., 0], 0.5), "float32")
-    mismatch = ops.cast(ops.not_equal(_predicted_mask(y_pred), true_mask), "float32")
+    mismatch = ops.cast(ops.not_equal(predicted_mask(y_pred), true_mask(y_true)), "float32")
+    distances = y_true[..., DISTANCE_CHANNEL]
     if e_per == "pixel":
-        error = ops.stop_gradient(ops.cast(y_true[..., 1], "float32"))
+        error = ops.stop_gradient(ops.cast(distances, "float32"))
     else:
-        error = _shape_error_function(e_mode)(y_pred, y_true[..., 1])[:, None, None]
+        error = _shape_error_function(e_mode)(y_pred, distances)[:, None, None]
     return ops.mean(mismatch * error * pixel_losses, axis=(1, 2))
 
 

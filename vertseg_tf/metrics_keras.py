@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from vertseg_tf.channels import DISTANCE_CHANNEL, predicted_mask, true_mask
 from vertseg_tf.losses import shape_error
 
 __all__ = [
@@ -23,8 +24,8 @@ __all__ = [
 
 
 def _masks(y_true, y_pred):
-    predicted = ops.cast(ops.greater(y_pred[..., 1], y_pred[..., 0]), "float32")
-    true = ops.cast(ops.greater(y_true[..., 0], 0.5), "float32")
+    predicted = ops.cast(predicted_mask(y_pred), "float32")
+    true = ops.cast(true_mask(y_true), "float32")
     return true, predicted
 
 
@@ -126,4 +127,4 @@ class MeanShapeError(_PerSampleMean):
 
     @staticmethod
     def _per_sample(y_true, y_pred):
-        return shape_error(y_pred, y_true[..., 1])
+        return shape_error(y_pred, y_true[..., DISTANCE_CHANNEL])

@@ -126,6 +126,7 @@ def reproduce(
     *,
     dataset=None,
     cache_dir=None,
+    workers: int | None = None,
     generator_version: int | None = None,
     hard_share: float | None = None,
     seeds: int = 1,
@@ -147,6 +148,7 @@ def reproduce(
         dataset: a native dataset folder; None = the embedded synthetic dataset of the
             preset (generated and cached on first use).
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         generator_version: version of the synthetic generator when `dataset` is None (None:
             the current one, 2; 1 reproduces results made before generator v2).
         hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
@@ -219,7 +221,7 @@ def reproduce(
     dataset_dir = Path(steps["dataset"]["path"])
     runs_by_seed = {
         seed: _train_methods(config.replace(seed=seed), settings, out, dataset_dir, cache_dir,
-                             run_step, seed_list)
+                             workers, run_step, seed_list)
         for seed in seed_list
     }
     notes = _notes(config, seed_list, settings)
@@ -229,7 +231,7 @@ def reproduce(
         from vertseg_tf.evaluation.runs import evaluate_runs
 
         report = evaluate_runs(
-            dataset_dir, runs, report_dir, cache_dir=cache_dir, title=seed_title,
+            dataset_dir, runs, report_dir, cache_dir=cache_dir, workers=workers, title=seed_title,
             command_line=command_line, progress=log, notes=notes,
             # The report folder belongs to this resumable output folder: a step that was
             # interrupted after writing it but before recording it is redone over it.
@@ -267,8 +269,8 @@ def reproduce(
     return Path(steps["aggregate"]["report"])
 
 
-def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, run_step,
-                   seed_list: list[int]) -> dict[str, Path]:
+def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, workers,
+                   run_step, seed_list: list[int]) -> dict[str, Path]:
     """Train (or reuse) every method for `config.seed`; returns report name -> run folder.
 
     With one seed the runs are `OUT/runs/<method>` and the steps are named by the method;
@@ -298,6 +300,7 @@ def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, ru
                 resume=resume,
                 overwrite=run_dir.exists() and not resume,
                 cache_dir=cache_dir,
+                workers=workers,
             )
             return {"run_dir": str(run_dir), "final": result.get("final", {})}
 

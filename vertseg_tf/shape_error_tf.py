@@ -12,6 +12,8 @@ import numpy as np
 import scipy.ndimage
 import tensorflow as tf
 
+from vertseg_tf.channels import predicted_mask
+
 __all__ = ["boundary_pixels_numpy", "shape_error_numpy", "shape_error_py_function"]
 
 _FOUR_CONNECTED = scipy.ndimage.generate_binary_structure(2, 1)
@@ -36,7 +38,8 @@ def shape_error_numpy(y_pred: np.ndarray, dist_map: np.ndarray) -> np.ndarray:
     """E per sample on the host: mean of `dist_map` over the predicted mask's boundary pixels.
 
     Args:
-        y_pred: (B, H, W, 2) softmax probabilities; the mask is `argmax == 1`.
+        y_pred: (B, H, W, 2) softmax probabilities; the mask is their argmax
+            (`vertseg_tf.channels.predicted_mask`).
         dist_map: (B, H, W) ground-truth distance maps.
 
     Returns:
@@ -46,7 +49,7 @@ def shape_error_numpy(y_pred: np.ndarray, dist_map: np.ndarray) -> np.ndarray:
     dist_map = np.asarray(dist_map, dtype=np.float64)
     errors = np.empty(len(y_pred), dtype=np.float32)
     for index, (probabilities, distances) in enumerate(zip(y_pred, dist_map, strict=True)):
-        boundary = boundary_pixels_numpy(np.argmax(probabilities, axis=-1) == 1)
+        boundary = boundary_pixels_numpy(predicted_mask(probabilities))
         errors[index] = distances[boundary].mean() if boundary.any() else distances.max()
     return errors
 

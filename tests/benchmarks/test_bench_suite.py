@@ -37,7 +37,7 @@ def _measured(report: dict) -> dict:
     return measured
 
 
-def test_only_one_section_marks_the_others_not_selected(tmp_path, capsys):
+def test_only_one_section_marks_the_others_not_selected(tmp_path, capfd):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--only", "synthetic", "--out", str(out)]) == 0
     report = _load_report(out)
@@ -53,25 +53,25 @@ def test_only_one_section_marks_the_others_not_selected(tmp_path, capsys):
     assert measured["synthetic.full.images_per_cpu_second"] == (
         details["full"]["render_and_png_images_per_cpu_second"]
     )
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "synthetic.full.images_per_cpu_second" in printed and f"wrote {out}" in printed
 
 
-def test_unknown_section_is_one_line_error(tmp_path, capsys):
+def test_unknown_section_is_one_line_error(tmp_path, capfd):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--only", "synthetic,gpu", "--out", str(out)]) == 1
-    error = capsys.readouterr().err.strip()
+    error = capfd.readouterr().err.strip()
     assert error.count("\n") == 0 and "gpu" in error and "train_step" in error
     assert not out.exists()
 
 
 def test_missing_benchmarks_folder_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="source checkout"):
-        cli.bench.benchmark_suite(tmp_path)
+        cli.bench.benchmarks_checkout(tmp_path)
 
 
 @pytest.mark.slow
-def test_quick_suite_writes_every_schema_key(tmp_path, capsys):
+def test_quick_suite_writes_every_schema_key(tmp_path, capfd):
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--quick", "--out", str(out)]) == 0
     report = _load_report(out)
@@ -109,5 +109,5 @@ def test_quick_suite_writes_every_schema_key(tmp_path, capsys):
     # 45 patches per vertebra of the quick set's images.
     pipeline = report["details"]["pipeline"]
     assert pipeline["patches"] == 45 * pipeline["vertebrae"]
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert all(key in printed for key in report["schema"])

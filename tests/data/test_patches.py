@@ -328,6 +328,11 @@ def test_cli_prints_counts_and_writes_contact_sheet(tmp_path, counted_reader, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["vertseg-tf patches: error: count must be >= 1, got 0"]
 
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --workers: expected a positive integer, got '0'" in capsys.readouterr().err
+
 
 def test_from_dataset_with_the_real_image_reader(tmp_path):
     import cv2
@@ -439,7 +444,7 @@ def test_data_error_crosses_a_process_boundary():
 
 @pytest.mark.slow
 def test_any_worker_count_gives_the_same_patch_set(synthetic_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(patches, "IMAGES_PER_WORKER", 1)
+    monkeypatch.setattr(patches, "PATCHES_PER_WORKER", 1)
     dataset = load_dataset(synthetic_dataset.root)
     for record in dataset.images:
         record.split = "train"

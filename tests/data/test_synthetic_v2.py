@@ -2,12 +2,13 @@
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 from vertseg_tf.data.dataset import HARD_CONDITIONS
 from vertseg_tf.data.patches import extract_patches
-from vertseg_tf.data.synthetic import default_dataset_path, synthesize
+from vertseg_tf.data.synthetic import default_dataset_path, generate, synthesize
 from vertseg_tf.data.synthetic.anatomy import (
     FRACTURE_STATION,
     LEVELS,
@@ -270,3 +271,16 @@ def test_bad_version_or_share_is_refused():
         synthesize(0, 0, size="small", hard_share=1.5)
     with pytest.raises(ConfigError, match="version 2"):
         synthesize(0, 0, size="small", hard_share=0.5, version=1)
+
+
+def test_default_facing_is_left_or_right_and_the_preview_shows_both(tmp_path):
+    # 12 films at 50/50 all facing one way has probability 2 / 4096.
+    dataset = generate(12, 0, tmp_path / "ds", size="small", preview=True, preview_width=120,
+                       progress=False)
+    facings = [record.extra["facing"] for record in dataset.images]
+    assert set(facings) == {"left", "right"}
+    sheet = cv2.imread(str(tmp_path / "ds" / "preview.png"))
+    assert sheet.shape == (3 * 149, 4 * 120, 3)  # 12 tiles of 120 x round(120 * 520 / 420)
+    v1 = [synthesize(0, i, size="small", version=1).record.extra["synthetic"]["facing"]
+          for i in range(2)]
+    assert v1 == ["left", "left"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from vertseg_tf.cli import main
-from vertseg_tf.data.dataset import FORMAT, Problem, polygon_area_centroid, validate_dataset
+from vertseg_tf.data.dataset import FORMAT, Problem, validate_dataset
 from vertseg_tf.data.images import write_image
+from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 HEIGHT, WIDTH = 32, 40
 
@@ -306,12 +307,10 @@ def test_progress_is_called_per_image(tmp_path):
     ],
 )
 def test_polygon_area_centroid(contour, area, centroid):
-    signed_area, center = polygon_area_centroid(contour)
-    assert signed_area == pytest.approx(area, abs=1e-12)
-    np.testing.assert_allclose(center, centroid, atol=1e-12)
-    reversed_area, reversed_center = polygon_area_centroid(contour[::-1])
-    assert reversed_area == pytest.approx(-area, abs=1e-12)
-    np.testing.assert_allclose(reversed_center, centroid, atol=1e-12)
+    assert polygon_area(contour) == pytest.approx(area, abs=1e-12)
+    np.testing.assert_allclose(polygon_centroid(contour), centroid, atol=1e-12)
+    assert polygon_area(contour[::-1]) == pytest.approx(-area, abs=1e-12)
+    np.testing.assert_allclose(polygon_centroid(contour[::-1]), centroid, atol=1e-12)
 
 
 def test_cli_validate_lines_summary_and_exit_code(tmp_path, capsys):

@@ -19,7 +19,7 @@ from vertseg_tf.morphometry.records import measure_record, read_measurements_csv
 def film(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic") / "data"
     dataset = generate(1, 5, folder, size="small", image_format="dicom", hard_fraction=0.0,
-                       progress=False)
+                       facing="left", progress=False)
     record = dataset.images[0]
     image, _ = read_image(dataset.image_path(record))
     centers = np.array([v.center for v in record.vertebrae])

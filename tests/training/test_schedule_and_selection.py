@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 from vertseg_tf.errors import ConfigError
-from vertseg_tf.losses import E_PER, WEIGHTINGS
 from vertseg_tf.training import TRAIN_PRESETS, TrainConfig, train
-from vertseg_tf.training.config import _E_PER, _SHAPE_WEIGHTINGS
 from vertseg_tf.training.optimizer import learning_rate
 from vertseg_tf.training.run import _best_row
 from vertseg_tf.training.run_folder import RunFolder
-
-
-def test_loss_option_names_match_the_loss_module():
-    assert (_E_PER, _SHAPE_WEIGHTINGS) == (E_PER, WEIGHTINGS)
 
 
 def test_loss_options_reach_the_loss_and_unet_has_no_warm_up():

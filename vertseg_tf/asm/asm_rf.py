@@ -72,9 +72,9 @@ def predict_flat_forests(trees: dict[str, np.ndarray], roots: np.ndarray, featur
     Returns:
         (n_forests, n_rows, n_outputs) predictions.
 
-    Example:
-        >>> trees = flatten_forests([forest])
-        >>> predict_flat_forests(trees, trees["roots"], X[None])[0]  # == forest.predict(X)
+    Example (needs fitted forests, so not run as a doctest):
+        >>> trees = flatten_forests([forest])  # doctest: +SKIP
+        >>> predict_flat_forests(trees, trees["roots"], X[None])[0]  # == forest.predict(X)  # doctest: +SKIP
     """
     # float32 like scikit-learn, compared in float64 against the float64 thresholds.
     features = np.asarray(features, dtype=np.float32).astype(np.float64)
@@ -127,9 +127,9 @@ class ASMRF(ActiveShapeModel):
         seed: seed of the training displacements, the pixel pairs and the forests.
         n_levels, max_iterations, **kwargs: `ActiveShapeModel` arguments.
 
-    Example:
-        >>> model = ASMRF(n_trees=10, max_depth=8).fit(train_patches, train_contours)
-        >>> contours = model.predict(test_patches)
+    Example (needs training patches, so not run as a doctest):
+        >>> model = ASMRF(n_trees=10, max_depth=8).fit(train_patches, train_contours)  # doctest: +SKIP
+        >>> contours = model.predict(test_patches)  # doctest: +SKIP
 
     Reference:
         Lindner, Bromiley, Ionita, Cootes, "Robust and Accurate Shape Model Matching Using

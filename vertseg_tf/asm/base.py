@@ -104,9 +104,9 @@ class ActiveShapeModel(ABC):
         max_iterations: search iterations per level at most.
         tolerance: stop a level when no landmark moved more than this many level pixels.
 
-    Example:
-        >>> model = ASMG(n_landmarks=40, n_levels=3).fit(train_patches, train_contours)
-        >>> landmarks = model.search(patch, start=model.pdm.initial_points((64, 64)) + 2.0)
+    Example (needs training patches, so not run as a doctest):
+        >>> model = ASMG(n_landmarks=40, n_levels=3).fit(train_patches, train_contours)  # doctest: +SKIP
+        >>> landmarks = model.search(patch, start=model.pdm.initial_points((64, 64)) + 2.0)  # doctest: +SKIP
     """
 
     method: str = ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.geometry import polygon_area, polygon_centroid, resample_closed
 
 __all__ = ["PointDistributionModel", "check_contour", "resample_contour"]
 
@@ -45,23 +46,9 @@ def check_contour(contour, *, source: str = _TRAINING, field: str = "contour") -
         points = points[:-1]
     if len(np.unique(points, axis=0)) < 3:
         raise DataError(source, "contour needs at least 3 distinct points", field=field)
-    if abs(_signed_area(points)) < 1e-9:
+    if abs(polygon_area(points)) < 1e-9:
         raise DataError(source, "contour encloses no area", field=field)
     return points
-
-
-def _signed_area(points: np.ndarray) -> float:
-    x, y = points[:, 0], points[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-
-
-def _centroid(points: np.ndarray) -> np.ndarray:
-    x, y = points[:, 0], points[:, 1]
-    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
-    area = 0.5 * np.sum(cross)
-    cx = np.sum((x + np.roll(x, -1)) * cross) / (6.0 * area)
-    cy = np.sum((y + np.roll(y, -1)) * cross) / (6.0 * area)
-    return np.array([cx, cy])
 
 
 def _start_on_ray(points: np.ndarray, origin: np.ndarray, direction: np.ndarray):
@@ -109,17 +96,13 @@ def resample_contour(
         [[1.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 1.0]]
     """
     points = check_contour(contour)
-    if _signed_area(points) < 0:
+    if polygon_area(points) < 0:
         points = points[::-1]
     direction = np.asarray(start_direction, dtype=np.float64)
-    edge, start = _start_on_ray(points, _centroid(points), direction / np.linalg.norm(direction))
-    ordered = np.vstack([start[None], points[edge + 1 :], points[: edge + 1], start[None]])
-    lengths = np.linalg.norm(np.diff(ordered, axis=0), axis=1)
-    arc = np.concatenate([[0.0], np.cumsum(lengths)])
-    targets = np.arange(n_landmarks) * arc[-1] / n_landmarks
-    return np.stack(
-        [np.interp(targets, arc, ordered[:, 0]), np.interp(targets, arc, ordered[:, 1])], axis=1
-    )
+    centroid = polygon_centroid(points)
+    edge, start = _start_on_ray(points, centroid, direction / np.linalg.norm(direction))
+    return resample_closed(np.vstack([start[None], points[edge + 1 :], points[: edge + 1]]),
+                           n_landmarks)
 
 
 def _to_complex(points: np.ndarray) -> np.ndarray:
@@ -155,10 +138,10 @@ class PointDistributionModel:
         variance_kept: share of the shape variance the kept PCA modes explain.
         start_direction: patch direction (x, y) that picks landmark 0 (see `resample_contour`).
 
-    Example:
-        >>> pdm = PointDistributionModel(n_landmarks=40).fit(contours)
-        >>> points = pdm.initial_points((64, 64))
-        >>> b, pose, fitted = pdm.fit_points(points)
+    Example (needs training contours, so not run as a doctest):
+        >>> pdm = PointDistributionModel(n_landmarks=40).fit(contours)  # doctest: +SKIP
+        >>> points = pdm.initial_points((64, 64))  # doctest: +SKIP
+        >>> b, pose, fitted = pdm.fit_points(points)  # doctest: +SKIP
     """
 
     def __init__(

@@ -37,9 +37,9 @@ def load_asm(path) -> ActiveShapeModel:
     Returns:
         The fitted `ASMG`, `ASMM` or `ASMRF`.
 
-    Example:
-        >>> model = load_asm("runs/asm-g")
-        >>> contours = model.predict(patches)
+    Example (needs a fitted run folder, so not run as a doctest):
+        >>> model = load_asm("runs/asm-g")  # doctest: +SKIP
+        >>> contours = model.predict(patches)  # doctest: +SKIP
     """
     path = Path(path)
     if path.is_dir():

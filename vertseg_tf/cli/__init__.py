@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
             epilog="example:\n" + textwrap.indent(command.example, "  "),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+        # SUPPRESS: without --debug here the subcommand leaves the top-level value alone, so
+        # `vertseg-tf --debug COMMAND` and `vertseg-tf COMMAND --debug` both work.
+        cmd.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS,
+            help="show tracebacks on errors",
+        )
         command.arguments(cmd)
         cmd.set_defaults(run=command.run)
     return parser

@@ -9,7 +9,7 @@ from pathlib import Path
 from vertseg_tf.cli.common import Command
 from vertseg_tf.errors import ConfigError
 
-__all__ = ["COMMANDS", "benchmark_suite"]
+__all__ = ["COMMANDS", "benchmarks_checkout"]
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,36 +22,33 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
                              "inference, memory (default: all)")
 
 
-def benchmark_suite(repository: Path | None = None):
-    """`benchmarks.suite` of `repository`: the source checkout this package was imported from."""
-    import importlib
+def benchmarks_checkout(repository: Path | None = None) -> Path:
+    """The source checkout this package was imported from, which holds `benchmarks/`.
 
+    Raises:
+        ConfigError: there is no `benchmarks/` beside the package (an installed wheel).
+    """
     repository = repository or Path(__file__).resolve().parents[2]
-    if not (repository / "benchmarks" / "suite.py").is_file():
+    if not (repository / "benchmarks" / "__main__.py").is_file():
         raise ConfigError(
             f"{repository / 'benchmarks'}: not found; 'vertseg-tf bench' runs the scripts in "
             "benchmarks/ of a source checkout: clone vertseg-tf and run it there "
             "(pip install -e . or python -m vertseg_tf bench)"
         )
-    if str(repository) not in sys.path:
-        sys.path.insert(0, str(repository))
-    return importlib.import_module("benchmarks.suite")
+    return repository
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from vertseg_tf.data.dataset import write_json_atomic
+    """`python -m benchmarks` in the checkout, its output passed through."""
+    import subprocess
 
-    suite = benchmark_suite()
-    only = [name.strip() for name in (args.only or "").split(",") if name.strip()]
-    unknown = [name for name in only if name not in suite.SECTIONS]
-    if unknown:
-        raise ConfigError(f"--only: unknown section(s) {', '.join(unknown)}; choose from "
-                          f"{', '.join(suite.SECTIONS)}")
-    report = suite.run_suite(args.quick, only or None)
-    write_json_atomic(report, args.out)
-    print(suite.format_table(report))
-    print(f"wrote {args.out}")
-    return 0
+    repository = benchmarks_checkout()
+    command = [sys.executable, "-m", "benchmarks", "--out", str(Path(args.out).resolve())]
+    if args.quick:
+        command.append("--quick")
+    if args.only:
+        command += ["--only", args.only]
+    return subprocess.run(command, cwd=repository, check=False).returncode
 
 
 BENCH = Command(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from vertseg_tf.progress import Progress
 
-__all__ = ["Command", "cli_progress", "command_line"]
+__all__ = ["Command", "add_workers_argument", "cli_progress", "command_line"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,20 @@ class Command:
 def cli_progress(label: str) -> Progress:
     """Per-image progress lines on stderr, silent for jobs done within a second."""
     return Progress(label, unit="images", quiet_under_s=1.0)
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """`--workers N`: processes that cut the patches (default: every core)."""
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        return int(text)
+
+    parser.add_argument(
+        "--workers", type=positive, metavar="N",
+        help="processes that cut the patches (default: every core; the patches are the same)",
+    )
 
 
 def command_line() -> str:

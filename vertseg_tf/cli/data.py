@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vertseg_tf.cli.common import Command, cli_progress
+from vertseg_tf.cli.common import Command, add_workers_argument, cli_progress
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -147,7 +147,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _patches_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="native dataset folder")
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    from vertseg_tf.data.dataset import SPLITS
+
+    parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument(
         "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"
     )
@@ -157,6 +159,7 @@ def _patches_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", help="patch cache folder ($VERTSEG_TF_CACHE/patches or ~/.cache/...)"
     )
+    add_workers_argument(parser)
 
 
 def _patches(args: argparse.Namespace) -> int:
@@ -172,6 +175,7 @@ def _patches(args: argparse.Namespace) -> int:
         args.augment,
         cache_dir=args.cache_dir,
         progress=cli_progress(f"patches {args.split}"),
+        workers=args.workers,
     )
     per_label = Counter(patch_set.labels)
     vertebrae = Counter(v.label for record in dataset.split(args.split) for v in record.vertebrae)

@@ -35,8 +35,9 @@ def _export(args: argparse.Namespace) -> int:
 
     target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
-    print(f"{target}: SavedModel max |diff| {parity['saved_model']['max_abs_diff']:.2e} "
-          f"(fresh process, tolerance 1e-05)")
+    saved_model = parity["saved_model"]
+    print(f"{target}: SavedModel max |diff| {saved_model['max_abs_diff']:.2e} "
+          f"({saved_model['loaded_in']}, tolerance {saved_model['tolerance']:g})")
     for name, figures in parity.items():
         if name.startswith("tflite_"):
             print(f"  {name[7:]}: max |diff| {figures['max_abs_diff']:.2e}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vertseg_tf.cli.common import Command, command_line
+from vertseg_tf.cli.common import Command, add_workers_argument, command_line
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -33,6 +33,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder")
     parser.add_argument("--cache-dir", help="patch cache folder")
+    add_workers_argument(parser)
     parser.add_argument("--title", default="vertseg-tf evaluation", help="report heading")
 
 
@@ -48,6 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.out,
         split=args.split,
         cache_dir=args.cache_dir,
+        workers=args.workers,
         title=args.title,
         command_line=command_line(),
         progress=lambda line: print(line, file=sys.stderr, flush=True),
@@ -81,6 +83,7 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate the last epoch or the epoch with the lowest validation loss "
         "(default: the preset's)",
     )
+    add_workers_argument(parser)
     parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
                         help="synthetic generator when no --dataset is given: 2 (default) or 1, "
                              "the first one, to reproduce earlier results")
@@ -99,6 +102,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         seeds=args.seeds,
         model_selection=args.model_selection,
+        workers=args.workers,
         generator_version=args.generator_version,
         hard_share=args.hard_share,
         command_line=command_line(),

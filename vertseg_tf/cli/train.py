@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from vertseg_tf.cli.common import Command
+from vertseg_tf.cli.common import Command, add_workers_argument
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    from vertseg_tf.training.config import LOOPS, METHODS, MIXED_PRECISION, STRATEGIES
+    from vertseg_tf.channels import E_MODES
+    from vertseg_tf.training.config import (
+        LOOPS,
+        METHODS,
+        MIXED_PRECISION,
+        STRATEGIES,
+        TRAIN_PRESETS,
+    )
 
     parser.add_argument(
         "--dataset", metavar="DIR",
@@ -20,7 +27,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--method", choices=METHODS, help="what to train (default: unet-s)")
     parser.add_argument(
-        "--preset", choices=("paper", "demo", "study", "smoke"),
+        "--preset", choices=tuple(TRAIN_PRESETS),
         help="built-in config, the same as training/<preset>.toml (default: demo)",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="config file (see training/)")
@@ -30,7 +37,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-lr", action="store_true",
                         help="scale the learning rate by batch size / reference batch size (25)")
     parser.add_argument("--shape-weight", type=float, help="weight of the shape term (unet-s)")
-    parser.add_argument("--e-mode", choices=("graph", "py_function"), help="how E is computed")
+    parser.add_argument("--e-mode", choices=E_MODES, help="how E is computed")
     parser.add_argument("--shape-weighting", choices=("fixed", "balanced"),
                         help="fixed w, or w that makes the shape term as large as the log loss")
     parser.add_argument("--e-per", choices=("image", "pixel"),
@@ -58,6 +65,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                         help="mixed bfloat16 compute (float32 weights and loss)")
     parser.add_argument("--cache-dir", metavar="DIR", help="patch cache folder")
+    add_workers_argument(parser)
 
 
 _TRAIN_OVERRIDES = {
@@ -112,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.preset or 'demo'}-{config.method}"
     result = train(
         config, args.dataset, out, resume=args.resume, overwrite=args.overwrite,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, workers=args.workers,
     )
     final = result.get("final", {})
     shown = ", ".join(

@@ -20,6 +20,7 @@ import numpy as np
 from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.data.images import read_image
 from vertseg_tf.errors import DataError
+from vertseg_tf.geometry import inside_image, point_in_polygon, polygon_is_simple
 
 __all__ = [
     "DATASET_FILE",
@@ -35,7 +36,6 @@ __all__ = [
     "dataset_from_json",
     "dataset_to_json",
     "load_dataset",
-    "polygon_area_centroid",
     "read_json_file",
     "save_dataset",
     "validate_dataset",
@@ -101,9 +101,9 @@ class ImageRecord:
 class Dataset:
     """A native dataset: the image records and the folder their files are relative to.
 
-    Example:
-        >>> ds = load_dataset("my_dataset")
-        >>> train = ds.split("train")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> ds = load_dataset("my_dataset")  # doctest: +SKIP
+        >>> train = ds.split("train")  # doctest: +SKIP
     """
 
     images: list[ImageRecord] = field(default_factory=list)
@@ -261,8 +261,8 @@ def read_json_file(path: Path, what: str) -> Any:
     Raises:
         DataError: `path` is not a file, cannot be read, or is not valid UTF-8 JSON.
 
-    Example:
-        >>> obj = read_json_file(Path("project/a.json"), "annotation file")
+    Example (needs an annotation file, so not run as a doctest):
+        >>> obj = read_json_file(Path("project/a.json"), "annotation file")  # doctest: +SKIP
     """
     if not path.is_file():
         raise DataError(path, f"{what} not found")
@@ -289,9 +289,9 @@ def load_dataset(path) -> Dataset:
     Raises:
         DataError: naming the file and field of the first structural problem.
 
-    Example:
-        >>> dataset = load_dataset("runs/synthetic")
-        >>> train = dataset.split("train")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> dataset = load_dataset("runs/synthetic")  # doctest: +SKIP
+        >>> train = dataset.split("train")  # doctest: +SKIP
     """
     json_path = _dataset_json_path(path)
     return dataset_from_json(read_json_file(json_path, "dataset file"), source=json_path, root=json_path.parent)
@@ -346,69 +346,6 @@ class Problem:
         )
 
 
-def polygon_area_centroid(contour) -> tuple[float, np.ndarray]:
-    """Signed area (shoelace; positive when counter-clockwise in x-right, y-up axes) and
-    area centroid (x, y) of a closed polygon; the centroid is NaN when the area is zero."""
-    points = np.asarray(contour, dtype=np.float64)
-    x, y = points[:, 0], points[:, 1]
-    x_next, y_next = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y_next - x_next * y
-    area = 0.5 * float(cross.sum())
-    if area == 0.0:
-        return 0.0, np.full(2, np.nan)
-    centroid = np.array([((x + x_next) * cross).sum(), ((y + y_next) * cross).sum()]) / (6.0 * area)
-    return area, centroid
-
-
-def _cross(origin, a, b) -> np.ndarray:
-    return (a[..., 0] - origin[..., 0]) * (b[..., 1] - origin[..., 1]) - (
-        a[..., 1] - origin[..., 1]
-    ) * (b[..., 0] - origin[..., 0])
-
-
-def _within_box(a, b, point) -> np.ndarray:
-    return np.all((np.minimum(a, b) <= point) & (point <= np.maximum(a, b)), axis=-1)
-
-
-def _segments_intersect(p1, p2, q1, q2) -> np.ndarray:
-    """Whether segments p1-p2 and q1-q2 cross or touch (element-wise over leading axes)."""
-    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
-    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
-    proper = (d1 * d2 < 0) & (d3 * d4 < 0)
-    touching = (
-        ((d1 == 0) & _within_box(q1, q2, p1))
-        | ((d2 == 0) & _within_box(q1, q2, p2))
-        | ((d3 == 0) & _within_box(p1, p2, q1))
-        | ((d4 == 0) & _within_box(p1, p2, q2))
-    )
-    return proper | touching
-
-
-def _self_intersects(contour: np.ndarray) -> bool:
-    """Whether two non-adjacent edges of the closed polygon cross or touch."""
-    # A repeated consecutive point makes a zero-length edge that would "touch" its neighbours.
-    points = contour[np.any(contour != np.roll(contour, -1, axis=0), axis=1)]
-    count = len(points)
-    if count < 4:
-        return False
-    ends = np.roll(points, -1, axis=0)
-    first, second = np.triu_indices(count, k=2)
-    not_adjacent = ~((first == 0) & (second == count - 1))
-    first, second = first[not_adjacent], second[not_adjacent]
-    return bool(_segments_intersect(points[first], ends[first], points[second], ends[second]).any())
-
-
-def _point_in_polygon(point: np.ndarray, polygon: np.ndarray) -> bool:
-    """Even-odd rule: a ray from `point` towards +x crosses the outline an odd number of times."""
-    x, y = point
-    xi, yi = polygon[:, 0], polygon[:, 1]
-    xj, yj = np.roll(xi, -1), np.roll(yi, -1)
-    straddles = (yi > y) != (yj > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_crossing = xi + (y - yi) * (xj - xi) / (yj - yi)
-    return bool(np.count_nonzero(straddles & (x < x_crossing)) % 2)
-
-
 class _StopAtFirstError(Exception):
     """Ends `validate_dataset(strict=True)` once the first error is recorded."""
 
@@ -455,11 +392,11 @@ def validate_dataset(
     Returns:
         The problems in file order; the dataset is usable when none has severity "error".
 
-    Example:
-        >>> problems = validate_dataset("runs/synthetic")
-        >>> for problem in problems:
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> problems = validate_dataset("runs/synthetic")  # doctest: +SKIP
+        >>> for problem in problems:  # doctest: +SKIP
         ...     print(problem)
-        >>> ok = not any(p.is_error for p in problems)
+        >>> ok = not any(p.is_error for p in problems)  # doctest: +SKIP
     """
     findings = _Findings(strict)
     try:
@@ -620,7 +557,7 @@ def _validate_vertebra(
         if _self_intersects(contour):
             findings.warn(image_file, f"{where}.contour", "self-intersecting outline")
         if shape is not None:
-            outside = np.count_nonzero(~_inside_image(contour, shape))
+            outside = np.count_nonzero(~inside_image(contour, shape))
             if outside:
                 findings.warn(
                     image_file,
@@ -631,13 +568,13 @@ def _validate_vertebra(
     if not np.isfinite(center).all():
         findings.add(image_file, f"{where}.center", "has NaN or infinite coordinates")
     else:
-        if shape is not None and not _inside_image(center[None], shape)[0]:
+        if shape is not None and not inside_image(center[None], shape)[0]:
             findings.add(
                 image_file,
                 f"{where}.center",
                 f"({center[0]:g}, {center[1]:g}) lies outside the {shape[1]} x {shape[0]} image",
             )
-        elif contour_usable and not _point_in_polygon(center, contour):
+        elif contour_usable and not point_in_polygon(center, contour):
             findings.warn(image_file, f"{where}.center", "lies outside its own contour")
     unknown = [c for c in vertebra.conditions if c not in HARD_CONDITIONS]
     if unknown:
@@ -649,8 +586,8 @@ def _validate_vertebra(
         )
 
 
-def _inside_image(points: np.ndarray, shape) -> np.ndarray:
-    """Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]."""
-    height, width = shape
-    x, y = points[:, 0], points[:, 1]
-    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+def _self_intersects(contour: np.ndarray) -> bool:
+    """Whether two non-adjacent edges of the closed polygon cross or touch."""
+    # A repeated consecutive point makes a zero-length edge that would "touch" its neighbours.
+    points = contour[np.any(contour != np.roll(contour, -1, axis=0), axis=1)]
+    return len(points) >= 4 and not polygon_is_simple(points)

@@ -74,9 +74,9 @@ def read_image(path) -> tuple[np.ndarray, dict[str, Any]]:
         DataError: naming the file, when it is missing, empty, truncated, not decodable,
             multi-frame, colour DICOM, or has an invalid pixel spacing.
 
-    Example:
-        >>> image, meta = read_image("images/img_0001.dcm")
-        >>> image.dtype, meta["pixel_spacing_mm"]
+    Example (needs an image file, so not run as a doctest):
+        >>> image, meta = read_image("images/img_0001.dcm")  # doctest: +SKIP
+        >>> image.dtype, meta["pixel_spacing_mm"]  # doctest: +SKIP
         (dtype('float32'), (0.14, 0.14))
     """
     path = Path(path)

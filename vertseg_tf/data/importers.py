@@ -27,11 +27,11 @@ from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
     VertebraRecord,
-    polygon_area_centroid,
     read_json_file,
     save_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
+from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
 
@@ -92,8 +92,8 @@ def import_labelme(
         DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
         ConfigError: an unknown `split` or `pixel_origin`.
 
-    Example:
-        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_labelme("labelme_project/", "my_dataset", split="train")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -176,8 +176,8 @@ def import_coco(
         DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
         ConfigError: an unknown `split` or `pixel_origin`.
 
-    Example:
-        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_coco("export/annotations/instances_default.json", "my_dataset")  # doctest: +SKIP
     """
     shift = _check_options(split, pixel_origin)
     source = Path(source)
@@ -264,8 +264,8 @@ def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) ->
 def import_dataset(kind: str, source, out, **options) -> Dataset:
     """`import_labelme` or `import_coco` by name ("labelme" or "coco"); options pass through.
 
-    Example:
-        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)
+    Example (needs annotation files, so not run as a doctest):
+        >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)  # doctest: +SKIP
     """
     if kind == "labelme":
         return import_labelme(source, out, **options)
@@ -343,13 +343,13 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
         raise DataError(source, f"centre for {level} but no {level} outline", field=outline.field)
     center = outline.center
     if center is None:
-        area, center = polygon_area_centroid(outline.contour)
-        if area == 0.0:
+        if polygon_area(outline.contour) == 0.0:
             raise DataError(
                 source,
                 f"{level} outline encloses no area, so it has no centroid",
                 field=outline.field,
             )
+        center = polygon_centroid(outline.contour)
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 

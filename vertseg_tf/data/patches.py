@@ -57,7 +57,7 @@ from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
-    "IMAGES_PER_WORKER",
+    "PATCHES_PER_WORKER",
     "PATCH_SIZE",
     "TEST_ALPHA",
     "TRAIN_ALPHAS",
@@ -77,8 +77,10 @@ TRAIN_ALPHAS = (1.3, 1.4, 1.5, 1.6, 1.7)
 TRAIN_ANGLES = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 TEST_ALPHA = 1.5
 CACHE_FORMAT = "vertseg-patches/1"
-# A worker process costs about a second to start; below this many images each it is not worth it.
-IMAGES_PER_WORKER = 4
+# A worker process costs a second or two to start: each gets at least this much work, counted
+# in patches, an image read counting as `_READ_COST` patches (about 50 ms against 1 ms).
+PATCHES_PER_WORKER = 2000
+_READ_COST = 50
 
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
@@ -423,9 +425,10 @@ class PatchSet:
                 a callable is called as `progress(done, total)` after each image, False is
                 silent.
             workers: processes that cut the images in parallel; None uses every core this
-                process may run on. A process pool starts only when each worker gets at
-                least `IMAGES_PER_WORKER` images (fewer images are cut here, in order). The
-                patches are the same for any number of workers.
+                process may run on. Fewer start when the split is small: each gets at least
+                `PATCHES_PER_WORKER` patches' worth of work (an image read counting as 50),
+                and with one the images are cut in this process. The patches are the same
+                for any number of workers.
 
         Returns:
             the patch set, images in dataset order, vertebra-major within each image.
@@ -444,7 +447,7 @@ class PatchSet:
             except DataError:
                 pass
         report = progress_callback(progress, f"patches {split}", "images")
-        parts = _cut_images(jobs, _worker_count(workers, len(jobs)), report)
+        parts = _cut_images(jobs, _worker_count(workers, jobs), report)
         patch_set = cls.concatenate(parts)
         patch_set.save(cache_path)
         return patch_set
@@ -504,14 +507,16 @@ def _cache_path(dataset: Dataset, split: str, augment: bool, jobs, cache_dir) ->
     return folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
 
 
-def _worker_count(workers: int | None, images: int) -> int:
+def _worker_count(workers: int | None, jobs: list[_ImageJob]) -> int:
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1
         )
     elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-    return max(1, min(workers, images // IMAGES_PER_WORKER))
+    grid = len(jobs[0].alphas) * len(jobs[0].angles)
+    work = sum(grid * len(job.record.vertebrae) + _READ_COST for job in jobs)
+    return max(1, min(workers, len(jobs), work // PATCHES_PER_WORKER))
 
 
 def _cut_images(jobs: list[_ImageJob], workers: int, report) -> list[PatchSet]:

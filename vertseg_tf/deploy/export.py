@@ -39,6 +39,7 @@ import numpy as np
 
 from vertseg_tf import __version__
 from vertseg_tf.atomic import atomic_dir, write_json_atomic
+from vertseg_tf.channels import predicted_mask
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_ANGLES
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
@@ -135,7 +136,7 @@ def _write_saved_model(model, folder: Path) -> None:
 
     def segment(patch):
         probabilities = model(normalise_patches(checked(patch)), training=False)
-        return {MASK_OUTPUT: tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)}
+        return {MASK_OUTPUT: tf.cast(predicted_mask(probabilities), tf.uint8)}
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[spec])
     archive.add_endpoint("segment", segment, input_signature=[spec])
@@ -269,10 +270,6 @@ def saved_model_outputs_in_fresh_process(
             return {name: result[name] for name in result.files}
 
 
-def _masks(probabilities: np.ndarray) -> np.ndarray:
-    return np.argmax(probabilities, axis=-1) == 1
-
-
 def _parse_variants(tflite: Sequence[str] | str) -> tuple[str, ...]:
     variants = tflite.split(",") if isinstance(tflite, str) else list(tflite)
     variants = [variant.strip() for variant in variants if variant.strip()]
@@ -359,7 +356,7 @@ def export_run(
     calibration = check_patch_batch(calibration, "representative calibration patches")
     test = check_patch_batch(test, "representative test patches")
     reference = keras.ops.convert_to_numpy(model(test, training=False))
-    reference_masks = _masks(reference)
+    reference_masks = predicted_mask(reference)
 
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
@@ -403,7 +400,7 @@ def export_run(
             predicted = tflite_predictor(content)(test)
             figures = {
                 "max_abs_diff": float(np.abs(predicted - reference).max()),
-                "mask_dice": float(np.mean(dice(reference_masks, _masks(predicted)))),
+                "mask_dice": float(np.mean(dice(reference_masks, predicted_mask(predicted)))),
             }
             if variant == "float32":
                 figures["tolerance"] = TFLITE_FLOAT32_TOLERANCE

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vertseg_tf.atomic import require_new_folder
+from vertseg_tf.channels import predicted_mask
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.training.run_folder import RunFolder
 
@@ -49,7 +50,7 @@ def predict_run(run_dir, images: np.ndarray, *, batch_size: int = 64):
 
     model = load_keras_model(model_path)
     probabilities = model.predict(images[..., None], batch_size=batch_size, verbose=0)
-    return "mask", (probabilities[..., 1] > probabilities[..., 0]).astype(np.uint8)
+    return "mask", predicted_mask(probabilities).astype(np.uint8)
 
 
 def evaluate_runs(
@@ -59,6 +60,7 @@ def evaluate_runs(
     *,
     split: str = "test",
     cache_dir=None,
+    workers: int | None = None,
     title: str = "vertseg-tf evaluation",
     command_line: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -73,6 +75,7 @@ def evaluate_runs(
         out_dir: the report folder; must not exist or be empty unless `overwrite`.
         split: the dataset split to evaluate.
         cache_dir: patch cache folder.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         title: the report's heading.
         command_line: the command quoted in the report.
         progress: called with a line of text before each method is predicted.
@@ -100,7 +103,9 @@ def evaluate_runs(
     dataset = load_dataset(dataset_dir)
     if not dataset.split(split):
         raise ConfigError(f"{dataset_dir}: no images in split {split!r}")
-    patches = PatchSet.from_dataset(dataset, split, False, cache_dir=cache_dir)
+    patches = PatchSet.from_dataset(
+        dataset, split, False, cache_dir=cache_dir, workers=workers
+    )
     masks, contours = {}, {}
     for name, run_dir in runs.items():
         if progress:

@@ -43,10 +43,12 @@ from vertseg_tf.geometry import (
 
 __all__ = [
     "AIMING_STATIONS",
+    "BOW_FRACTION",
     "FACINGS",
     "MIN_OUTLINE_POINTS",
     "POINT_NAMES",
     "STATIONS",
+    "WALL_TRIM",
     "check_outline",
     "detect_facing",
     "from_canonical",
@@ -66,6 +68,12 @@ AIMING_STATIONS = ((0.25, 0.5, 0.75),) * 4
 start axis is 20 degrees off, and which the anterior-inferior lip and corner osteophytes
 (outside 20 % of the depth) do not tilt."""
 MIN_OUTLINE_POINTS = 4
+BOW_FRACTION = 0.05
+"""Smallest bow of the column of centres (over the chord) that lets its curvature decide the
+facing."""
+WALL_TRIM = 0.3
+"""Share of the posterior height left out at each end when fitting the posterior wall: the
+middle 40 % of the wall, clear of the rounded corners."""
 POINT_NAMES = (
     "superior_anterior",
     "superior_middle",
@@ -241,8 +249,8 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
 
     * **curvature**: the cervical column is most often lordotic, convex anteriorly; the
       middle centres then lie on the anterior side of the chord from the first to the last.
-      Used when the bow (largest distance of a centre from the chord) exceeds 3 % of the
-      chord length.
+      Used when the bow (largest distance of a centre from the chord) exceeds
+      `BOW_FRACTION` (5 %) of the chord length: a clearly curved column.
     * **lip**: otherwise, the anterior-inferior lip of C3-C6 makes the lowest tenth of each
       outline (along the spine axis) lie anterior of the body's middle; the mean of the
       outlines' votes decides.
@@ -265,7 +273,7 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
             normal = np.array([chord[1], -chord[0]]) / length  # towards +x for a column going down
             offsets = (centres[1:-1] - centres[0]) @ normal
             bow = offsets[np.argmax(np.abs(offsets))]
-            if abs(bow) > 0.03 * length:
+            if abs(bow) > BOW_FRACTION * length:
                 return ("left" if bow < 0 else "right"), "curvature"
     axes = spine_axes(centres)
     votes = []
@@ -279,8 +287,8 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
 def posterior_wall_direction(outline, points) -> np.ndarray:
     """Unit direction down the posterior wall of a body (canonical frame), for the posterior
     tangent: the principal axis of the outline vertices in the posterior band (beyond the
-    posterior station) between the posterior points, the top and bottom fifth of that
-    height left out (the rounded corners); the line superior-posterior -> inferior-posterior
+    posterior station) between the posterior points, the top and bottom `WALL_TRIM` (30 %)
+    of that height left out (the rounded corners); the line superior-posterior -> inferior-posterior
     when fewer than three vertices are in the band.
 
     Args:
@@ -294,7 +302,8 @@ def posterior_wall_direction(outline, points) -> np.ndarray:
     along = (outline - points[2]) @ posterior
     height = (outline - points[2]) @ down
     span = float(np.linalg.norm(chord))
-    band = outline[(along >= 0.0) & (height >= 0.2 * span) & (height <= 0.8 * span)]
+    band = outline[(along >= 0.0) & (height >= WALL_TRIM * span)
+                   & (height <= (1.0 - WALL_TRIM) * span)]
     if len(band) < 3:
         return down
     centred = band - band.mean(axis=0)

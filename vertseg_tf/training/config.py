@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vertseg_tf.channels import E_MODES, E_PER, WEIGHTINGS
 from vertseg_tf.errors import ConfigError
 
 __all__ = [
@@ -42,11 +43,6 @@ StepCallback = Callable[[int], None]
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 MODEL_SELECTIONS = ("last", "best")
-# The options of `vertseg_tf.losses.ShapeAwareLoss`, spelled out so that the config does not
-# import Keras; a test keeps them equal.
-_E_MODES = ("graph", "py_function")
-_E_PER = ("image", "pixel")
-_SHAPE_WEIGHTINGS = ("fixed", "balanced")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")
 
@@ -154,9 +150,9 @@ class TrainConfig:
             "method": METHODS,
             "model": MODEL_PRESET_NAMES,
             "optimizer": _OPTIMIZERS,
-            "e_mode": _E_MODES,
-            "shape_weighting": _SHAPE_WEIGHTINGS,
-            "e_per": _E_PER,
+            "e_mode": E_MODES,
+            "shape_weighting": WEIGHTINGS,
+            "e_per": E_PER,
             "lr_schedule": LR_SCHEDULES,
             "model_selection": MODEL_SELECTIONS,
             "loop": LOOPS,

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from vertseg_tf.channels import DISTANCE_CHANNEL, VERTEBRA, true_mask
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy
 from vertseg_tf.model import build_unet
@@ -80,7 +81,9 @@ def _preview_image(x, y_true, y_pred) -> tf.Tensor:
     low = tf.reduce_min(x, axis=(1, 2, 3), keepdims=True)
     high = tf.reduce_max(x, axis=(1, 2, 3), keepdims=True)
     patch = (x - low) / tf.maximum(high - low, 1e-6)
-    return tf.concat([patch, y_true[..., :1], tf.cast(y_pred[..., 1:], tf.float32)], axis=2)
+    truth = tf.cast(true_mask(y_true)[..., None], tf.float32)
+    vertebra = tf.cast(y_pred[..., VERTEBRA : VERTEBRA + 1], tf.float32)
+    return tf.concat([patch, truth, vertebra], axis=2)
 
 
 def run_custom_loop(
@@ -147,7 +150,7 @@ def run_custom_loop(
             loss = tf.nn.compute_average_loss(per_sample, global_batch_size=batch)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss, tf.reduce_sum(shape_error(y_pred, y_true[..., 1])) / batch
+        return loss, tf.reduce_sum(shape_error(y_pred, y_true[..., DISTANCE_CHANNEL])) / batch
 
     def distributed_step(x, y_true):
         loss, mean_error = strategy.run(replica_step, args=(x, y_true))
@@ -165,7 +168,7 @@ def run_custom_loop(
             tf.reduce_sum(loss_function(y_true, y_pred)),
             tf.reduce_sum(pixel_accuracy(y_true, y_pred)),
             tf.reduce_sum(dice_coefficient(y_true, y_pred)),
-            tf.reduce_sum(shape_error(y_pred, y_true[..., 1])),
+            tf.reduce_sum(shape_error(y_pred, y_true[..., DISTANCE_CHANNEL])),
         )
 
     x_all = tf.constant(data.x)

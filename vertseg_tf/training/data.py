@@ -95,7 +95,9 @@ def _held_out_ids(ids: list[str], fraction: float) -> set[str]:
     return set(ranked[:count])
 
 
-def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> TrainingData:
+def load_training_data(
+    dataset_dir, config: TrainConfig, *, cache_dir=None, workers: int | None = None
+) -> TrainingData:
     """Cut (or read from the patch cache) the training and validation patches of a dataset.
 
     Validation uses the dataset's "val" split when it has one, else `config.validation_fraction`
@@ -106,6 +108,7 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         dataset_dir: a native dataset folder.
         config: the run's config (`augment`, `validation_fraction`, `max_train_patches`, `seed`).
         cache_dir: patch cache folder; default `vertseg_tf.data.patches.default_cache_dir()`.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
 
     Returns:
         The `TrainingData`.
@@ -129,7 +132,8 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         train_records = [r for r in train_records if r.id not in held_out]
         val_source = "held-out training images"
     train_set = PatchSet.from_dataset(
-        Dataset(train_records, dataset.root), "train", config.augment, cache_dir=cache_dir
+        Dataset(train_records, dataset.root), "train", config.augment, cache_dir=cache_dir,
+        workers=workers,
     )
     if config.max_train_patches and len(train_set) > config.max_train_patches:
         chosen = np.random.default_rng(config.seed).choice(
@@ -142,7 +146,8 @@ def load_training_data(dataset_dir, config: TrainConfig, *, cache_dir=None) -> T
         )
     if val_records:
         val_set = PatchSet.from_dataset(
-            Dataset(val_records, dataset.root), "val", False, cache_dir=cache_dir
+            Dataset(val_records, dataset.root), "val", False, cache_dir=cache_dir,
+            workers=workers,
         )
         val_x, val_y_true = val_set.x(), val_set.y_true()
     else:

@@ -56,6 +56,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     cache_dir=None,
+    workers: int | None = None,
     step_callback: StepCallback | None = None,
 ) -> TrainResult:
     """Train one method on a dataset and write the run folder.
@@ -72,6 +73,7 @@ def train(
             `config` except for `epochs`).
         overwrite: delete an existing `out` when training starts.
         cache_dir: patch cache folder; default `vertseg_tf.data.patches.default_cache_dir()`.
+        workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
         step_callback: called with the global step after every optimisation step (UNet
             methods); an exception raised there stops training like a kill (no final files;
             the checkpoints stay for `resume`).
@@ -96,7 +98,7 @@ def train(
     folder = RunFolder(run_dir)
     folder.check_usable(config, resume, overwrite)
     dataset_dir = resolve_dataset(dataset, config)
-    data = load_training_data(dataset_dir, config, cache_dir=cache_dir)
+    data = load_training_data(dataset_dir, config, cache_dir=cache_dir, workers=workers)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,12 @@ the contour is exactly the rendered body edge.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vertseg_tf.geometry import resample_closed
 
 __all__ = [
     "ANNOTATED_LEVELS",
@@ -99,6 +102,7 @@ class BodyParams:
         harmonics: (K, 4) smooth radial perturbation: row k-2 holds the cosine and sine
             amplitudes of harmonic k, the amplitude and phase of harmonic k+3.
         fracture: the fracture, or None.
+        osteophyte_width: angular width of the spurs on the outline's parameter (radians).
     """
 
     depth: float
@@ -110,6 +114,7 @@ class BodyParams:
     osteophyte_mm: float
     harmonics: np.ndarray
     fracture: Fracture | None = None
+    osteophyte_width: float = 0.09
 
     @property
     def standing_height(self) -> float:
@@ -138,7 +143,7 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
     Example:
         >>> outline = body_outline(BodyParams(16, 13, 5, 0.05, 0.05, 0.1, 0, np.zeros((0, 4))))
     """
-    return _resample_closed(np.stack(_dense_outline(params), axis=1), n_points)
+    return resample_closed(np.stack(_dense_outline(params), axis=1), n_points)
 
 
 def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +167,7 @@ def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
     if params.osteophyte_mm > 0:
         for corner_angle, direction in ((1.25 * np.pi, (-0.55, -0.85)), (0.75 * np.pi, (-0.55, 0.85))):
             offset = np.angle(np.exp(1j * (t - corner_angle)))
-            spur = params.osteophyte_mm * _smooth_bump(offset, 0.09)
+            spur = params.osteophyte_mm * _smooth_bump(offset, params.osteophyte_width)
             x = x + spur * direction[0]
             y = y + spur * direction[1]
 
@@ -227,16 +232,6 @@ def _fracture(x: np.ndarray, y: np.ndarray, a: float, b: float, fracture: Fractu
         return x, y * (1.0 - fracture.posterior_height_loss * (1.0 - spared))
     y = y * (1.0 - fracture.anterior_height_loss * towards_anterior)
     return x, y * (1.0 - fracture.posterior_height_loss)
-
-
-def _resample_closed(points: np.ndarray, n_points: int) -> np.ndarray:
-    closed = np.vstack([points, points[:1]])
-    step = np.hypot(*np.diff(closed, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(step)])
-    targets = np.linspace(0.0, arc[-1], n_points, endpoint=False)
-    return np.stack(
-        [np.interp(targets, arc, closed[:, 0]), np.interp(targets, arc, closed[:, 1])], axis=1
-    )
 
 
 @dataclass
@@ -312,6 +307,8 @@ class SpineRanges:
         osteophyte_mm: osteophyte length at degenerative levels (times the scale).
         harmonic_amplitude: standard deviation of the outline's smooth perturbation.
         disc: disc height factor; narrowed: its extra factor between degenerative levels.
+        osteophyte_width: range of the spurs' angular width, drawn per degenerative level;
+            None keeps 0.09 radians without a draw (generator v1).
     """
 
     lordotic: tuple[float, float]
@@ -328,6 +325,7 @@ class SpineRanges:
     harmonic_amplitude: float
     disc: tuple[float, float]
     narrowed: tuple[float, float]
+    osteophyte_width: tuple[float, float] | None = None
 
 
 SPINE_RANGES_V1 = SpineRanges(
@@ -342,6 +340,7 @@ SPINE_RANGES_V2 = SpineRanges(
     scale=(0.8, 1.2), jitter_sd=0.06, corner_power=(3.0, 8.0), concavity_top=(0.0, 0.12),
     concavity_bottom=(0.0, 0.14), lip=(0.0, 0.22), osteophyte_mm=(1.0, 5.0),
     harmonic_amplitude=0.016, disc=(0.7, 1.3), narrowed=(0.25, 0.6),
+    osteophyte_width=(0.12, 0.22),
 )
 
 
@@ -386,6 +385,9 @@ def sample_spine(
             harmonics=_harmonics(rng, ranges.harmonic_amplitude),
             fracture=fractures.get(label),
         )
+        if label in degenerative and ranges.osteophyte_width is not None:
+            params[label] = dataclasses.replace(
+                params[label], osteophyte_width=float(rng.uniform(*ranges.osteophyte_width)))
     discs = {}
     for label in LEVELS[:-1]:
         narrowed = label in degenerative and LEVELS[LEVELS.index(label) + 1] in degenerative

@@ -24,7 +24,6 @@ from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
     VertebraRecord,
-    polygon_area_centroid,
     save_dataset,
 )
 from vertseg_tf.data.images import write_image
@@ -43,6 +42,7 @@ from vertseg_tf.data.synthetic.render_v2 import render_film
 from vertseg_tf.data.synthetic.scene import SIZES, build_scene
 from vertseg_tf.data.synthetic.scene_v2 import build_film_scene
 from vertseg_tf.errors import ConfigError
+from vertseg_tf.geometry import polygon_centroid
 from vertseg_tf.progress import progress_callback
 
 __all__ = [
@@ -209,7 +209,7 @@ def _synthesize_v1(seed, index, size, image_format, hard_fraction, facing, split
         if fracture is not None:
             extra = {"synthetic": {"fracture": fracture.kind,
                                    "anterior_height_loss": fracture.anterior_height_loss}}
-        vertebrae.append(VertebraRecord(label, polygon_area_centroid(contour)[1], contour,
+        vertebrae.append(VertebraRecord(label, polygon_centroid(contour), contour,
                                         plan.of_level(label), extra))
     record = ImageRecord(
         id=f"syn_{index:05d}",
@@ -277,7 +277,7 @@ def synthesize_v2(seed: int, index: int, size: str, image_format: str, hard_frac
         **imaging,
     }
     vertebrae = [
-        VertebraRecord(label, polygon_area_centroid(bodies[label])[1], bodies[label],
+        VertebraRecord(label, polygon_centroid(bodies[label]), bodies[label],
                        plan.of_level(label), {"truth": _truth(label, scene, plan, place)})
         for label in ANNOTATED_LEVELS
     ]
@@ -377,7 +377,8 @@ def generate(
                 if preview:
                     import cv2
 
-                    cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles))
+                    cv2.imwrite(str(folder / PREVIEW_FILE), contact_sheet(tiles),
+                                [cv2.IMWRITE_PNG_COMPRESSION, 9])
     except OSError as error:
         # also a concurrent generate() publishing the same folder first (default_dataset_path)
         raise ConfigError(f"{out_dir}: cannot write the dataset there ({error.strerror})") from None

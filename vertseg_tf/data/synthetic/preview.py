@@ -33,7 +33,7 @@ def preview_tile(image: np.ndarray, record: ImageRecord, width: int | None = Non
     width = int(width or TILE_SIZE[0])
     height = round(width * TILE_SIZE[1] / TILE_SIZE[0])
     caption = max(18, round(34 * width / TILE_SIZE[0]))
-    font = 0.45 * max(0.6, width / TILE_SIZE[0])
+    font = max(0.33, 0.45 * width / TILE_SIZE[0])
     scale = min(width / image.shape[1], (height - caption) / image.shape[0])
     size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
     grey = cv2.resize((image >> 8).astype(np.uint8), size, interpolation=cv2.INTER_AREA)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from vertseg_tf.data.synthetic.scene import BonePart, Scene
+from vertseg_tf.geometry import polygon_area
 
 __all__ = ["MAX_VALUE", "Rendered", "burn_marker", "inset_polygon", "render_scene"]
 
@@ -52,10 +53,8 @@ def inset_polygon(polygon: np.ndarray, distance: float) -> np.ndarray:
     tangent = np.roll(polygon, -1, axis=0) - np.roll(polygon, 1, axis=0)
     normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
     normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-9)[:, None]
-    x, y = polygon[:, 0], polygon[:, 1]
-    signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
     # (t_y, -t_x) points outwards on a polygon of positive signed area.
-    return polygon - np.sign(signed_area) * distance * normal
+    return polygon - np.sign(polygon_area(polygon)) * distance * normal
 
 
 def _add_bone(attenuation: np.ndarray, part: BonePart) -> None:

@@ -54,9 +54,9 @@ def _add_stroke(bone: np.ndarray, stroke: Stroke) -> None:
 
 
 def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndarray, dict]:
-    """Coarse trabecular texture: grains of 0.4-1.2 mm, elongated along `angle`, unit variance."""
+    """Coarse trabecular texture: grains of 0.4-1.0 mm, elongated along `angle`, unit variance."""
     rows, cols = shape
-    grain_mm = rng.uniform(0.4, 1.2)
+    grain_mm = rng.uniform(0.4, 1.0)
     cell_mm = grain_mm / 1.5
     size = int(np.ceil(np.hypot(rows, cols) * spacing / cell_mm)) + 4
     low = rng.standard_normal((size, size), dtype=np.float32)
@@ -81,12 +81,15 @@ def _attenuation(scene: FilmScene, plan_artefacts, rng) -> tuple[np.ndarray, np.
     rows, cols = scene.shape
     attenuation = _soft_tissue(scene, rng)
     bone = np.zeros((rows, cols), np.float32)
+    for part in scene.rounded:
+        _add_bone(bone, part)
+    bone = cv2.GaussianBlur(bone, (0, 0), max(0.3, scene.rounded_blur_px))
     for part in scene.bones:
         _add_bone(bone, part)
     for stroke in scene.strokes:
         _add_stroke(bone, stroke)
     texture, extra = _oriented_texture(scene.shape, scene.spacing_mm, scene.texture_angle, rng)
-    amplitude = rng.uniform(0.12, 0.35)
+    amplitude = rng.uniform(0.1, 0.3)
     bone *= 1.0 + amplitude * texture
     attenuation += bone
     extra["texture_amplitude"] = float(amplitude)

@@ -50,6 +50,7 @@ _STROKE_POINTS = 160
 SHOULDERS_COVER_PROBABILITY = 0.4
 MANDIBLE_PLACEMENTS = (("clear", 0.6), ("angle_over_c2_c3", 0.27), ("teeth_over_c2_c3", 0.13))
 TEETH_PROBABILITY = 0.75
+UNCINATE_PROBABILITY = 0.7
 
 
 @dataclass
@@ -74,7 +75,10 @@ class FilmScene:
     Args:
         shape: (rows, cols).
         spacing_mm: square pixel spacing.
-        bones: filled bone parts (they add up).
+        bones: filled bone parts drawn sharp (the bodies and grafts; they add up).
+        rounded: filled bone parts whose rounded surfaces make soft edges (posterior elements,
+            head, jaw, hyoid, larynx): drawn, then blurred by `rounded_blur_px`.
+        rounded_blur_px: Gaussian sigma of that blur.
         strokes: cortices, double contours and sclerotic endplates.
         metal: closed polygons of the implant.
         soft: the soft-tissue description.
@@ -88,6 +92,8 @@ class FilmScene:
     shape: tuple[int, int]
     spacing_mm: float
     bones: list[BonePart]
+    rounded: list[BonePart]
+    rounded_blur_px: float
     strokes: list[Stroke]
     metal: list[np.ndarray]
     soft: SoftTissue
@@ -120,8 +126,12 @@ def _cortex(level: Level, local: np.ndarray, rng, value: float, thickness: float
     phase = rng.uniform(0.0, 2.0 * np.pi, size=3)
     arc = np.linspace(0.0, 2.0 * np.pi, _STROKE_POINTS, endpoint=False)
     process = sum(np.sin((k + 3) * arc + p) for k, p in enumerate(phase)) / 1.7
-    process += rng.normal(0.0, 0.35, size=_STROKE_POINTS)
-    kept = np.clip((process + rng.uniform(0.4, 1.2)) / 0.4, 0.15, 1.0)
+    grain = rng.normal(0.0, 0.8, size=_STROKE_POINTS)
+    # Circular smoothing over ~7 points (about 1 mm): gaps, not dots.
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.5) ** 2)
+    grain = np.convolve(np.concatenate([grain[-6:], grain, grain[:6]]), kernel / kernel.sum(),
+                        mode="valid")
+    kept = np.clip((process + grain + rng.uniform(0.2, 1.0)) / 0.4, 0.15, 1.0)
     values = value * (1.0 + boost * endplate) * kept
     closed = np.vstack([inside, inside[:1]])
     return Stroke(level.to_world(closed), thickness, values)
@@ -178,7 +188,7 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
         root + half_root * normal,
     ]))
     cortex = rng.uniform(0.5, 1.0)
-    pillar_value = rng.uniform(0.5, 0.75) * density
+    pillar_value = rng.uniform(0.45, 0.75) * density  # per side: the two sides overlap
     return [
         BonePart([level.to_world(pillar + offset / 2.0)], cortex, 1.1 * pillar_value,
                  0.75 * pillar_value),
@@ -187,6 +197,20 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
         BonePart([level.to_world(pedicle)], 0.8, 0.35 * density, 0.25 * density),
         BonePart([level.to_world(spinous)], 0.9, 0.95 * density, 0.45 * density),
     ]
+
+
+def _uncinate(level: Level, rng, density: float, offset: np.ndarray) -> BonePart:
+    """The uncinate processes: a low hump over the back of the superior endplate (mm).
+
+    They rise from the lateral rims of the endplate, so on a lateral film they overlap the
+    posterior half of the superior endplate and the disc above it.
+    """
+    a = level.params.depth / 2.0
+    b = level.params.standing_height / 2.0
+    center = (rng.uniform(0.2, 0.55) * a + offset[0] / 2.0, -b + offset[1] / 2.0)
+    hump = _ellipse(center, (rng.uniform(0.3, 0.5) * a, rng.uniform(1.2, 2.5)), 0.0, 32)
+    value = rng.uniform(0.25, 0.5) * density
+    return BonePart([level.to_world(hump)], 0.4, 1.3 * value, value)
 
 
 def _mandible_and_teeth(spine: Spine, rng, density: float) -> tuple[list[BonePart], str]:
@@ -295,11 +319,12 @@ def _vertebrae(spine: Spine, plan: ConditionPlan, rng, offset: np.ndarray):
         density *= rng.uniform(0.45, 0.65)
         cortex_mm = rng.uniform(0.15, 0.3)
     trabecular = rng.uniform(0.45, 0.75)
-    cortical = rng.uniform(0.9, 1.6) * (0.7 if plan.osteoporosis else 1.0)
+    cortical = rng.uniform(0.6, 1.4) * (0.7 if plan.osteoporosis else 1.0)
     boost = rng.uniform(0.3, 1.0)
     ghost = rng.uniform(0.3, 0.65)
     pillar_shift = offset * rng.uniform(2.0, 4.0)
-    bones, strokes = [], []
+    uncinate = bool(rng.uniform() < UNCINATE_PROBABILITY)
+    bones, elements, strokes = [], [], []
     for level in spine.levels:
         level_density = density * rng.uniform(0.9, 1.1)
         fill = trabecular * level_density
@@ -309,14 +334,21 @@ def _vertebrae(spine: Spine, plan: ConditionPlan, rng, offset: np.ndarray):
         if np.any(offset):
             strokes.append(_double_contour(level, local, offset,
                                            ghost * cortical * level_density, cortex_mm))
-        bones.extend(_pillars(level, rng, density, pillar_shift))
+        elements.extend(_pillars(level, rng, density, pillar_shift))
+        if uncinate and level.label not in ("C2", "T1"):
+            elements.append(_uncinate(level, rng, density, pillar_shift))
     for label in sorted(plan.degenerative):
         for line in _endplate_lines(spine.level(label)):
             value = rng.uniform(0.5, 0.9) * density
             strokes.append(Stroke(line, rng.uniform(0.8, 1.6), np.full(len(line) - 1, value)))
     extra = {"density": float(density), "cortex_mm": float(cortex_mm),
-             "endplate_boost": float(boost)}
-    return bones, strokes, density, extra
+             "endplate_boost": float(boost), "uncinate_processes": uncinate}
+    return bones, elements, strokes, density, extra
+
+
+def _in_pixels(part: BonePart, spacing: float) -> BonePart:
+    return BonePart([p / spacing - 0.5 for p in part.polygons], part.cortex / spacing,
+                    part.cortical, part.trabecular)
 
 
 def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -> FilmScene:
@@ -335,11 +367,12 @@ def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -
     rows, cols, spacing = _image_geometry(rng, size)
     outlines = _place_spine(spine, rng, cols * spacing, rows * spacing)
     offset, extra = _projection(rng)
-    bones, strokes, density, vertebra_extra = _vertebrae(spine, plan, rng, offset)
-    bones.extend(_skull_and_atlas(spine.level("C2"), rng, density))
+    bones, rounded, strokes, density, vertebra_extra = _vertebrae(spine, plan, rng, offset)
+    rounded.extend(_skull_and_atlas(spine.level("C2"), rng, density))
     jaw, placement = _mandible_and_teeth(spine, rng, density)
     neck, calcified = _hyoid_and_larynx(spine, rng, density)
-    bones.extend(jaw + neck)
+    rounded.extend(jaw + neck)
+    rounded_blur_mm = rng.uniform(0.2, 0.7)
     metal_mm: list[np.ndarray] = []
     if plan.implant:
         metal_mm, grafts = _implant(spine, plan.implant, rng)
@@ -358,8 +391,9 @@ def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -
     return FilmScene(
         shape=(rows, cols),
         spacing_mm=float(spacing),
-        bones=[BonePart([px(p) for p in part.polygons], part.cortex / spacing, part.cortical,
-                        part.trabecular) for part in bones],
+        bones=[_in_pixels(part, spacing) for part in bones],
+        rounded=[_in_pixels(part, spacing) for part in rounded],
+        rounded_blur_px=float(rounded_blur_mm / spacing),
         strokes=[Stroke(px(stroke.points), stroke.thickness / spacing, stroke.values)
                  for stroke in strokes],
         metal=[px(polygon) for polygon in metal_mm],
@@ -369,5 +403,6 @@ def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -
         spine=spine,
         texture_angle=float(np.arctan2(c5[1], c5[0])),
         extra={**spine.extra, **extra, **vertebra_extra, "mandible": placement,
+               "rounded_blur_mm": float(rounded_blur_mm),
                "laryngeal_calcification": calcified, "shoulders_cover_c6_c7": shoulders_cover},
     )
