@@ -53,6 +53,8 @@ VARIANTS = {
     "warm-up 2 epochs (w=1)": {"shape_warmup_epochs": 2},
 }
 CURVE_VARIANTS = ("w=0 (UNet)", "w=1 (paper)")
+RUN_ORDER = ("w=0 (UNet)", "w=1 (paper)", "balanced w", "E per pixel (w=1)",
+             "warm-up 2 epochs (w=1)", "w=0.3", "w=3", "w=0.1")
 BASELINE = "w=0 (UNet)"
 
 
@@ -134,8 +136,11 @@ def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), da
     dataset_dir = Path(resolve_dataset(dataset, base, hard_share=hard_share))
     results["dataset"] = str(dataset_dir)
     patches = PatchSet.from_dataset(load_dataset(dataset_dir), "test", False, cache_dir=cache_dir)
-    for seed in results["seeds"]:
-        for name in names:
+    # Variant by variant (every seed of one before the next), so that a study stopped early
+    # has complete rows; the readings the issue asks about first, then the rest of the w sweep.
+    names.sort(key=lambda name: RUN_ORDER.index(name))
+    for name in names:
+        for seed in results["seeds"]:
             config = base.replace(seed=seed, **VARIANTS[name])
             run_dir = out / "runs" / f"{_slug(name)}-seed{seed}"
             for count in counts:
