@@ -171,9 +171,9 @@ def _slug(name: str) -> str:
 def curve_table(results: dict, epochs) -> str:
     """Markdown: per epoch count, UNet and UNet-S error over seeds and the gap per seed."""
     seeds, runs = results["seeds"], results["runs"]
-    header = ("| Epochs | UNet error (px) | UNet-S error (px) | UNet - UNet-S per seed (p) "
-              "| Same sign in every seed |")
-    lines = [header, "|---|---|---|---|---|"]
+    header = ("| Epochs | UNet error (px) | UNet-S error (px) | UNet fit failure (%) "
+              "| UNet-S fit failure (%) | UNet - UNet-S per seed (p) | Same sign in every seed |")
+    lines = [header, "|---|---|---|---|---|---|---|"]
     for count in epochs:
         rows = {name: [runs.get(f"{name}|{s}|{count}") for s in seeds] for name in CURVE_VARIANTS}
         if any(r is None for group in rows.values() for r in group):
@@ -181,8 +181,10 @@ def curve_table(results: dict, epochs) -> str:
         gaps = [_paired_p(a["errors"], b["errors"]) for a, b in zip(*rows.values(), strict=True)]
         signs = {np.sign(g) for g, _ in gaps}
         cells = [_cell(*_mean_sd(r["error_mean"] for r in rows[n])) for n in CURVE_VARIANTS]
+        cells += [_cell(*_mean_sd(r["fit_failure_percent"] for r in rows[n]), digits=1)
+                  for n in CURVE_VARIANTS]
         per_seed = ", ".join(f"{g:+.3f} ({p:.2g})" for g, p in gaps)
-        lines.append(f"| {count} | {cells[0]} | {cells[1]} | {per_seed} | "
+        lines.append(f"| {count} | {' | '.join(cells)} | {per_seed} | "
                      f"{'yes' if len(signs) == 1 else 'no'} |")
     return "\n".join(lines) + "\n"
 
