@@ -128,3 +128,14 @@ def test_keras_verbose_follows_stdout_and_quiet(monkeypatch):
     assert progress_module.keras_verbose() == 2
     with progress_module.silenced():
         assert progress_module.keras_verbose() == 0
+
+
+def test_a_status_line_goes_above_another_progress_bar():
+    stream = _Terminal()
+    report = Progress("train", unit="steps", stream=stream)
+    report(1, 2)
+    progress_module.write("[unet] running", stream)
+    report(2, 2)
+    lines = stream.getvalue().split("\n")
+    assert lines[0].endswith("[unet] running") and "\r" in lines[0]
+    assert _frames(lines[1])[-1].startswith("train: 100%|")

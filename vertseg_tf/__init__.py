@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "build_unet",
     "load_model",
+    "load_pretrained",
     "register_keras_objects",
 ]
 
@@ -35,6 +36,7 @@ _LAZY = {
     "UNetConfig": "vertseg_tf.model",
     "build_unet": "vertseg_tf.model",
     "load_model": "vertseg_tf.loading",
+    "load_pretrained": "vertseg_tf.pretrained",
 }
 
 

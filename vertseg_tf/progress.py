@@ -23,9 +23,10 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = [
     "Progress",
@@ -36,6 +37,7 @@ __all__ = [
     "progress_callback",
     "set_enabled",
     "silenced",
+    "write",
 ]
 
 _BAR_FORMAT = (
@@ -76,6 +78,25 @@ def close_all() -> None:
     """End every open bar on its current state, so a following message starts on a new line."""
     for progress in list(_open_bars):
         progress.close()
+
+
+def write(line: str, stream: TextIO | None = None) -> None:
+    """Print a status line (a step starting, an epoch's summary) on stderr, above any open bar.
+
+    Nothing is printed when progress is off (`--quiet`).
+
+    Example:
+        >>> write("reproduce: training UNet-S")
+    """
+    if not is_enabled():
+        return
+    stream = stream if stream is not None else sys.stderr
+    if any(progress.stream is stream for progress in _open_bars):
+        from tqdm import tqdm
+
+        tqdm.write(line, file=stream)
+    else:
+        print(line, file=stream, flush=True)
 
 
 def keras_verbose() -> int:
@@ -180,12 +201,7 @@ class Progress:
 
     def write(self, line: str) -> None:
         """Print `line` (an epoch summary) above the open bar; nothing when progress is off."""
-        if not is_enabled():
-            return
-        if self._bar is not None:
-            self._bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
+        write(line, self.stream)
 
     def close(self) -> None:
         """End the bar on its current state (a no-op for lines or a closed bar)."""
@@ -196,6 +212,8 @@ class Progress:
 
     def _update_bar(self, done, total, values, force) -> None:
         if self._bar is None:
+            from tqdm import tqdm  # here, not at the top: `vertseg-tf --help` stays quick
+
             self._bar = tqdm(
                 total=total,
                 initial=self._first_done,

@@ -464,3 +464,54 @@ def test_any_worker_count_gives_the_same_patch_set(synthetic_dataset, tmp_path, 
         patches.PatchSet.from_dataset(
             dataset, "train", True, cache_dir=tmp_path / "bad", progress=False, workers=2
         )
+
+
+def test_mirrored_patch_is_the_cut_through_the_reflected_affine():
+    # Reference: cut each patch again with OpenCV through (x -> size - 1 - x) o affine, and map
+    # the image contour through that affine; the mirrored patch set must equal both.
+    import cv2
+
+    centers, square, _ = rotated_spine(degrees=25.0)
+    image = np.random.default_rng(3).random((200, 220)).astype(np.float32) * 100.0
+    cut = patches.extract_patches(
+        image, centers, [square + shift for shift in (-20.0, 0.0, 20.0)],
+        alphas=(1.4, 1.6), angles=(-10.0, 5.0), size=32,
+    )
+    which = np.arange(len(cut)) % 3 == 1
+    mirrored = patches.mirror_patches(cut, which)
+    reflection = np.array([[-1.0, 0.0, 31.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    for i in range(len(cut)):
+        if not which[i]:
+            np.testing.assert_array_equal(mirrored.images[i], cut.images[i])
+            np.testing.assert_array_equal(mirrored.affines[i], cut.affines[i])
+            continue
+        affine = reflection[:2] @ np.vstack([cut.affines[i], [0.0, 0.0, 1.0]])
+        np.testing.assert_allclose(mirrored.affines[i], affine, atol=1e-12)
+        assert np.linalg.det(mirrored.affines[i][:, :2]) < 0
+        recut = cv2.warpAffine(image, affine, (32, 32), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+        recut = (recut - recut.mean()) / recut.std()
+        np.testing.assert_allclose(mirrored.images[i], recut, atol=1e-3)
+        vertebra = cut.vertebra_index[i]
+        outline = apply_affine(affine, [square - 20.0, square, square + 20.0][vertebra])
+        np.testing.assert_allclose(mirrored.contours[i], outline[::-1], atol=1e-9)
+        np.testing.assert_array_equal(mirrored.masks[i], polygon_to_mask(outline, (32, 32)))
+        row, column = 7, 25
+        expected = point_to_polyline_distance(np.array([[column, row]], float), outline)
+        np.testing.assert_allclose(mirrored.dist_maps[i][row, column], expected[0], atol=1e-5)
+        # The way back: patch points of the mirrored patch land on the same image points.
+        np.testing.assert_allclose(
+            patches.patch_to_image(mirrored.contours[i], mirrored.affines[i])[::-1],
+            patches.patch_to_image(cut.contours[i], cut.affines[i]),
+            atol=1e-9,
+        )
+
+
+def test_mirror_patches_keeps_the_input_and_checks_its_choice():
+    centers, square, _ = rotated_spine()
+    cut = patches.extract_patches(np.ones((200, 200)), centers, [square] * 3, size=16)
+    before = cut.images.copy()
+    patches.mirror_patches(cut, np.ones(len(cut), bool))
+    np.testing.assert_array_equal(cut.images, before)
+    with pytest.raises(ConfigError, match="3 booleans"):
+        patches.mirror_patches(cut, np.ones(2, bool))

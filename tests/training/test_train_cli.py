@@ -124,3 +124,15 @@ def test_study_options_reach_the_config():
         "balanced", "pixel", 2)
     assert (config.lr_schedule, config.lr_step_epochs, config.lr_step_factor,
             config.model_selection) == ("step", 3, 0.1, "best")
+
+
+def test_augment_mirror_flag_overrides_the_preset():
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
+
+    def config(*arguments):
+        return _train_config(build_parser().parse_args(["train", *arguments]))
+
+    assert config("--preset", "paper").augment_mirror is False
+    assert config("--preset", "paper", "--augment-mirror").augment_mirror is True
+    assert config("--preset", "paper", "--no-augment-mirror").augment_mirror is False

@@ -11,7 +11,7 @@ from vertseg_tf.training.config import MODEL_PRESET_NAMES
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
 
 
-@pytest.mark.parametrize("name", ["paper", "demo", "study", "smoke"])
+@pytest.mark.parametrize("name", ["paper", "demo", "study", "smoke", "pretrained"])
 def test_config_files_equal_the_built_in_presets(name):
     assert load_config(TRAINING_DIR / f"{name}.toml") == TRAIN_PRESETS[name]
 
@@ -22,6 +22,7 @@ def test_paper_preset_is_the_papers_protocol():
     assert paper.model == "paper" and paper.method == "unet-s" and paper.shape_weight == 1.0
     assert paper.augment and len(TRAIN_ALPHAS) * len(TRAIN_ANGLES) == 45
     assert paper.max_train_patches == 0
+    assert not paper.augment_mirror and TRAIN_PRESETS["pretrained"].augment_mirror
 
 
 def test_model_preset_names_match_the_model_module():

@@ -7,6 +7,7 @@ import pytest
 from vertseg_tf.data.dataset import load_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training import TRAIN_PRESETS, epoch_order, load_training_data, resolve_dataset
+from vertseg_tf.training.data import mirror_choice
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
@@ -39,6 +40,22 @@ def test_max_train_patches_takes_a_seeded_subset(tiny_dataset, patch_cache):
     again = load_training_data(tiny_dataset, config, cache_dir=patch_cache)
     assert len(data.x) == config.max_train_patches
     assert np.array_equal(data.x, again.x)
+
+
+def test_augment_mirror_reflects_a_seeded_half_of_the_training_patches(tiny_dataset, patch_cache):
+    plain = TRAIN_PRESETS["smoke"]
+    assert not plain.augment_mirror and not TRAIN_PRESETS["paper"].augment_mirror
+    data = load_training_data(tiny_dataset, plain, cache_dir=patch_cache)
+    mirrored = load_training_data(
+        tiny_dataset, plain.replace(augment_mirror=True), cache_dir=patch_cache
+    )
+    flipped = mirror_choice(len(data.x), plain.seed)
+    assert flipped.sum() == len(data.x) // 2
+    np.testing.assert_array_equal(mirrored.x[flipped], data.x[flipped][:, :, ::-1])
+    np.testing.assert_array_equal(mirrored.y_true[flipped], data.y_true[flipped][:, :, ::-1])
+    np.testing.assert_array_equal(mirrored.x[~flipped], data.x[~flipped])
+    np.testing.assert_array_equal(mirrored.val_x, data.val_x)
+    assert not np.array_equal(flipped, mirror_choice(len(data.x), plain.seed + 1))
 
 
 @pytest.mark.slow

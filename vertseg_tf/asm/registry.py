@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from vertseg_tf.asm.asm_rf import ASMRF
 from vertseg_tf.asm.base import ActiveShapeModel
 from vertseg_tf.asm.persistence import read_method
 from vertseg_tf.errors import ConfigError, DataError
-from vertseg_tf.progress import Progress
+from vertseg_tf.progress import Progress, write
 
 __all__ = ["ASM_METHODS", "MODEL_FILE", "fit_asm", "load_asm"]
 
@@ -80,9 +79,10 @@ def fit_asm(
         model = cls(**options)
     except TypeError as error:
         raise ConfigError(f"{method}: {error}") from None
-    print(f"{method}: fitting on {len(images)} patches", file=sys.stderr, flush=True)
+    write(f"{method}: fitting on {len(images)} patches")
     started = time.perf_counter()
-    model.fit(images, contours, progress=Progress(method, unit="forests", interval_s=2.0))
+    unit = "forests" if method == "asm-rf" else "patches"  # ASM-RF counts forests, G and M patches
+    model.fit(images, contours, progress=Progress(method, unit=unit, interval_s=2.0))
     fit_seconds = time.perf_counter() - started
-    print(f"{method}: fitted in {fit_seconds:.1f} s", file=sys.stderr, flush=True)
+    write(f"{method}: fitted in {fit_seconds:.1f} s")
     return model, fit_seconds

@@ -11,13 +11,15 @@ parser imports no TensorFlow: the heavy imports live inside each command's run f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import textwrap
 
-from vertseg_tf import __version__
+from vertseg_tf import __version__, progress
 from vertseg_tf.cli import bench, data, deploy, evaluate, measure, train
-from vertseg_tf.cli.common import Command
+from vertseg_tf.cli.common import Command, docs_link
 from vertseg_tf.errors import VertsegError
+from vertseg_tf.startup import quiet_tensorflow_startup
 
 __all__ = ["COMMAND_MODULES", "build_parser", "commands", "main", "train_main"]
 
@@ -29,44 +31,72 @@ def commands() -> tuple[Command, ...]:
     return tuple(command for module in COMMAND_MODULES for command in module.COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+_GLOBAL_FLAGS = (
+    ("--debug", "show tracebacks on errors"),
+    ("--verbose", "keep TensorFlow's start-up and log lines on stderr"),
+    ("--quiet", "no progress bars or progress lines (results and errors only)"),
+)
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, *, default) -> None:
+    """The flags valid before and after COMMAND; a subcommand's default must not undo them."""
+    for flag, help_text in _GLOBAL_FLAGS:
+        parser.add_argument(flag, action="store_true", default=default, help=help_text)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `vertseg-tf` parser; with `only`, just that command gets its options.
+
+    Every command is listed either way. `main` passes the command word of the command line,
+    so `vertseg-tf --help` and `vertseg-tf COMMAND --help` import only what that command's
+    options need (no other command's modules, no TensorFlow).
+    """
     parser = argparse.ArgumentParser(
         prog="vertseg-tf",
         description="Shape-aware UNet vertebrae segmentation of lateral cervical radiographs.",
-        epilog="Run 'vertseg-tf COMMAND --help' for a command's options and an example.",
+        epilog="Run 'vertseg-tf COMMAND --help' for a command's options and an example.\n"
+        f"docs: {docs_link()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"vertseg-tf {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands():
         cmd = sub.add_parser(
             command.name,
             help=command.summary,
             description=command.summary,
-            epilog="example:\n" + textwrap.indent(command.example, "  "),
+            epilog="example:\n" + textwrap.indent(command.example, "  ")
+            + f"\n\ndocs: {docs_link(command.name)}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        # SUPPRESS: without --debug here the subcommand leaves the top-level value alone, so
+        # SUPPRESS: a subcommand's default must not undo a flag given before COMMAND, so
         # `vertseg-tf --debug COMMAND` and `vertseg-tf COMMAND --debug` both work.
-        cmd.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS,
-            help="show tracebacks on errors",
-        )
-        command.arguments(cmd)
+        _add_global_flags(cmd, default=argparse.SUPPRESS)
+        if only is None or command.name == only:
+            command.arguments(cmd)
         cmd.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The global options are flags, so the first word that is not an option is the command.
+    command_word = next((word for word in argv if not word.startswith("-")), "")
+    args = build_parser(only=command_word).parse_args(argv)
+    if not args.verbose:
+        quiet_tensorflow_startup()
     try:
-        return int(args.run(args) or 0)
+        with progress.silenced() if args.quiet else contextlib.nullcontext():
+            return int(args.run(args) or 0)
     except VertsegError as error:
         if args.debug:
             raise
+        progress.close_all()
         print(f"vertseg-tf {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        progress.close_all()
         print(f"vertseg-tf {args.command}: interrupted", file=sys.stderr)
         return 130
 

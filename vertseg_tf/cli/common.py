@@ -6,10 +6,17 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from vertseg_tf.progress import Progress
 
-__all__ = ["Command", "add_workers_argument", "cli_progress", "command_line"]
+__all__ = [
+    "CLI_DOCS", "Command", "add_workers_argument", "cli_progress", "command_line", "docs_link",
+    "echo",
+]
+
+CLI_DOCS = "docs/cli.md"
+"""The command-line reference, relative to the repository root; one section per command."""
 
 
 @dataclass(frozen=True)
@@ -53,3 +60,24 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
 def command_line() -> str:
     """The command line as the user typed it, for reports that record how they were made."""
     return " ".join(["vertseg-tf", *sys.argv[1:]])
+
+
+def echo(line: str) -> None:
+    """A status line on stderr (a step starting), above any progress bar; silent with --quiet."""
+    from vertseg_tf.progress import write
+
+    write(line)
+
+
+def docs_link(command: str | None = None) -> str:
+    """Where a command's reference is: `CLI_DOCS#command`, absolute in a source checkout.
+
+    Example:
+        >>> docs_link("train").endswith("docs/cli.md#train")
+        True
+    """
+    anchor = f"#{command}" if command else ""
+    checkout = Path(__file__).resolve().parents[2] / CLI_DOCS
+    if checkout.is_file():
+        return f"{checkout}{anchor}"
+    return f"{CLI_DOCS}{anchor} in the vertseg-tf repository"

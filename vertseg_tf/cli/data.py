@@ -45,7 +45,9 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
         metavar="SRC",
-        help="labelme: a Labelme JSON file or a folder of them; coco: the COCO JSON file",
+        help="labelme: a Labelme JSON file or a folder of them; coco: the COCO JSON file; "
+        "aasce: the folder holding data/ and labels/; corners-csv: a folder of <name>.csv "
+        "files beside their images (or of train/val/test subfolders of them)",
     )
     parser.add_argument(
         "--out",
@@ -55,9 +57,17 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split",
-        default="train",
+        default=None,
         choices=SPLITS,
-        help="split of every imported image (default: train)",
+        help="split of every imported image (default: train; aasce and split subfolders of "
+        "corners-csv take the split from the source)",
+    )
+    parser.add_argument(
+        "--first-level",
+        default=None,
+        metavar="LEVEL",
+        help="corners-csv: level of the first two rows when the labels are not levels "
+        "(default: L1)",
     )
     parser.add_argument(
         "--link",
@@ -84,11 +94,19 @@ def _import(args) -> int:
     from vertseg_tf.data.importers import import_dataset
 
     options = {
-        "split": args.split,
         "link": args.link,
         "pixel_origin": args.pixel_origin,
         "progress": cli_progress("import"),
     }
+    if args.source_format == "aasce":
+        if args.split is not None:
+            raise ConfigError("--split does not apply to --from aasce: its folders give the split")
+    else:
+        options["split"] = args.split or "train"
+    if args.first_level is not None:
+        if args.source_format != "corners-csv":
+            raise ConfigError("--first-level applies to --from corners-csv only")
+        options["first_level"] = args.first_level
     if args.images is not None:
         if args.source_format != "coco":
             raise ConfigError("--images applies to --from coco only")
@@ -125,7 +143,6 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write preview.png, a contact sheet of up to 12 images")
     parser.add_argument("--preview-tile", type=int, default=None, metavar="WIDTH",
                         help="preview tile width in pixels (default 420; smaller = smaller file)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -135,7 +152,7 @@ def _synth(args: argparse.Namespace) -> int:
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, hard_share=args.hard_share,
         version=args.generator_version, preview=args.preview, preview_width=args.preview_tile,
-        progress=False if args.quiet else cli_progress("synth"),
+        progress=cli_progress("synth"),
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     hard_test = sum(v.is_hard for im in dataset.split("test") for v in im.vertebrae)
@@ -201,8 +218,11 @@ VALIDATE = Command(
 
 IMPORT = Command(
     "import",
-    "Convert Labelme or COCO (CVAT) polygon annotations of C3-C7 into a native dataset folder.",
+    "Convert Labelme or COCO (CVAT) outlines, or the corners of AASCE 2019 / BUU-LSPINE, into a "
+    "native dataset folder.",
     "vertseg-tf import --from labelme labelme_project/ --out my_dataset --split train\n"
+    "vertseg-tf import --from aasce boostnet_labeldata/ --out aasce\n"
+    "vertseg-tf import --from corners-csv BUU-LSPINE/LA --out buu_lateral --split test\n"
     "vertseg-tf import --from coco export/annotations/instances_default.json \\\n"
     "    --out my_dataset --link",
     _import_arguments,

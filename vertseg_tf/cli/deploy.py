@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 
 from vertseg_tf.cli.common import Command
+from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run_dir", metavar="RUN_DIR",
+        "run_dir", metavar="RUN_DIR", nargs="?",
         help="training run folder with model.keras (or a .keras file)",
+    )
+    parser.add_argument(
+        "--model", metavar="pretrained",
+        help="'pretrained': export the model shipped with vertseg-tf instead of a RUN_DIR",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="TF Serving base folder, e.g. models/vertseg"
@@ -32,8 +37,14 @@ def _export(args: argparse.Namespace) -> int:
     import json
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
+    from vertseg_tf.loading import PRETRAINED, load_pretrained_model
 
-    target = export_run(args.run_dir, args.out, args.version, tflite=args.tflite)
+    if (args.run_dir is None) == (args.model is None):
+        raise ConfigError(f"give either RUN_DIR or --model {PRETRAINED}")
+    if args.model is not None and args.model != PRETRAINED:
+        raise ConfigError(f"--model takes only {PRETRAINED!r}; give a run folder as RUN_DIR")
+    source = load_pretrained_model() if args.model is not None else args.run_dir
+    target = export_run(source, args.out, args.version, tflite=args.tflite)
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
     saved_model = parity["saved_model"]
     print(f"{target}: SavedModel max |diff| {saved_model['max_abs_diff']:.2e} "
@@ -55,7 +66,9 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
         help="centres file: JSON [[x, y], ...] or one 'x,y' per line",
     )
     parser.add_argument(
-        "--model", required=True, help=".keras file, SavedModel folder or .tflite file"
+        "--model", default="pretrained",
+        help=".keras file, SavedModel folder or .tflite file (default: 'pretrained', the model "
+        "shipped with vertseg-tf, trained on synthetic films only)",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="new folder for dataset.json and overlay.png"
@@ -104,7 +117,8 @@ EXPORT = Command(
     "export",
     "Export a trained model as a TF Serving SavedModel and TFLite models, checking parity.",
     "vertseg-tf export runs/demo --out models/vertseg --version 1\n"
-    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8",
+    "vertseg-tf export runs/demo/model.keras --out models/vertseg --version 2 --tflite int8\n"
+    "vertseg-tf export --model pretrained --out models/vertseg --version 3",
     _export_arguments,
     _export,
 )
@@ -112,6 +126,7 @@ EXPORT = Command(
 SEGMENT = Command(
     "segment",
     "Segment the vertebrae of a radiograph from clicked centres; write a dataset and overlay.",
+    'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" --out runs/scan_seg\n'
     'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" '
     "--model models/vertseg/1 --out runs/scan_seg --labels C3,C4,C5",
     _segment_arguments,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from vertseg_tf.cli.common import Command, add_workers_argument, command_line
+from vertseg_tf.cli.common import Command, add_workers_argument, command_line, echo
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -52,7 +51,7 @@ def _eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         title=args.title,
         command_line=command_line(),
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=echo,
     )
     print(f"report: {report}")
     return 0
@@ -106,7 +105,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         generator_version=args.generator_version,
         hard_share=args.hard_share,
         command_line=command_line(),
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        log=echo,
     )
     print(f"report: {report}")
     return 0

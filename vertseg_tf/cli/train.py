@@ -64,6 +64,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorFlow op determinism: equal seeds give equal weights")
     parser.add_argument("--mixed-precision", choices=MIXED_PRECISION,
                         help="mixed bfloat16 compute (float32 weights and loss)")
+    parser.add_argument("--augment-mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="reflect half the training patches left to right (facing both ways)")
     parser.add_argument("--cache-dir", metavar="DIR", help="patch cache folder")
     add_workers_argument(parser)
 
@@ -86,6 +88,7 @@ _TRAIN_OVERRIDES = {
     "loop": "loop",
     "strategy": "strategy",
     "mixed_precision": "mixed_precision",
+    "augment_mirror": "augment_mirror",
 }
 
 

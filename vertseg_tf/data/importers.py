@@ -35,7 +35,7 @@ from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
 
-IMPORT_FORMATS = ("labelme", "coco")
+IMPORT_FORMATS = ("labelme", "coco", "aasce", "corners-csv")
 PIXEL_ORIGINS = ("corner", "center")
 _CENTER_SUFFIXES = ("_center", "_centre")
 
@@ -56,6 +56,8 @@ class _Annotated:
     image: Path
     source: Path
     outlines: dict[str, _Outline] = field(default_factory=dict)
+    # The split the source gives this image; None takes the importer's `split` option.
+    split: str | None = None
 
 
 def import_labelme(
@@ -262,7 +264,11 @@ def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) ->
 
 
 def import_dataset(kind: str, source, out, **options) -> Dataset:
-    """`import_labelme` or `import_coco` by name ("labelme" or "coco"); options pass through.
+    """An importer by name; options pass through.
+
+    "labelme": `import_labelme`, "coco": `import_coco`, "aasce":
+    `vertseg_tf.data.corner_importers.import_aasce`, "corners-csv":
+    `vertseg_tf.data.corner_importers.import_corners_csv`.
 
     Example (needs annotation files, so not run as a doctest):
         >>> dataset = import_dataset("coco", "instances_default.json", "my_dataset", link=True)  # doctest: +SKIP
@@ -271,6 +277,11 @@ def import_dataset(kind: str, source, out, **options) -> Dataset:
         return import_labelme(source, out, **options)
     if kind == "coco":
         return import_coco(source, out, **options)
+    if kind in ("aasce", "corners-csv"):
+        from vertseg_tf.data.corner_importers import import_aasce, import_corners_csv
+
+        importer = import_aasce if kind == "aasce" else import_corners_csv
+        return importer(source, out, **options)
     raise ConfigError(
         f"unknown import format {kind!r}; expected one of {', '.join(IMPORT_FORMATS)}"
     )
@@ -362,7 +373,7 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
         vertebrae = [_vertebra(level, item.outlines[level], item.source) for level in order]
         stem = _unique_stem(item.image.stem, taken)
         file = f"images/{stem}{item.image.suffix.lower()}"
-        records.append(ImageRecord(stem, file, split, None, vertebrae))
+        records.append(ImageRecord(stem, file, item.split or split, None, vertebrae))
         placements.append((item.image, file))
     with atomic_dir(out) as building:
         (building / "images").mkdir()

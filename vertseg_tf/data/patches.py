@@ -6,7 +6,10 @@ the scale s_k is the mean distance to the neighbouring centres. The patch is the
 alpha * s_k centred on c_k, turned so that the axis points down the patch (+y), then turned by
 the augmentation angle, and resampled to `size` x `size` pixels. In patch pixel-centre
 coordinates the centre c_k lands on ((size - 1) / 2, (size - 1) / 2). The map is a rotation
-and a uniform scaling, never a reflection (determinant > 0).
+and a uniform scaling, never a reflection (determinant > 0): a patient facing right gives
+patches that are the mirror image of a left-facing one. Training can add such patches with
+`mirror_patches` (the `augment_mirror` option); their affines then include the reflection
+x -> size - 1 - x (determinant < 0), so `patch_to_image` still maps their results back.
 
 A positive `angle_deg` = a turns the patch content by a degrees about the patch centre: the
 spine axis points along (-sin a, cos a) in the patch, i.e. the content turns clockwise on screen
@@ -33,7 +36,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -66,6 +69,7 @@ __all__ = [
     "default_cache_dir",
     "extract_patches",
     "mask_to_image",
+    "mirror_patches",
     "patch_affine",
     "patch_to_image",
     "save_contact_sheet",
@@ -680,6 +684,66 @@ def _cut_patches(image: np.ndarray, affines: np.ndarray, size: int) -> np.ndarra
             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT,
         )
     return _normalise(cuts)
+
+
+def mirror_patches(patch_set: PatchSet, which: np.ndarray | Sequence[bool]) -> PatchSet:
+    """The patch set with the patches where `which` is True reflected left to right.
+
+    A reflected patch is the patch a mirrored patient would give: every array is flipped along
+    its columns (x -> size - 1 - x, which maps pixel centres onto pixel centres, so the flipped
+    mask and distance map are exactly those of the reflected contour), the contour is reflected
+    and its point order reversed (the winding stays the same), and the affine becomes
+    reflection o affine, so `patch_to_image` maps the reflected patch's points back onto the
+    same image points.
+
+    Args:
+        patch_set: the patches (with or without targets).
+        which: (N,) booleans, True for the patches to reflect.
+
+    Returns:
+        A new `PatchSet` (the input is not changed), patches in the same order.
+
+    Raises:
+        ConfigError: `which` does not hold one boolean per patch.
+
+    Example:
+        >>> flipped = mirror_patches(train, np.arange(len(train)) % 2 == 1)  # doctest: +SKIP
+    """
+    which = np.asarray(which)
+    if which.dtype != bool or which.shape != (len(patch_set),):
+        raise ConfigError(
+            f"which must be {len(patch_set)} booleans (one per patch), got {which.dtype} "
+            f"{which.shape}"
+        )
+    size = patch_set.images.shape[-1]
+
+    def flip(array):
+        if array is None:
+            return None
+        array = array.copy()
+        array[which] = array[which][..., ::-1]
+        return array
+
+    reflection = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    affines = patch_set.affines.copy()
+    affines[which] = reflection[:2] @ np.concatenate(
+        [affines[which], np.broadcast_to([0.0, 0.0, 1.0], (int(which.sum()), 1, 3))], axis=1
+    )
+    contours = [
+        np.column_stack([size - 1.0 - c[::-1, 0], c[::-1, 1]]) if flipped else c
+        for c, flipped in zip(patch_set.contours, which.tolist())
+    ]
+    return replace(
+        patch_set,
+        images=flip(patch_set.images),
+        masks=flip(patch_set.masks),
+        dist_maps=flip(patch_set.dist_maps),
+        contours=contours,
+        affines=affines,
+        image_ids=list(patch_set.image_ids),
+        labels=list(patch_set.labels),
+        conditions=[list(c) for c in patch_set.conditions],
+    )
 
 
 def save_contact_sheet(

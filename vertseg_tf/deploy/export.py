@@ -44,6 +44,8 @@ from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.progress import write
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder, recorded_dataset
 
 __all__ = [
@@ -163,7 +165,8 @@ def _convert_tflite(saved_model: Path, variant: str, calibration: np.ndarray) ->
                 yield [patch[None]]
 
         converter.representative_dataset = representative_dataset
-    return converter.convert()
+    with quiet_native_logs():  # the quantiser prints its settings on its own
+        return converter.convert()
 
 
 def representative_patches(
@@ -344,7 +347,7 @@ def export_run(
 
     def say(message: str) -> None:
         if progress:
-            print(f"export: {message}", file=sys.stderr, flush=True)
+            write(f"export: {message}")
 
     model, run_config, source = load_run_model(run_dir_or_model)
     if representative is None:

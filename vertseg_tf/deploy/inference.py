@@ -31,6 +31,7 @@ from vertseg_tf.deploy.measurements import (
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import inside_image, mask_to_contours, polygon_area
 from vertseg_tf.models_io import load_keras_model
+from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = [
@@ -213,7 +214,8 @@ def tflite_predictor(
     def predict(patches: np.ndarray) -> np.ndarray:
         if batch[0] != len(patches):
             interpreter.resize_tensor_input(input_detail["index"], list(patches.shape))
-            interpreter.allocate_tensors()
+            with quiet_native_logs():  # the XNNPACK delegate announces itself here
+                interpreter.allocate_tensors()
             batch[0] = len(patches)
         detail = interpreter.get_input_details()[0]
         values = patches
@@ -295,7 +297,9 @@ class Segmenter:
         model: a `.keras` file, a training run folder (its `model.keras`), a SavedModel
             folder (or a TF Serving base folder, whose highest version is used), a `.tflite`
             file, a `keras.Model`, or any callable mapping
-            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities.
+            (N, 64, 64, 1) float32 normalised patches to (N, 64, 64, 2) class probabilities;
+            None or "pretrained" (the default) is the model shipped with vertseg-tf
+            (`vertseg_tf.pretrained`, trained on synthetic films only).
         num_threads: CPU threads of a TFLite interpreter (default: LiteRT's choice).
 
     Attributes:
@@ -312,8 +316,15 @@ class Segmenter:
         ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
     """
 
-    def __init__(self, model, num_threads: int | None = None):
-        self.source = model if isinstance(model, (str, Path)) else type(model).__name__
+    def __init__(self, model=None, num_threads: int | None = None):
+        from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+
+        pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
+        if pretrained:
+            self.source = PRETRAINED
+            model = load_pretrained_model()
+        else:
+            self.source = model if isinstance(model, (str, Path)) else type(model).__name__
         self._predict, self.kind, self.keras_model = _predictor(model, num_threads)
 
     def predict_patches(self, patches) -> np.ndarray:

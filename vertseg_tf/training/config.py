@@ -1,7 +1,8 @@
 """`TrainConfig`: every choice of a training run, its presets and its TOML/JSON forms.
 
 A config is a frozen dataclass. The built-in presets (`TRAIN_PRESETS`) are also stored as
-files in the repository's `training/` folder (`paper.toml`, `demo.toml`, `smoke.toml`);
+files in the repository's `training/` folder (`paper.toml`, `demo.toml`, `smoke.toml`,
+`pretrained.toml`);
 `load_config` reads such a file with `tomllib`. The resolved config is written as JSON into
 every run folder and next to every checkpoint (`to_dict` / `from_dict`).
 """
@@ -37,7 +38,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
-MODEL_PRESET_NAMES = ("paper", "demo", "study", "smoke")
+MODEL_PRESET_NAMES = ("paper", "demo", "study", "smoke", "cpu")
 StepCallback = Callable[[int], None]
 """Called with the global step number after every optimisation step; raising stops training."""
 
@@ -55,7 +56,7 @@ class TrainConfig:
         method: "unet" (pixel log loss), "unet-s" (log loss + shape-aware term) or an active
             shape model baseline "asm-g", "asm-m", "asm-rf".
         model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "study",
-            "smoke").
+            "smoke", "cpu").
         epochs: passes over the training patches.
         batch_size: patches per optimisation step (global, over all replicas).
         learning_rate: RMSprop learning rate at `reference_batch_size`.
@@ -95,6 +96,10 @@ class TrainConfig:
         validation_fraction: share of the training images held out for validation when the
             dataset has no "val" split (chosen by image id, independent of the seed).
         augment: cut the training patches with the 45-patch scale x rotation grid.
+        augment_mirror: reflect a seeded half of the training patches left to right (with
+            their masks, distance maps, contours and affines), so the network learns patients
+            facing left and right alike; off in the paper's protocol, whose films all face
+            one way.
         max_train_patches: use at most this many training patches (a seeded choice); 0 = all.
         mixed_precision: "none" or "bfloat16" (Keras "mixed_bfloat16" policy).
         scale_lr: scale the learning rate linearly with `batch_size / reference_batch_size`.
@@ -137,6 +142,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     validation_fraction: float = 0.1
     augment: bool = True
+    augment_mirror: bool = False
     max_train_patches: int = 0
     mixed_precision: str = "none"
     scale_lr: bool = False
@@ -329,6 +335,22 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         validation_fraction=0.2,
         jit_compile=False,
         synthetic_images=80,
+    ),
+    # The shipped pretrained model (vertseg_tf.pretrained): base width 12 on synthetic data,
+    # half the patches mirrored (both facings), a seeded 13,500-patch subset of the 45-patch
+    # grid per epoch budget; sized so UNet and UNet-S each train in about 20-25 minutes on a
+    # shared 2-core CPU. Trained with --dataset on a generated set (training/README.md).
+    "pretrained": TrainConfig(
+        model="cpu",
+        epochs=2,
+        batch_size=25,
+        learning_rate=0.001,
+        checkpoint_every_steps=100,
+        validation_fraction=0.1,
+        augment_mirror=True,
+        max_train_patches=13500,
+        jit_compile=False,
+        synthetic_images=150,
     ),
     # Seconds: the smallest network on 100 patches, for tests and CI.
     "smoke": TrainConfig(

@@ -16,7 +16,16 @@ from vertseg_tf.data.dataset import Dataset, load_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
-__all__ = ["TrainingData", "epoch_order", "load_training_data", "resolve_dataset"]
+__all__ = [
+    "TrainingData",
+    "epoch_order",
+    "load_training_data",
+    "mirror_choice",
+    "resolve_dataset",
+]
+
+# Seeds the mirror choice apart from the data order and the patch subset of the same seed.
+_MIRROR_STREAM = 7
 
 
 @dataclasses.dataclass
@@ -106,7 +115,8 @@ def load_training_data(
 
     Args:
         dataset_dir: a native dataset folder.
-        config: the run's config (`augment`, `validation_fraction`, `max_train_patches`, `seed`).
+        config: the run's config (`augment`, `augment_mirror`, `validation_fraction`,
+            `max_train_patches`, `seed`).
         cache_dir: patch cache folder; default `vertseg_tf.data.patches.default_cache_dir()`.
         workers: processes that cut patches (`PatchSet.from_dataset`); None = every core.
 
@@ -116,7 +126,7 @@ def load_training_data(
     Raises:
         DataError: an invalid dataset, no training image, an unreadable image.
     """
-    from vertseg_tf.data.patches import PatchSet
+    from vertseg_tf.data.patches import PatchSet, mirror_patches
 
     dataset = load_dataset(dataset_dir)
     train_records = dataset.split("train")
@@ -140,6 +150,8 @@ def load_training_data(
             len(train_set), config.max_train_patches, replace=False
         )
         train_set = train_set.select(np.sort(chosen))
+    if config.augment_mirror:
+        train_set = mirror_patches(train_set, mirror_choice(len(train_set), config.seed))
     if len(train_set) < config.batch_size:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the {len(train_set)} training patches"
@@ -163,6 +175,18 @@ def load_training_data(
         val_source=val_source,
         contours=list(train_set.contours),
     )
+
+
+def mirror_choice(count: int, seed: int) -> np.ndarray:
+    """Which training patches `augment_mirror` reflects: exactly `count // 2`, chosen by `seed`.
+
+    Example:
+        >>> int(mirror_choice(45, seed=0).sum())
+        22
+    """
+    chosen = np.zeros(count, dtype=bool)
+    chosen[np.random.default_rng([seed, _MIRROR_STREAM]).permutation(count)[: count // 2]] = True
+    return chosen
 
 
 def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:

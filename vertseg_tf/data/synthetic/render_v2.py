@@ -77,7 +77,8 @@ def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndar
     return texture, {"trabecular_grain_mm": float(grain_mm), "trabecular_elongation": float(elongation)}
 
 
-def _attenuation(scene: FilmScene, plan_artefacts, rng) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def _attenuation(scene: FilmScene, rng) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Soft tissue + bone (rounded parts softened, bodies sharp, strokes, texture) + metal."""
     rows, cols = scene.shape
     attenuation = _soft_tissue(scene, rng)
     bone = np.zeros((rows, cols), np.float32)
@@ -155,7 +156,7 @@ def render_film(scene: FilmScene, artefacts: tuple[str, ...], rng: np.random.Gen
         The `Rendered` image (metal at `MAX_VALUE`) and its imaging parameters.
     """
     rows, cols = scene.shape
-    attenuation, metal, extra = _attenuation(scene, artefacts, rng)
+    attenuation, metal, extra = _attenuation(scene, rng)
     transmitted, exposure = _expose(attenuation, scene.spacing_mm, artefacts, rng)
     extra.update(exposure)
     log_transmitted = cv2.log(transmitted)  # the optical density, negated

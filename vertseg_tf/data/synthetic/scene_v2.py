@@ -151,7 +151,7 @@ def _double_contour(level: Level, local: np.ndarray, offset: np.ndarray, value: 
 def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[BonePart]:
     """Left and right articular pillars, the pedicle, lamina and spinous process (mm).
 
-    The pillars start inside the body (over its posterior 15-40 %), so the facet joints between
+    The pillars start inside the body (over its posterior 5-40 %), so the facet joints between
     them cross the back of the body; the two sides are shifted by `offset` (head rotation).
     """
     a = level.params.depth / 2.0
@@ -161,7 +161,7 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
     gap = rng.uniform(0.4, 1.0)
     pillar_depth = rng.uniform(9.0, 13.0)
     slope = rng.uniform(3.0, 8.0)
-    overlap = rng.uniform(0.15, 0.4) * 2.0 * a
+    overlap = rng.uniform(0.05, 0.4) * 2.0 * a
     top = -b - 2.2 + gap
     bottom = b + disc - 2.2 - gap
     if level.label == "C2":

@@ -1,0 +1,111 @@
+"""The CLI's first impression: help without TensorFlow, docs links, global flags, --quiet."""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from vertseg_tf import cli, progress
+from vertseg_tf.cli.common import Command, echo
+from vertseg_tf.progress import Progress
+from vertseg_tf.startup import _QuietImportFinder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout, check=True)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_help_of_every_command_imports_no_tensorflow():
+    result = _run_python(
+        """
+        import contextlib, io, sys
+        from vertseg_tf.cli import commands, main
+        for argv in (["--help"], *([command.name, "--help"] for command in commands())):
+            with contextlib.redirect_stdout(io.StringIO()) as shown:
+                try:
+                    main(argv)
+                except SystemExit as done:
+                    assert done.code == 0, argv
+            assert "usage: vertseg-tf" in shown.getvalue(), argv
+        heavy = {"tensorflow", "keras", "jax", "tf_keras"}
+        print(sorted({m.split(".")[0] for m in sys.modules} & heavy))
+        """
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_command_help_ends_with_a_link_to_its_docs_section():
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^## (\S+)$", text, re.MULTILINE))
+    for name, parser in _subparsers(cli.build_parser()).items():
+        last = parser.format_help().rstrip().splitlines()[-1]
+        page, _, anchor = last.removeprefix("docs: ").partition("#")
+        assert last.startswith("docs: ") and anchor == name, last
+        assert Path(page) == ROOT / "docs" / "cli.md" and name in sections
+
+
+@pytest.mark.parametrize("flag", ["debug", "verbose", "quiet"])
+def test_global_flags_work_before_and_after_the_command(flag):
+    parser = cli.build_parser()
+    assert getattr(parser.parse_args([f"--{flag}", "validate", "d"]), flag) is True
+    assert getattr(parser.parse_args(["validate", "d", f"--{flag}"]), flag) is True
+    assert getattr(parser.parse_args(["validate", "d"]), flag) is False
+
+
+@pytest.fixture
+def noisy_command(monkeypatch):
+    """A registered command that reports progress into `lines` and echoes a step line."""
+    lines = []
+
+    class Recorder:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    def run(args):
+        echo("step one")
+        report = Progress("work", stream=Recorder(), bar=False)
+        report(1, 1)
+        print("result")
+        return 0
+
+    noisy = Command("noisy", "Report progress.", "vertseg-tf noisy", lambda parser: None, run)
+    monkeypatch.setattr(cli, "commands", lambda: (noisy,))
+    return lines
+
+
+def test_quiet_silences_progress_and_step_lines_but_not_results(noisy_command, capsys):
+    assert cli.main(["noisy", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err, noisy_command) == ("result\n", "", [])
+    assert progress.is_enabled()  # restored for whatever runs next in this process
+    assert cli.main(["noisy"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "result\n" and err == "step one\n"
+    assert "".join(noisy_command).startswith("work: 1/1, ETA 0 s")
+
+
+def test_verbose_leaves_the_tensorflow_start_up_alone(noisy_command, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path
+                                           if not isinstance(f, _QuietImportFinder)])
+    assert cli.main(["--verbose", "noisy"]) == 0
+    assert not any(isinstance(f, _QuietImportFinder) for f in sys.meta_path)
+    assert cli.main(["noisy"]) == 0
+    assert sum(isinstance(f, _QuietImportFinder) for f in sys.meta_path) == 1
