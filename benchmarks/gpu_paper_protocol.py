@@ -49,9 +49,6 @@ import numpy as np
 # Run from a checkout without installing: the repository root holds the vertseg_tf package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PAPER_LEARNING_RATE = 1e-3
-PAPER_BATCH_SIZE = 25
-PATCHES_PER_TRAINING_VERTEBRA = 45
 
 
 def _render_images(seed: int, indices: list[int], size: str, folder: str) -> list:
@@ -108,21 +105,32 @@ def cut_patches(dataset, split: str, augment: bool, workers: int, cache: Path):
     return PatchSet.concatenate(parts)
 
 
+METHODS = {"UNet": "unet", "UNet-S": "unet-s"}
+
+
+def train_config(method: str, args):
+    """The package's paper `TrainConfig` with this run's settings."""
+    from vertseg_tf.training import TRAIN_PRESETS
+
+    return TRAIN_PRESETS["paper"].replace(
+        method=METHODS[method], model=args.preset, epochs=args.epochs, seed=args.seed,
+        batch_size=args.batch_size, scale_lr=args.scale_lr, jit_compile=args.jit,
+        mixed_precision=args.mixed_precision,
+    )
+
+
 def train(method: str, x: np.ndarray, y_true: np.ndarray, args) -> tuple[object, dict]:
-    """Train "UNet" (log loss) or "UNet-S" (log loss + shape term) with `model.fit`."""
+    """Train "UNet" (log loss) or "UNet-S" (log loss + shape term) with `model.fit`, compiled
+    by the package's `compile_unet` from the paper preset."""
     import keras
 
-    from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
-    from vertseg_tf.model import build_unet
+    from vertseg_tf.training.fit_loop import compile_unet
 
     started = time.perf_counter()
-    keras.utils.set_random_seed(args.seed)
-    model = build_unet(args.preset)
-    learning_rate = PAPER_LEARNING_RATE * (args.batch_size / PAPER_BATCH_SIZE
-                                           if args.scale_lr else 1.0)
-    loss = ShapeAwareLoss(e_mode="graph") if method == "UNet-S" else PixelLogLoss()
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate), loss=loss,
-                  jit_compile=args.jit)
+    config = train_config(method, args)
+    keras.utils.set_random_seed(config.seed)
+    model = compile_unet(config)
+    learning_rate = config.effective_learning_rate
 
     class EpochTimes(keras.callbacks.Callback):
         """Wall time of every epoch (the first includes compiling the step)."""
@@ -163,6 +171,7 @@ def train(method: str, x: np.ndarray, y_true: np.ndarray, args) -> tuple[object,
 
 def evaluate(model, test, batch_size: int) -> dict:
     """Paper metrics of `model`'s argmax masks on the test patches."""
+    from vertseg_tf.channels import predicted_mask
     from vertseg_tf.evaluation.metrics import (
         dice,
         fit_failure_rate,
@@ -171,7 +180,7 @@ def evaluate(model, test, batch_size: int) -> dict:
     )
 
     probabilities = model.predict(test.x(), batch_size=batch_size, verbose=0)
-    masks = np.argmax(np.asarray(probabilities), axis=-1).astype(np.uint8)
+    masks = predicted_mask(np.asarray(probabilities)).astype(np.uint8)
     errors = np.array([point_to_curve_error(mask, contour)
                        for mask, contour in zip(masks, test.contours)])
     finite = errors[np.isfinite(errors)]
@@ -204,6 +213,9 @@ def _machine() -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from vertseg_tf.training.config import TRAIN_PRESETS
+
+    paper = TRAIN_PRESETS["paper"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="JSON report (default $OUT/gpu_paper_protocol.json)")
     parser.add_argument("--preset", default="paper", help="UNet preset: paper, demo, smoke")
@@ -211,8 +223,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", choices=("full", "small"), default="full",
                         help="synthetic image size (full: 1500-2500 px)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=PAPER_BATCH_SIZE)
+    parser.add_argument("--epochs", type=int, default=paper.epochs)
+    parser.add_argument("--batch-size", type=int, default=paper.batch_size)
     parser.add_argument("--mixed-precision", choices=("none", "bfloat16"), default="none",
                         help="bfloat16: Keras 'mixed_bfloat16' policy (float32 weights)")
     parser.add_argument("--scale-lr", action="store_true",

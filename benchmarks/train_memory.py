@@ -1,15 +1,15 @@
 """Peak memory (resident set size) of training each UNet preset, one fresh process per preset.
 
-Each preset trains in its own child process (`python benchmarks/train_memory.py --child
-PRESET ...`), one after the other (side by side in the quick mode): TensorFlow backend, `ShapeAwareLoss(e_mode="graph")`, Adam,
-`train_on_batch` on a fixed synthetic batch, no XLA. The child reports its peak resident set
-size (the operating system's high-water mark of the whole process: Python, TensorFlow's
-runtime, the model, its gradients and optimizer slots, the batch) twice: after the imports and
-the batch are made (`baseline_peak_rss_mb`) and after training (`peak_rss_mb`). The
-difference, `training_increase_mb`, is what building and training the model added. On Linux
-the figure is `VmHWM` of /proc/self/status: `ru_maxrss` would also count the parent's size at
-the fork that started the child. Elsewhere it is `ru_maxrss`. tracemalloc would miss
-TensorFlow's native allocations, so it is not used.
+Each preset trains in its own child process (`python benchmarks/train_memory.py --child PRESET
+...`), one after the other (side by side in the quick mode): TensorFlow backend,
+`ShapeAwareLoss(e_mode="graph")`, Adam, `train_on_batch` on a fixed synthetic batch, no XLA. The
+child reports its peak resident set size (the operating system's high-water mark of the whole
+process: Python, TensorFlow's runtime, the model, its gradients and optimizer slots, the batch)
+twice: after the imports and the batch are made (`baseline_peak_rss_mb`) and after training
+(`peak_rss_mb`). The difference, `training_increase_mb`, is what building and training the model
+added. On Linux the figure is `VmHWM` of /proc/self/status: `ru_maxrss` would also count the
+parent's size at the fork that started the child. Elsewhere it is `ru_maxrss`. tracemalloc would
+miss TensorFlow's native allocations, so it is not used.
 
 Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
     python benchmarks/train_memory.py --out runs/bench/train_memory.json --presets smoke,demo

@@ -104,6 +104,27 @@ def test_pretrained_goes_through_the_shipped_loader(monkeypatch):
     assert UNet.from_preset("pretrained") is shipped
 
 
+def test_pretrained_is_the_shipped_model_with_its_recorded_size():
+    from vertseg_tf.pretrained import MODEL_FILE, PRETRAINED_DIR, pretrained_record
+
+    loaded = load_model("pretrained")
+    assert loaded.kind == "keras" and loaded.source == "pretrained"
+    assert loaded.keras_model.count_params() == pretrained_record()["parameters"]
+    plain = keras.saving.load_model(PRETRAINED_DIR / MODEL_FILE, compile=False)
+    patches = _patches()
+    expected = keras.ops.convert_to_numpy(plain(patches, training=False))
+    np.testing.assert_allclose(loaded.predict_patches(patches), expected, atol=1e-6)
+    preset = UNet.from_preset("pretrained")
+    for mine, theirs in zip(preset.weights, plain.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_pretrained_without_the_shipped_package_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vertseg_tf.pretrained", None)
+    with pytest.raises(ConfigError, match="ships no pretrained model"):
+        load_model("pretrained")
+
+
 def test_unknown_files_are_one_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="notes.txt.*unknown model type"):

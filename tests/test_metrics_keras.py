@@ -9,7 +9,7 @@ from vertseg_tf.metrics_keras import (
     MeanShapeError,
     PixelAccuracy,
     dice_coefficient,
-    pixel_accuracy,
+    pixel_accuracy_fraction,
 )
 
 
@@ -32,7 +32,7 @@ DIST = np.arange(16, dtype=np.float32).reshape(4, 4)
 
 def test_per_sample_functions_on_a_hand_made_case():
     y_true, y_pred = targets(TRUE_MASK, DIST), prediction(PRED_MASK)
-    assert float(pixel_accuracy(y_true, y_pred)[0]) == pytest.approx(12 / 16)
+    assert float(pixel_accuracy_fraction(y_true, y_pred)[0]) == pytest.approx(12 / 16)
     assert float(dice_coefficient(y_true, y_pred)[0]) == pytest.approx(2 * 4 / (2 * 4 + 4 + 0))
 
 
@@ -81,7 +81,8 @@ def test_metrics_in_model_evaluate():
     results = model.evaluate(patches, y_true, verbose=0, return_dict=True)
     y_pred = model.predict(patches, verbose=0)
     assert results["pixel_accuracy"] == pytest.approx(
-        float(np.mean(pixel_accuracy(y_true, y_pred))), abs=1e-6
+        float(np.mean(pixel_accuracy_fraction(y_true, y_pred))), abs=1e-6
     )
-    assert results["dice"] == pytest.approx(float(np.mean(dice_coefficient(y_true, y_pred))), abs=1e-6)
+    expected_dice = float(np.mean(dice_coefficient(y_true, y_pred)))
+    assert results["dice"] == pytest.approx(expected_dice, abs=1e-6)
     assert results["shape_error"] == pytest.approx(3.0, abs=1e-6)

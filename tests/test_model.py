@@ -127,3 +127,14 @@ def test_unknown_preset_raises_config_error():
 def test_build_unet_takes_the_design_keyword_preset():
     by_keyword = build_unet(preset=PRESETS["smoke"])
     assert by_keyword.count_params() == build_unet("smoke").count_params()
+
+
+def test_get_config_passes_the_dtype_policy_through():
+    model = UNet(PRESETS["smoke"], name="unet_dtype", dtype="mixed_bfloat16")
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    rebuilt = UNet.from_config(model.get_config())
+    for built in (model, rebuilt):
+        assert built.get_layer("enc1_conv1").compute_dtype == "bfloat16"
+        assert built.output.dtype == "float32"
+    assert rebuilt.name == "unet_dtype" and rebuilt.unet_config == model.unet_config
+    assert UNet.from_config(build_unet("smoke").get_config()).unet_dtype is None

@@ -31,7 +31,7 @@ VERTEBRA = 1
 E_MODES = ("graph", "py_function")
 """How E (Eq. 4: the mean of the distance channel over the predicted mask's boundary) is
 computed: "graph" (`vertseg_tf.losses.shape_error`, keras.ops) or "py_function" (the host
-reference `vertseg_tf.shape_error_tf`)."""
+reference `vertseg_tf.shape_error_host`)."""
 E_PER = ("image", "pixel")
 """What weights a mismatched pixel in the shape term: the image's E ("image", Eq. 4) or the
 pixel's own distance channel ("pixel"); see `vertseg_tf.losses.ShapeAwareLoss`."""

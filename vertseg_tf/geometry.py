@@ -1,7 +1,8 @@
 """Plane geometry on the pixel grid: polygons <-> masks, polylines, distances, affine maps.
 
-Conventions (DESIGN.md section 3): a point is (x, y) with x = column and y = row; the origin is
-the centre of the top-left pixel, so pixel (x, y) has its centre at integer coordinates (x, y).
+Conventions (docs/architecture.md, coordinates): a point is (x, y) with x = column and y =
+row; the origin is the centre of the top-left pixel, so pixel (x, y) has its centre at integer
+coordinates (x, y).
 Polygons and polylines are (K, 2) float arrays of xy points; a closed polygon does not repeat
 its first point. Affine maps are (2, 3) matrices acting on column vectors (x, y, 1).
 
@@ -63,7 +64,8 @@ def polygon_to_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         (H, W) uint8 mask of 0 and 1.
 
     Example:
-        >>> int(polygon_to_mask(np.array([[1.0, 1.0], [3.0, 1.0], [3.0, 2.0], [1.0, 2.0]]), (4, 5)).sum())
+        >>> rectangle = np.array([[1.0, 1.0], [3.0, 1.0], [3.0, 2.0], [1.0, 2.0]])
+        >>> int(polygon_to_mask(rectangle, (4, 5)).sum())
         6
     """
     return polygons_to_masks([polygon], shape)[0]
@@ -161,7 +163,9 @@ def _mark_vertices(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     near = (np.abs(xs - column) < _VERTEX_EPS) & (np.abs(ys - row) < _VERTEX_EPS)
     near &= (column >= 0) & (column < width) & (row >= 0) & (row < height)
     polygon, vertex = np.nonzero(near)
-    masks[polygon, row[polygon, vertex].astype(np.int64), column[polygon, vertex].astype(np.int64)] = 1
+    rows = row[polygon, vertex].astype(np.int64)
+    columns = column[polygon, vertex].astype(np.int64)
+    masks[polygon, rows, columns] = 1
 
 
 def mask_to_contours(mask: np.ndarray) -> list[np.ndarray]:

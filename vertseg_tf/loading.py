@@ -10,13 +10,10 @@ Keras forms (None for SavedModel and TFLite).
 
 from __future__ import annotations
 
-from vertseg_tf.errors import ConfigError
-from vertseg_tf.models_io import unregistered_class_hint
+from vertseg_tf.models_io import PRETRAINED, load_pretrained_model, unregistered_class_hint
 
 __all__ = ["PRETRAINED", "load_model", "load_pretrained_model", "unregistered_class_hint"]
 
-PRETRAINED = "pretrained"
-"""The name of the model shipped with the package, for `load_model` and `UNet.from_preset`."""
 
 
 
@@ -51,20 +48,3 @@ def load_model(path_or_name, *, num_threads: int | None = None):
         segmenter.source = PRETRAINED
         return segmenter
     return Segmenter(path_or_name, num_threads=num_threads)
-
-
-def load_pretrained_model():
-    """The Keras model shipped with the package (`vertseg_tf.pretrained.load_pretrained`).
-
-    Raises:
-        ConfigError: this installation has no `vertseg_tf.pretrained`.
-    """
-    try:
-        from vertseg_tf.pretrained import load_pretrained
-    except ModuleNotFoundError as error:
-        if error.name != "vertseg_tf.pretrained":
-            raise
-        raise ConfigError(
-            "this vertseg-tf installation ships no pretrained model (no vertseg_tf.pretrained)"
-        ) from None
-    return load_pretrained()

@@ -164,7 +164,7 @@ def _shape_error_function(e_mode: str):
             f"e_mode 'py_function' needs the TensorFlow backend (running "
             f"{keras.backend.backend()!r}); use e_mode 'graph'"
         )
-    from vertseg_tf.shape_error_tf import shape_error_py_function
+    from vertseg_tf.shape_error_host import shape_error_py_function
 
     return shape_error_py_function
 
@@ -251,7 +251,7 @@ def shape_aware_loss(
         weight: w for `weighting="fixed"`; the multiplier of the balancing ratio for
             `"balanced"`. >= 0; 0 gives exactly `pixel_log_loss`.
         e_mode: `"graph"` (keras.ops, any backend, XLA) or `"py_function"` (the TensorFlow
-            host reference of `vertseg_tf.shape_error_tf`; not usable under XLA).
+            host reference of `vertseg_tf.shape_error_host`; not usable under XLA).
         e_per: `"image"` (Eq. 4) or `"pixel"` (see `shape_term`).
         weighting: `"fixed"` or `"balanced"` (w = weight * `balanced_weight` of the batch).
         warmup_epochs: the shape term is off while `epoch < warmup_epochs`.

@@ -19,7 +19,7 @@ __all__ = [
     "MeanShapeError",
     "PixelAccuracy",
     "dice_coefficient",
-    "pixel_accuracy",
+    "pixel_accuracy_fraction",
 ]
 
 
@@ -29,14 +29,14 @@ def _masks(y_true, y_pred):
     return true, predicted
 
 
-def pixel_accuracy(y_true, y_pred):
+def pixel_accuracy_fraction(y_true, y_pred):
     """Share of pixels whose argmax class equals the ground truth (Eq. 7 as a fraction), (B,).
 
     Example:
         >>> import numpy as np
         >>> y_true = np.zeros((1, 1, 4, 2), "float32"); y_true[0, 0, :1, 0] = 1
         >>> y_pred = np.zeros((1, 1, 4, 2), "float32"); y_pred[..., 0] = 1  # all background
-        >>> float(pixel_accuracy(y_true, y_pred)[0])
+        >>> float(pixel_accuracy_fraction(y_true, y_pred)[0])
         0.75
     """
     true, predicted = _masks(y_true, y_pred)
@@ -72,7 +72,7 @@ class _PerSampleMean(keras.metrics.Mean):
 
 @keras.saving.register_keras_serializable(package="vertseg_tf")
 class PixelAccuracy(_PerSampleMean):
-    """Mean pixel accuracy (fraction of correct argmax pixels); see `pixel_accuracy`.
+    """Mean pixel accuracy (fraction of correct argmax pixels); see `pixel_accuracy_fraction`.
 
     Args:
         name: the metric's name.
@@ -87,7 +87,7 @@ class PixelAccuracy(_PerSampleMean):
 
     @staticmethod
     def _per_sample(y_true, y_pred):
-        return pixel_accuracy(y_true, y_pred)
+        return pixel_accuracy_fraction(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="vertseg_tf")

@@ -74,14 +74,18 @@ class UNetConfig:
             value = getattr(self, field.name)
             if field.name == "batch_norm":
                 if not isinstance(value, bool):
-                    raise ConfigError(f"UNetConfig.batch_norm: expected true or false, got {value!r}")
+                    raise ConfigError(
+                        f"UNetConfig.batch_norm: expected true or false, got {value!r}"
+                    )
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(
                     f"UNetConfig.{field.name}: expected a positive integer, got {value!r}"
                 )
         if self.num_classes < 2:
-            raise ConfigError(f"UNetConfig.num_classes: expected at least 2, got {self.num_classes}")
+            raise ConfigError(
+                f"UNetConfig.num_classes: expected at least 2, got {self.num_classes}"
+            )
         if self.input_size % 2**self.depth:
             raise ConfigError(
                 f"UNetConfig.input_size: {self.input_size} is not divisible by 2**depth = "
@@ -172,7 +176,9 @@ class UNet(keras.Model):
     Args:
         config: the architecture (a `UNetConfig` or its `to_dict()` form).
         name: the model's name.
-        **kwargs: passed to `keras.Model` (e.g. `dtype`).
+        dtype: the dtype policy of the layers (e.g. "mixed_bfloat16"; the output stays
+            float32); default: the global policy when the model is built.
+        **kwargs: passed to `keras.Model` (e.g. `trainable`).
 
     Example:
         >>> model = UNet(PRESETS["smoke"], name="unet_smoke")
@@ -184,15 +190,30 @@ class UNet(keras.Model):
         Segmentation", section 3.1 and Fig. 4.
     """
 
-    def __init__(self, config: UNetConfig | dict, name: str | None = None, **kwargs):
+    def __init__(
+        self, config: UNetConfig | dict, name: str | None = None, dtype=None, **kwargs
+    ):
         if isinstance(config, dict):
             config = UNetConfig.from_dict(config)
-        patch, probabilities = _unet_graph(config)
+        # A functional model's layers take the policy in force when they are created.
+        previous = keras.config.dtype_policy()
+        if dtype is not None:
+            keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))
+        try:
+            patch, probabilities = _unet_graph(config)
+        finally:
+            keras.config.set_dtype_policy(previous)
         super().__init__(inputs=patch, outputs=probabilities, name=name, **kwargs)
         self.unet_config = config
+        self.unet_dtype = None if dtype is None else keras.dtype_policies.get(dtype).name
 
     def get_config(self) -> dict[str, Any]:
-        return {"config": self.unet_config.to_dict(), "name": self.name, "trainable": self.trainable}
+        return {
+            "config": self.unet_config.to_dict(),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.unet_dtype,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> UNet:
@@ -215,7 +236,7 @@ class UNet(keras.Model):
             102810
         """
         if preset == "pretrained":
-            from vertseg_tf.loading import load_pretrained_model
+            from vertseg_tf.models_io import load_pretrained_model
 
             return load_pretrained_model()
         if preset not in PRESETS:

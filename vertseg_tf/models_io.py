@@ -10,9 +10,12 @@ import re
 from pathlib import Path
 
 from vertseg_tf import __version__
-from vertseg_tf.errors import DataError
+from vertseg_tf.errors import ConfigError, DataError
 
-__all__ = ["load_keras_model", "unregistered_class_hint"]
+__all__ = ["PRETRAINED", "load_keras_model", "load_pretrained_model", "unregistered_class_hint"]
+
+PRETRAINED = "pretrained"
+"""The name of the model shipped with the package, for `load_model` and `UNet.from_preset`."""
 
 _MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 _MODULE = re.compile(r"'module': '([\w.]+)'")
@@ -90,3 +93,20 @@ def _module_exists(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+def load_pretrained_model():
+    """The Keras model shipped with the package (`vertseg_tf.pretrained.load_pretrained`).
+
+    Raises:
+        ConfigError: this installation has no `vertseg_tf.pretrained`.
+    """
+    try:
+        from vertseg_tf.pretrained import load_pretrained
+    except ModuleNotFoundError as error:
+        if error.name != "vertseg_tf.pretrained":
+            raise
+        raise ConfigError(
+            "this vertseg-tf installation ships no pretrained model (no vertseg_tf.pretrained)"
+        ) from None
+    return load_pretrained()

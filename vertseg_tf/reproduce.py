@@ -120,6 +120,49 @@ def _notes(config, seeds: list[int], settings: ReproducePreset) -> list[str]:
     return notes
 
 
+def _settings(preset: str, dataset, generator_version, hard_share, seeds: list[int],
+              model_selection: str) -> dict:
+    """What makes two reproductions the same: recorded in `reproduce.json`, checked on resume."""
+    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
+
+    synthetic = dataset is None
+    return {
+        "preset": preset,
+        "dataset": None if synthetic else str(Path(dataset).resolve()),
+        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
+        "hard_share": hard_share if synthetic else None,
+        "seeds": seeds,
+        "model_selection": model_selection,
+    }
+
+
+def _checked_state(state_path: Path, given: dict) -> dict:
+    """The recorded state of the reproduction in `state_path`'s folder, refused when it was
+    started with other settings; a fresh state when there is none."""
+    state = _read_state(state_path)
+    # A folder written before these settings existed holds one seed with the last epoch.
+    legacy = {"seeds": given["seeds"][:1], "model_selection": "last"}
+    recorded = {key: state.get(key, legacy.get(key)) for key in given}
+    if state and recorded != given:
+        raise ConfigError(
+            f"{state_path.parent}: holds a reproduction with {recorded}, not {given}; choose "
+            "another --out"
+        )
+    return {**given, "steps": state.get("steps", {})}
+
+
+def _train_method(config, dataset_dir: Path, run_dir: Path, cache_dir, workers) -> dict:
+    """Train (or resume, or restart an unusable) run folder of one method."""
+    from vertseg_tf.training import RunFolder, train
+
+    resume = RunFolder(run_dir).config_path.is_file()
+    result = train(
+        config, dataset_dir, run_dir, resume=resume, overwrite=run_dir.exists() and not resume,
+        cache_dir=cache_dir, workers=workers,
+    )
+    return {"run_dir": str(run_dir), "final": result.get("final", {})}
+
+
 def reproduce(
     preset: str = "demo",
     out="runs/reproduce",
@@ -180,28 +223,11 @@ def reproduce(
     seed_list = _seed_list(config, seeds)
     out = Path(out)
     state_path = out / STATE_FILE
-    state = _read_state(state_path)
-    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
-
-    synthetic = dataset is None
-    given = {
-        "preset": preset,
-        "dataset": None if synthetic else str(Path(dataset).resolve()),
-        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
-        "hard_share": (settings.hard_share if hard_share is None else hard_share)
-        if synthetic else None,
-        "seeds": seed_list,
-        "model_selection": config.model_selection,
-    }
-    # A folder written before these settings existed holds one seed with the last epoch.
-    recorded = {"seeds": [config.seed], "model_selection": "last", **state}
-    recorded = {key: recorded.get(key) for key in given}
-    if state and recorded != given:
-        raise ConfigError(
-            f"{out}: holds a reproduction with {recorded}, not {given}; choose another --out"
-        )
-    steps = state.get("steps", {})
-    state = {**given, "steps": steps}
+    hard_share = settings.hard_share if hard_share is None else hard_share
+    given = _settings(preset, dataset, generator_version, hard_share, seed_list,
+                      config.model_selection)
+    state = _checked_state(state_path, given)
+    steps = state["steps"]
 
     def run_step(name: str, work: Callable[[], dict]) -> None:
         if steps.get(name, {}).get("done"):
@@ -277,8 +303,6 @@ def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, wo
     with several, `OUT/runs/seed-<s>/<method>` and `<method>/seed-<s>`. The ASMs do not
     depend on the networks' seed: they are fitted once, for the first seed.
     """
-    from vertseg_tf.training import RunFolder, train
-
     single = len(seed_list) == 1
     runs = {}
     for method, name in METHOD_NAMES.items():
@@ -291,18 +315,6 @@ def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, wo
         if method.startswith("asm"):
             method_config = method_config.replace(augment=settings.asm_augment)
 
-        def work(method_config=method_config, run_dir=run_dir):
-            resume = RunFolder(run_dir).config_path.is_file()
-            result = train(
-                method_config,
-                dataset_dir,
-                run_dir,
-                resume=resume,
-                overwrite=run_dir.exists() and not resume,
-                cache_dir=cache_dir,
-                workers=workers,
-            )
-            return {"run_dir": str(run_dir), "final": result.get("final", {})}
-
-        run_step(step, work)
+        run_step(step, lambda c=method_config, r=run_dir: _train_method(
+            c, dataset_dir, r, cache_dir, workers))
     return runs

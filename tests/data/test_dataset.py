@@ -23,7 +23,9 @@ def _dataset_json():
                     {
                         "label": "C3",
                         "center": [412.5, 380.0],
-                        "contour": [[380.2, 350.1], [445.0, 352.3], [443.1, 410.7], [0.1 + 0.2, 1e-17]],
+                        "contour": [
+                            [380.2, 350.1], [445.0, 352.3], [443.1, 410.7], [0.1 + 0.2, 1e-17]
+                        ],
                         "conditions": ["fracture"],
                         "reader": "KK",
                     }
@@ -54,8 +56,14 @@ def test_fields_mirror_json(tmp_path):
     ("mutate", "field"),
     [
         (lambda d: d.update(format="other/1"), "format"),
-        (lambda d: d["images"][0]["vertebrae"][0].update(center=[1.0]), "images[0].vertebrae[0].center"),
-        (lambda d: d["images"][0]["vertebrae"][0].update(contour=[1, 2, 3]), "images[0].vertebrae[0].contour"),
+        (
+            lambda d: d["images"][0]["vertebrae"][0].update(center=[1.0]),
+            "images[0].vertebrae[0].center",
+        ),
+        (
+            lambda d: d["images"][0]["vertebrae"][0].update(contour=[1, 2, 3]),
+            "images[0].vertebrae[0].contour",
+        ),
         (lambda d: d["images"][0].pop("file"), "images[0].file"),
     ],
 )

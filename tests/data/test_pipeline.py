@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from vertseg_tf.data.patches import extract_patches
+from vertseg_tf.data.pipeline import epoch_order as pipeline_epoch_order
 from vertseg_tf.data.pipeline import make_dataset
 from vertseg_tf.errors import ConfigError
 
@@ -31,21 +32,31 @@ def test_shapes_dtypes_and_partial_last_batch():
     assert [len(b[0]) for b in make_dataset((x, y_true), 4, drop_remainder=True)] == [4, 4]
 
 
+def visited(dataset):
+    return np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in dataset])
+
+
 def test_each_epoch_is_a_permutation_reshuffled_and_reproducible_by_seed():
     x, y_true = numbered_arrays(count=12)
-    dataset = make_dataset((x, y_true), 3, seed=7)
-    epochs = [np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in dataset]) for _ in range(3)]
+    epochs = [visited(make_dataset((x, y_true), 3, seed=7, epoch=e)) for e in range(3)]
     for order in epochs:
         assert sorted(order.tolist()) == list(range(12))
     assert not all(np.array_equal(epochs[0], other) for other in epochs[1:])
-    again = make_dataset((x, y_true), 3, seed=7)
-    for order in epochs:
-        np.testing.assert_array_equal(
-            np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in again]), order
-        )
-    other_seed = make_dataset((x, y_true), 3, seed=8)
-    other = [np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in other_seed]) for _ in range(3)]
+    for e, order in enumerate(epochs):
+        np.testing.assert_array_equal(visited(make_dataset((x, y_true), 3, seed=7, epoch=e)), order)
+    other = [visited(make_dataset((x, y_true), 3, seed=8, epoch=e)) for e in range(3)]
     assert not all(np.array_equal(a, b) for a, b in zip(epochs, other))
+
+
+def test_order_is_epoch_order_and_a_resume_skips_the_done_batches():
+    x, y_true = numbered_arrays(count=11)
+    order = np.random.default_rng([5, 2]).permutation(11)  # the definition of epoch_order
+    np.testing.assert_array_equal(pipeline_epoch_order(11, 5, 2), order)
+    resumed = make_dataset((x, y_true), 3, seed=5, epoch=2, first_batch=1, drop_remainder=True)
+    np.testing.assert_array_equal(visited(resumed), order[3:9])
+    repeated = iter(make_dataset((x, y_true), 3, seed=5, epoch=2, repeat=True, drop_remainder=True))
+    np.testing.assert_array_equal(epoch_order(repeated, 3), order[:9])
+    np.testing.assert_array_equal(epoch_order(repeated, 3), pipeline_epoch_order(11, 5, 3)[:9])
 
 
 def test_repeat_keeps_epoch_boundaries_and_pairs_x_with_y():

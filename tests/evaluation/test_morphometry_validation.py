@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from vertseg_tf.evaluation.morphometry import compare_columns, format_validation_table, summarise
+from vertseg_tf.evaluation.morphometry import (
+    compare_columns,
+    format_validation_table,
+    slip_agreement,
+    summarise,
+)
 from vertseg_tf.morphometry import measure_column
 
 
@@ -45,3 +50,10 @@ def test_kappa_sensitivity_and_specificity_against_a_numpy_reference():
     assert summary["specificity_grade2"] == pytest.approx(4 / 5)
     assert summary["height_mm"]["median"] is None and summary["missing"] == 1
     assert "Cohen's kappa" in format_validation_table({"a": summary})
+
+
+def test_slip_agreement():
+    agreement = slip_agreement([(2.0, 2.5), (-3.0, -2.0), (4.0, -0.5), (0.0, 0.25), (0.0, -0.75)])
+    assert agreement["slipped_segments"] == 3 and agreement["same_sign"] == 2
+    assert agreement["median_abs_difference_mm"] == pytest.approx(1.0)
+    assert agreement["unslipped_median_abs_mm"] == pytest.approx(0.5)

@@ -89,3 +89,34 @@ def test_bad_outline_is_one_line_naming_the_field(box_dataset, tmp_path, capsys)
     assert main(["measure", str(box_dataset), "--out", str(tmp_path / "b")]) == 1
     assert len(read_measurements_csv(tmp_path / "b" / "measurements.csv")) == 9
     assert "images[1].vertebrae[2].contour" in capsys.readouterr().err
+
+
+def test_validate_without_truth_is_one_line(box_dataset, tmp_path, capsys):
+    path = box_dataset / "dataset.json"
+    data = json.loads(path.read_text())
+    for vertebra in data["images"][0]["vertebrae"]:
+        del vertebra["truth"]
+    path.write_text(json.dumps(data))
+    assert main(["measure", str(box_dataset), "--validate", "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truth six points" in err[0] and not (tmp_path / "v").exists()
+
+
+@pytest.mark.slow
+def test_validate_end_to_end_with_a_model(tmp_path):
+    """--model segments every test film from its centres and measures those outlines too."""
+    from vertseg_tf import build_unet
+    from vertseg_tf.data.synthetic import generate
+
+    generate(3, 0, tmp_path / "v2", size="small", hard_fraction=1.0, split_ratio=(0, 1),
+             progress=False)
+    model_path = tmp_path / "smoke.keras"
+    build_unet("smoke").save(model_path)
+    out = tmp_path / "validation"
+    assert main(["measure", str(tmp_path / "v2"), "--validate", "--model", str(model_path),
+                 "--out", str(out)]) == 0
+    summaries = json.loads((out / "validation.json").read_text())["summaries"]
+    assert set(summaries) == {"ground-truth outlines", "model outlines"}
+    assert summaries["ground-truth outlines"]["vertebrae"] == 15
+    model = summaries["model outlines"]
+    assert model["vertebrae"] + model["missing"] == 15

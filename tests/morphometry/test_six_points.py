@@ -80,15 +80,23 @@ def bowed_column(bow):
 
 def test_facing_from_the_curvature_of_the_column():
     outlines, centres = bowed_column(-8.0)  # convex towards smaller x: anterior there
-    assert detect_facing(outlines, centres) == ("left", "curvature")
+    facing, score = detect_facing(outlines, centres)
+    assert facing == "left" and score == pytest.approx(0.1 / 0.03)  # a 10 % bow, boxes: no lip
     mirrored = [np.c_[300 - o[:, 0], o[:, 1]] for o in outlines]
-    assert detect_facing(mirrored, np.c_[300 - centres[:, 0], centres[:, 1]]) == (
-        "right", "curvature")
+    facing, mirrored_score = detect_facing(mirrored, np.c_[300 - centres[:, 0], centres[:, 1]])
+    assert facing == "right" and mirrored_score == pytest.approx(-score)
 
 
 def test_facing_from_the_anterior_inferior_lip_when_the_column_is_straight():
     outlines, centres = bowed_column(0.0)
     lipped = [np.insert(o, 3, [o[3, 0] + 1.0, o[3, 1] + 2.0], axis=0) for o in outlines]
-    assert detect_facing(lipped, centres) == ("left", "lip")
+    assert detect_facing(lipped, centres)[0] == "left"
     mirrored = [np.c_[-o[:, 0], o[:, 1]] for o in lipped]
-    assert detect_facing(mirrored, np.c_[-centres[:, 0], centres[:, 1]]) == ("right", "lip")
+    assert detect_facing(mirrored, np.c_[-centres[:, 0], centres[:, 1]])[0] == "right"
+
+
+def test_a_clear_lip_outweighs_a_slight_bow_the_other_way():
+    outlines, centres = bowed_column(2.0)  # bow 2.5 % towards +x: a weak "right" cue
+    lipped = [np.insert(o, 3, [o[3, 0] + 1.0, o[3, 1] + 3.0], axis=0) for o in outlines]
+    assert detect_facing(outlines, centres)[0] == "right"
+    assert detect_facing(lipped, centres)[0] == "left"

@@ -89,3 +89,9 @@ def test_a_file_may_leave_settings_out(tmp_path):
     path = tmp_path / "short.toml"
     path.write_text('model = "smoke"\nepochs = 1\n')
     assert load_config(path) == TrainConfig(model="smoke", epochs=1)
+
+
+def test_locator_demo_recipe_file_equals_the_locator_demo_preset():
+    from vertseg_tf.training.config import LOCATOR_PRESETS
+
+    assert load_config(TRAINING_DIR / "locator_demo.toml") == LOCATOR_PRESETS["demo"]

@@ -74,7 +74,7 @@ def predict_flat_forests(trees: dict[str, np.ndarray], roots: np.ndarray, featur
 
     Example (needs fitted forests, so not run as a doctest):
         >>> trees = flatten_forests([forest])  # doctest: +SKIP
-        >>> predict_flat_forests(trees, trees["roots"], X[None])[0]  # == forest.predict(X)  # doctest: +SKIP
+        >>> predict_flat_forests(trees, trees["roots"], X[None])[0]  # doctest: +SKIP
     """
     # float32 like scikit-learn, compared in float64 against the float64 thresholds.
     features = np.asarray(features, dtype=np.float32).astype(np.float64)
@@ -128,7 +128,8 @@ class ASMRF(ActiveShapeModel):
         n_levels, max_iterations, **kwargs: `ActiveShapeModel` arguments.
 
     Example (needs training patches, so not run as a doctest):
-        >>> model = ASMRF(n_trees=10, max_depth=8).fit(train_patches, train_contours)  # doctest: +SKIP
+        >>> model = ASMRF(n_trees=10, max_depth=8)  # doctest: +SKIP
+        >>> model = model.fit(train_patches, train_contours)  # doctest: +SKIP
         >>> contours = model.predict(test_patches)  # doctest: +SKIP
 
     Reference:

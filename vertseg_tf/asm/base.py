@@ -105,8 +105,10 @@ class ActiveShapeModel(ABC):
         tolerance: stop a level when no landmark moved more than this many level pixels.
 
     Example (needs training patches, so not run as a doctest):
-        >>> model = ASMG(n_landmarks=40, n_levels=3).fit(train_patches, train_contours)  # doctest: +SKIP
-        >>> landmarks = model.search(patch, start=model.pdm.initial_points((64, 64)) + 2.0)  # doctest: +SKIP
+        >>> model = ASMG(n_landmarks=40, n_levels=3)  # doctest: +SKIP
+        >>> model = model.fit(train_patches, train_contours)  # doctest: +SKIP
+        >>> start = model.pdm.initial_points((64, 64)) + 2.0  # doctest: +SKIP
+        >>> landmarks = model.search(patch, start=start)  # doctest: +SKIP
     """
 
     method: str = ""

@@ -92,7 +92,7 @@ def _model_columns(model, dataset, records, facings):
 
 
 def _validation(dataset, measured, model) -> dict:
-    from vertseg_tf.evaluation.morphometry import compare_columns, summarise
+    from vertseg_tf.evaluation.morphometry import compare_columns, slip_agreement, summarise
     from vertseg_tf.morphometry import detect_facing, genant_grade
     from vertseg_tf.morphometry.records import stored_facing, truth_column, truth_of
 
@@ -114,10 +114,15 @@ def _validation(dataset, measured, model) -> dict:
     detected = [detect_facing([v.contour for v in r.vertebrae], [v.center for v in r.vertebrae])[0]
                 == stored_facing(r) for r in records]
     stored_grades = [genant_grade(truth_of(v)["height_loss"]) for r in records for v in r.vertebrae]
+    slips = [(truth_of(v).get("listhesis_mm", 0.0), segment.listhesis)
+             for r, truth in zip(records, truths)
+             for v in r.vertebrae
+             for segment in truth.segments if segment.upper == v.label]
     computed = [v.genant_grade for truth in truths for v in truth.vertebrae]
     return {
         "summaries": summaries,
         "facing_detection": {"correct": int(sum(detected)), "images": len(detected)},
+        "listhesis_vs_applied_slip": slip_agreement(slips),
         "truth_grade_agreement": {
             "agree": int(sum(a == b for a, b in zip(stored_grades, computed))),
             "vertebrae": len(computed),

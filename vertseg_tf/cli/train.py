@@ -92,6 +92,15 @@ _TRAIN_OVERRIDES = {
 }
 
 
+def _locator_preset(name: str):
+    from vertseg_tf.training.config import LOCATOR_PRESETS
+
+    if name not in LOCATOR_PRESETS:
+        raise ConfigError(f"--preset {name}: the locator's presets are "
+                          f"{', '.join(LOCATOR_PRESETS)}")
+    return LOCATOR_PRESETS[name]
+
+
 def _train_config(args: argparse.Namespace):
     from vertseg_tf.training import TRAIN_PRESETS, load_config, read_run_config
 
@@ -99,12 +108,14 @@ def _train_config(args: argparse.Namespace):
         raise ConfigError("--config and --preset exclude each other")
     if args.config:
         config = load_config(args.config)
+    elif args.preset and args.method == "locator":
+        config = _locator_preset(args.preset)
     elif args.preset:
         config = TRAIN_PRESETS[args.preset]
     elif args.resume and args.out:
         config = read_run_config(args.out)
     else:
-        config = TRAIN_PRESETS["demo"]
+        config = _locator_preset("demo") if args.method == "locator" else TRAIN_PRESETS["demo"]
     changes = {
         field: getattr(args, option)
         for option, field in _TRAIN_OVERRIDES.items()
@@ -129,7 +140,8 @@ def _train(args: argparse.Namespace) -> int:
     shown = ", ".join(
         f"{name} {final[name]:.4f}" for name in ("loss", "val_loss", "val_dice") if name in final
     )
-    done = f"trained {config.method} for {result['epochs']} epoch(s)" if config.is_unet else (
+    trained = config.is_unet or config.method == "locator"
+    done = f"trained {config.method} for {result['epochs']} epoch(s)" if trained else (
         f"fitted {config.method} on {result['n_training_patches']} patches"
     )
     print(
@@ -144,6 +156,7 @@ TRAIN = Command(
     "Train UNet / UNet-S (or fit an ASM baseline) on a dataset's patches; also vertseg-tf-train.",
     "vertseg-tf-train --preset demo --method unet-s\n"
     "vertseg-tf-train --preset paper --method unet-s --dataset DIR --out runs/paper-unet-s\n"
+    "vertseg-tf-train --method locator --preset demo --dataset DIR --out runs/locator\n"
     "KERAS_BACKEND=jax vertseg-tf-train --preset paper --loop fit --dataset DIR \\\n"
     "    --mixed-precision bfloat16 --batch-size 250 --scale-lr --out runs/paper-jax",
     _train_arguments,

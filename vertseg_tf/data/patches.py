@@ -1,15 +1,15 @@
 """Vertebra patches: pose from clicked centres, the affine cut, augmentation, and the way back.
 
-Geometry (DESIGN.md section 3). For vertebra k with centre c_k (centres in spine order, top to
-bottom) the spine axis is c_{k+1} - c_{k-1} (c_1 - c_0 and c_{N-1} - c_{N-2} at the ends) and
-the scale s_k is the mean distance to the neighbouring centres. The patch is the square of side
-alpha * s_k centred on c_k, turned so that the axis points down the patch (+y), then turned by
-the augmentation angle, and resampled to `size` x `size` pixels. In patch pixel-centre
-coordinates the centre c_k lands on ((size - 1) / 2, (size - 1) / 2). The map is a rotation
-and a uniform scaling, never a reflection (determinant > 0): a patient facing right gives
-patches that are the mirror image of a left-facing one. Training can add such patches with
-`mirror_patches` (the `augment_mirror` option); their affines then include the reflection
-x -> size - 1 - x (determinant < 0), so `patch_to_image` still maps their results back.
+Geometry (docs/architecture.md, patch geometry). For vertebra k with centre c_k (centres in
+spine order, top to bottom) the spine axis is c_{k+1} - c_{k-1} (c_1 - c_0 and c_{N-1} - c_{N-2}
+at the ends) and the scale s_k is the mean distance to the neighbouring centres. The patch is
+the square of side alpha * s_k centred on c_k, turned so that the axis points down the patch
+(+y), then turned by the augmentation angle, and resampled to `size` x `size` pixels. In patch
+pixel-centre coordinates the centre c_k lands on ((size - 1) / 2, (size - 1) / 2). The map is a
+rotation and a uniform scaling, never a reflection (determinant > 0): a patient facing right
+gives patches that are the mirror image of a left-facing one. Training can add such patches with
+`mirror_patches` (the `augment_mirror` option); their affines then include the reflection x ->
+size - 1 - x (determinant < 0), so `patch_to_image` still maps their results back.
 
 A positive `angle_deg` = a turns the patch content by a degrees about the patch centre: the
 spine axis points along (-sin a, cos a) in the patch, i.e. the content turns clockwise on screen
@@ -60,6 +60,7 @@ from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
+    "FLAT_RELATIVE_STD",
     "PATCHES_PER_WORKER",
     "PATCH_SIZE",
     "TEST_ALPHA",
@@ -88,7 +89,7 @@ _READ_COST = 50
 
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
-_FLAT_RELATIVE_STD = 1e-6
+FLAT_RELATIVE_STD = 1e-6
 
 
 def vertebra_poses(
@@ -232,7 +233,7 @@ def _normalise(patches: np.ndarray) -> np.ndarray:
     flat = patches.reshape(len(patches), -1).astype(np.float64)
     mean = flat.mean(axis=1, keepdims=True)
     std = flat.std(axis=1, keepdims=True)
-    flat_patch = std <= _FLAT_RELATIVE_STD * np.abs(mean)
+    flat_patch = std <= FLAT_RELATIVE_STD * np.abs(mean)
     normalised = (flat - mean) / np.where(flat_patch, 1.0, std)
     normalised[flat_patch[:, 0]] = 0.0
     return normalised.astype(np.float32).reshape(patches.shape)

@@ -1,8 +1,11 @@
-"""tf.data input pipeline over a patch set: shuffled per epoch, batched, prefetched.
+"""The tf.data input pipeline, the one training uses: batches in the order of `epoch_order`.
 
-The pipeline only adds speed and shuffling to TensorFlow training; the same data is available
-to `model.fit` on any Keras backend as plain numpy arrays (`PatchSet.x()`, `PatchSet.y_true()`).
-TensorFlow is imported when `make_dataset` runs, not when this module is imported.
+Epoch e visits the patches in `epoch_order(N, seed, e)`, a pure function of (seed, e), so a
+resumed run (`first_batch` > 0) sees exactly the batches an uninterrupted one would. The
+custom training loop feeds on `gather_batches`; `make_dataset` is the same pipeline over
+numpy arrays or a `PatchSet`. The same data is available to `model.fit` on any Keras backend
+as plain numpy arrays (`PatchSet.x()`, `PatchSet.y_true()`). TensorFlow is imported when a
+pipeline is built, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -18,7 +21,76 @@ if TYPE_CHECKING:
 
     from vertseg_tf.data.patches import PatchSet
 
-__all__ = ["make_dataset"]
+__all__ = ["epoch_order", "gather_batches", "make_dataset"]
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of the training patches in `epoch`: a pure function of (seed, epoch).
+
+    A resumed run therefore sees the same batches as an uninterrupted one.
+
+    Example:
+        >>> bool((epoch_order(5, seed=1, epoch=2) == epoch_order(5, seed=1, epoch=2)).all())
+        True
+    """
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def gather_batches(
+    x: tf.Tensor,
+    y_true: tf.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    first_batch: int = 0,
+    repeat: bool = False,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """`(x, y_true)` batches gathered from tensors held in memory, in `epoch_order`.
+
+    Args:
+        x: (N, H, W, 1) tensor of patches.
+        y_true: (N, H, W, 2) tensor of targets.
+        batch_size: patches per batch.
+        shuffle: visit epoch e in `epoch_order(N, seed, e)`; otherwise in index order.
+        seed: the order's seed.
+        epoch: the (first) epoch to produce.
+        first_batch: skip this many batches of the first epoch (resuming inside it).
+        repeat: continue with epochs `epoch + 1`, `epoch + 2`, ... forever.
+        drop_remainder: leave out each epoch's last batch when it is smaller.
+
+    Returns:
+        A prefetched, deterministic `tf.data.Dataset`.
+    """
+    import tensorflow as tf
+
+    count = int(x.shape[0])
+
+    def order(epoch_number) -> np.ndarray:
+        if not shuffle:
+            return np.arange(count, dtype=np.int64)
+        return epoch_order(count, seed, int(epoch_number)).astype(np.int64)
+
+    if repeat:
+        indices = tf.data.Dataset.range(epoch, np.iinfo(np.int64).max).flat_map(
+            lambda e: tf.data.Dataset.from_tensor_slices(
+                tf.ensure_shape(tf.numpy_function(order, [e], tf.int64), [count])
+            ).batch(batch_size, drop_remainder=drop_remainder)
+        )
+    else:
+        indices = tf.data.Dataset.from_tensor_slices(order(epoch)).batch(
+            batch_size, drop_remainder=drop_remainder
+        )
+    indices = indices.skip(first_batch)
+
+    def gather(batch_indices):
+        return tf.gather(x, batch_indices), tf.gather(y_true, batch_indices)
+
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
+    )
 
 
 def make_dataset(
@@ -27,22 +99,26 @@ def make_dataset(
     *,
     shuffle: bool = True,
     seed: int = 0,
+    epoch: int = 0,
+    first_batch: int = 0,
     repeat: bool = False,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """A `tf.data.Dataset` of `(x, y_true)` batches for training or evaluation.
 
-    Shuffling covers the whole set and is redone at every pass (epoch) from `seed`: for a given
-    seed, epoch e has the same order in every run, and different epochs differ. Batches are
-    gathered from the arrays held in memory and prefetched.
+    The training loop's own pipeline (`gather_batches`) over numpy arrays: epoch e is visited
+    in `epoch_order(N, seed, e)`, so the same (seed, epoch) gives the same batches in every
+    run, and different epochs differ. Pass `repeat=True` for several epochs in one dataset.
 
     Args:
         patch_set_or_arrays: a `PatchSet` (with targets), or `(x, y_true)` arrays of shapes
             (N, 64, 64, 1) and (N, 64, 64, 2).
         batch_size: patches per batch.
-        shuffle: shuffle the patches every epoch.
+        shuffle: shuffle the patches (per epoch, see `epoch_order`).
         seed: shuffling seed.
-        repeat: repeat forever (epochs still reshuffle); otherwise one pass per iteration.
+        epoch: the (first) epoch.
+        first_batch: skip this many batches of the first epoch.
+        repeat: repeat forever, epoch after epoch, each in its own order.
         drop_remainder: drop a last batch smaller than `batch_size`.
 
     Returns:
@@ -52,8 +128,8 @@ def make_dataset(
         ConfigError: a bad batch size or arrays whose shapes do not match.
 
     Example:
-        >>> train = make_dataset(patch_set, batch_size=25, seed=1)  # doctest: +SKIP
-        >>> model.fit(train, epochs=30)  # doctest: +SKIP
+        >>> train = make_dataset(patch_set, batch_size=25, seed=1, repeat=True)  # doctest: +SKIP
+        >>> model.fit(train, epochs=30, steps_per_epoch=len(patch_set) // 25)  # doctest: +SKIP
     """
     import tensorflow as tf
 
@@ -72,20 +148,7 @@ def make_dataset(
         raise ConfigError(f"x {x.shape} and y_true {y_true.shape} do not match as (N, H, W, C)")
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    count = len(x)
-    x_tensor = tf.constant(x)
-    y_tensor = tf.constant(y_true)
-
-    indices = tf.data.Dataset.range(count)
-    if shuffle:
-        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    batches = indices.batch(int(batch_size), drop_remainder=drop_remainder)
-    if repeat:
-        batches = batches.repeat()
-
-    def gather(batch_indices):
-        return tf.gather(x_tensor, batch_indices), tf.gather(y_tensor, batch_indices)
-
-    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-        tf.data.AUTOTUNE
+    return gather_batches(
+        tf.constant(x), tf.constant(y_true), int(batch_size), shuffle=shuffle, seed=seed,
+        epoch=epoch, first_batch=first_batch, repeat=repeat, drop_remainder=drop_remainder,
     )

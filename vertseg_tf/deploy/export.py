@@ -40,9 +40,16 @@ import numpy as np
 from vertseg_tf import __version__
 from vertseg_tf.atomic import atomic_dir, write_json_atomic
 from vertseg_tf.channels import predicted_mask
-from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, TRAIN_ALPHAS, TRAIN_ANGLES
+from vertseg_tf.data.patches import (
+    FLAT_RELATIVE_STD,
+    PATCH_SIZE,
+    TEST_ALPHA,
+    TRAIN_ALPHAS,
+    TRAIN_ANGLES,
+)
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
+from vertseg_tf.interrupts import raise_if_interrupted
 from vertseg_tf.models_io import load_keras_model
 from vertseg_tf.progress import write
 from vertseg_tf.startup import quiet_native_logs
@@ -69,8 +76,6 @@ MASK_OUTPUT = "mask"
 SAVED_MODEL_TOLERANCE = 1e-5
 TFLITE_FLOAT32_TOLERANCE = 1e-4
 INT8_MIN_DICE = 0.98
-# Same threshold as vertseg_tf.data.patches: a patch this flat normalises to zeros.
-_FLAT_RELATIVE_STD = 1e-6
 _CALIBRATION_PATCHES = 128
 _PARITY_PATCHES = 32
 
@@ -115,7 +120,7 @@ def normalise_patches(raw):
     values = tf.cast(raw, tf.float64)
     mean = tf.reduce_mean(values, axis=[1, 2, 3], keepdims=True)
     std = tf.sqrt(tf.reduce_mean(tf.square(values - mean), axis=[1, 2, 3], keepdims=True))
-    flat = std <= _FLAT_RELATIVE_STD * tf.abs(mean)
+    flat = std <= FLAT_RELATIVE_STD * tf.abs(mean)
     normalised = (values - mean) / tf.where(flat, tf.ones_like(std), std)
     return tf.cast(tf.where(flat, tf.zeros_like(normalised), normalised), tf.float32)
 
@@ -335,7 +340,6 @@ def export_run(
         PosixPath('models/vertseg/1')
     """
     import keras
-    import tensorflow as tf
 
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ConfigError(f"version must be a positive integer, got {version!r}")
@@ -346,6 +350,8 @@ def export_run(
         raise ConfigError(f"{target}: version folder exists; choose another --version")
 
     def say(message: str) -> None:
+        # Each step starts only when no Ctrl-C arrived (one TensorFlow may have swallowed).
+        raise_if_interrupted()
         if progress:
             write(f"export: {message}")
 
@@ -359,39 +365,13 @@ def export_run(
     calibration = check_patch_batch(calibration, "representative calibration patches")
     test = check_patch_batch(test, "representative test patches")
     reference = keras.ops.convert_to_numpy(model(test, training=False))
-    reference_masks = predicted_mask(reference)
 
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
         _write_saved_model(model, building)
-        if fresh_process_parity:
-            def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
-                return saved_model_outputs_in_fresh_process(building, patches, signature)
-        else:
-            loaded = tf.saved_model.load(str(building))
-
-            def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
-                outputs = loaded.signatures[signature](patch=tf.constant(patches, tf.float32))
-                return {name: value.numpy() for name, value in outputs.items()}
-        served = serve(test, "serving_default")[PROBABILITIES_OUTPUT]
-        saved_model_error = float(np.abs(served - reference).max())
-        if saved_model_error > SAVED_MODEL_TOLERANCE:
-            raise ParityError(f"{target}: SavedModel differs from Keras by {saved_model_error:.3g}"
-                              f" > {SAVED_MODEL_TOLERANCE:g}")
-        raw = test * 37.5 + 1200.0  # any positive affine change of intensities normalises back
-        raw_masks = serve(raw, "segment")[MASK_OUTPUT]
-        parity: dict[str, Any] = {
-            "test_patches": len(test),
-            "saved_model": {"max_abs_diff": saved_model_error,
-                            "tolerance": SAVED_MODEL_TOLERANCE, "passed": True,
-                            "loaded_in": "fresh process" if fresh_process_parity
-                            else "exporting process"},
-            "segment_signature": {
-                "mask_pixel_agreement": float((raw_masks == reference_masks).mean())
-            },
-        }
-        from vertseg_tf.evaluation.metrics import dice
-
+        raise_if_interrupted()
+        serve = _saved_model_server(building, fresh_process_parity)
+        parity = _saved_model_parity(serve, test, reference, target, fresh_process_parity)
         tflite_files = {}
         for variant in variants:
             say(f"converting TFLite {variant}")
@@ -400,64 +380,120 @@ def export_run(
             (building / "tflite").mkdir(exist_ok=True)
             (building / name).write_bytes(content)
             tflite_files[variant] = name
-            predicted = tflite_predictor(content)(test)
-            figures = {
-                "max_abs_diff": float(np.abs(predicted - reference).max()),
-                "mask_dice": float(np.mean(dice(reference_masks, predicted_mask(predicted)))),
-            }
-            if variant == "float32":
-                figures["tolerance"] = TFLITE_FLOAT32_TOLERANCE
-                figures["passed"] = figures["max_abs_diff"] <= TFLITE_FLOAT32_TOLERANCE
-                if not figures["passed"]:
-                    raise ParityError(f"{target}: TFLite float32 differs from Keras by "
-                                      f"{figures['max_abs_diff']:.3g}")
-            if variant == "int8":
-                figures["min_dice"] = INT8_MIN_DICE
-                figures["passed"] = figures["mask_dice"] >= INT8_MIN_DICE
-                if not figures["passed"]:
-                    print(f"export: warning: int8 masks agree with Keras at mean Dice "
-                          f"{figures['mask_dice']:.4f} < {INT8_MIN_DICE} (untrained model?)",
-                          file=sys.stderr)
-            parity[f"tflite_{variant}"] = figures
-        manifest = {
-            "format": "vertseg-export/1",
-            "versions": {"vertseg_tf": __version__, "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "numpy": np.__version__},
-            "source_run": source,
-            "run_config": run_config,
-            "model": {"name": model.name, "parameters": int(model.count_params()),
-                      "unet_config": model.unet_config.to_dict()
-                      if hasattr(model, "unet_config") else None},
-            "signatures": {
-                "serving_default": {
-                    "inputs": {"patch": {"dtype": "float32",
-                                         "shape": [None, PATCH_SIZE, PATCH_SIZE, 1]}},
-                    "outputs": {PROBABILITIES_OUTPUT: {
-                        "dtype": "float32", "shape": [None, PATCH_SIZE, PATCH_SIZE, 2],
-                        "channels": ["background", "vertebra"]}},
-                    "input_preprocessing": "normalised",
-                },
-                "segment": {
-                    "inputs": {"patch": {"dtype": "float32",
-                                         "shape": [None, PATCH_SIZE, PATCH_SIZE, 1]}},
-                    "outputs": {MASK_OUTPUT: {"dtype": "uint8",
-                                              "shape": [None, PATCH_SIZE, PATCH_SIZE]}},
-                    "input_preprocessing": "raw",
-                },
-            },
-            "preprocessing": {
-                "patch": f"{PATCH_SIZE}x{PATCH_SIZE} square of side {TEST_ALPHA} x the vertebra "
-                         "scale (mean distance to the neighbouring centres), centred on the "
-                         "clicked centre, spine axis pointing down the patch, linear "
-                         "resampling, border reflected (vertseg_tf.data.patches)",
-                "normalisation": "per patch: (x - mean) / std, population std in float64; a "
-                                 "patch with std <= 1e-6 |mean| becomes zeros",
-                "test_alpha": TEST_ALPHA,
-            },
-            "tflite": tflite_files,
-            "representative_patches": patch_source,
-            "parity": parity,
-        }
+            parity[f"tflite_{variant}"] = _tflite_parity(content, variant, test, reference, target)
+        manifest = _manifest(model, source, run_config, tflite_files, patch_source, parity)
         write_json_atomic(manifest, building / MANIFEST_FILE)
     say(f"wrote {target}")
     return target
+
+
+def _saved_model_server(folder: Path, fresh_process: bool):
+    """`serve(patches, signature) -> outputs` of the SavedModel in `folder`: each call in a
+    fresh process (as a serving system loads it), or loaded once in this process."""
+    if fresh_process:
+        def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
+            return saved_model_outputs_in_fresh_process(folder, patches, signature)
+
+        return serve
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(folder))
+
+    def serve_here(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
+        outputs = loaded.signatures[signature](patch=tf.constant(patches, tf.float32))
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    return serve_here
+
+
+def _saved_model_parity(
+    serve, test: np.ndarray, reference: np.ndarray, target: Path, fresh_process: bool
+) -> dict[str, Any]:
+    """Both signatures against the Keras model; `ParityError` beyond SAVED_MODEL_TOLERANCE."""
+    served = serve(test, "serving_default")[PROBABILITIES_OUTPUT]
+    saved_model_error = float(np.abs(served - reference).max())
+    if saved_model_error > SAVED_MODEL_TOLERANCE:
+        raise ParityError(f"{target}: SavedModel differs from Keras by {saved_model_error:.3g}"
+                          f" > {SAVED_MODEL_TOLERANCE:g}")
+    raw = test * 37.5 + 1200.0  # any positive affine change of intensities normalises back
+    raw_masks = serve(raw, "segment")[MASK_OUTPUT]
+    return {
+        "test_patches": len(test),
+        "saved_model": {"max_abs_diff": saved_model_error,
+                        "tolerance": SAVED_MODEL_TOLERANCE, "passed": True,
+                        "loaded_in": "fresh process" if fresh_process else "exporting process"},
+        "segment_signature": {
+            "mask_pixel_agreement": float((raw_masks == predicted_mask(reference)).mean())
+        },
+    }
+
+
+def _tflite_parity(
+    content: bytes, variant: str, test: np.ndarray, reference: np.ndarray, target: Path
+) -> dict[str, Any]:
+    """One TFLite variant against the Keras model: float32 must match, int8 should."""
+    from vertseg_tf.evaluation.metrics import dice
+
+    predicted = tflite_predictor(content)(test)
+    figures = {
+        "max_abs_diff": float(np.abs(predicted - reference).max()),
+        "mask_dice": float(np.mean(dice(predicted_mask(reference), predicted_mask(predicted)))),
+    }
+    if variant == "float32":
+        figures["tolerance"] = TFLITE_FLOAT32_TOLERANCE
+        figures["passed"] = figures["max_abs_diff"] <= TFLITE_FLOAT32_TOLERANCE
+        if not figures["passed"]:
+            raise ParityError(f"{target}: TFLite float32 differs from Keras by "
+                              f"{figures['max_abs_diff']:.3g}")
+    if variant == "int8":
+        figures["min_dice"] = INT8_MIN_DICE
+        figures["passed"] = figures["mask_dice"] >= INT8_MIN_DICE
+        if not figures["passed"]:
+            print(f"export: warning: int8 masks agree with Keras at mean Dice "
+                  f"{figures['mask_dice']:.4f} < {INT8_MIN_DICE} (untrained model?)",
+                  file=sys.stderr)
+    return figures
+
+
+def _manifest(model, source: str, run_config, tflite_files: dict, patch_source: str,
+              parity: dict) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    patch_shape = [None, PATCH_SIZE, PATCH_SIZE]
+    return {
+        "format": "vertseg-export/1",
+        "versions": {"vertseg_tf": __version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "source_run": source,
+        "run_config": run_config,
+        "model": {"name": model.name, "parameters": int(model.count_params()),
+                  "unet_config": model.unet_config.to_dict()
+                  if hasattr(model, "unet_config") else None},
+        "signatures": {
+            "serving_default": {
+                "inputs": {"patch": {"dtype": "float32", "shape": [*patch_shape, 1]}},
+                "outputs": {PROBABILITIES_OUTPUT: {
+                    "dtype": "float32", "shape": [*patch_shape, 2],
+                    "channels": ["background", "vertebra"]}},
+                "input_preprocessing": "normalised",
+            },
+            "segment": {
+                "inputs": {"patch": {"dtype": "float32", "shape": [*patch_shape, 1]}},
+                "outputs": {MASK_OUTPUT: {"dtype": "uint8", "shape": patch_shape}},
+                "input_preprocessing": "raw",
+            },
+        },
+        "preprocessing": {
+            "patch": f"{PATCH_SIZE}x{PATCH_SIZE} square of side {TEST_ALPHA} x the vertebra "
+                     "scale (mean distance to the neighbouring centres), centred on the "
+                     "clicked centre, spine axis pointing down the patch, linear "
+                     "resampling, border reflected (vertseg_tf.data.patches)",
+            "normalisation": "per patch: (x - mean) / std, population std in float64; a "
+                             f"patch with std <= {FLAT_RELATIVE_STD:g} |mean| becomes zeros",
+            "test_alpha": TEST_ALPHA,
+        },
+        "tflite": tflite_files,
+        "representative_patches": patch_source,
+        "parity": parity,
+    }

@@ -11,6 +11,7 @@ inverse patch affine.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,16 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from vertseg_tf.atomic import atomic_dir
+from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.channels import predicted_mask
-from vertseg_tf.data.dataset import SPINE_LEVELS, Dataset, ImageRecord, VertebraRecord, save_dataset
+from vertseg_tf.data.dataset import (
+    SPINE_LEVELS,
+    Dataset,
+    ImageRecord,
+    VertebraRecord,
+    require_valid_dataset,
+    save_dataset,
+)
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, extract_patches, patch_to_image
 from vertseg_tf.deploy.measurements import (
     draw_measurements,
@@ -317,7 +325,7 @@ class Segmenter:
     """
 
     def __init__(self, model=None, num_threads: int | None = None):
-        from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+        from vertseg_tf.models_io import PRETRAINED, load_pretrained_model
 
         pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
         if pretrained:
@@ -374,6 +382,8 @@ class Segmenter:
                     )
         if labels is not None and len(labels) != len(centers):
             raise DataError("labels", f"{len(labels)} labels for {len(centers)} centres")
+        if scale is not None and image.ndim == 2:
+            _check_scale(scale, image.shape)
         cut = extract_patches(
             image, centers, alphas=(TEST_ALPHA,), angles=(0.0,), scale=scale, labels=labels
         )
@@ -400,6 +410,29 @@ class Segmenter:
             )
         _flag_area_outliers(results)
         return results
+
+
+def _check_scale(scale, shape) -> None:
+    """A vertebra scale is a positive number of pixels no longer than the image diagonal."""
+    diagonal = math.hypot(*shape)
+    scales = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    if not np.all(np.isfinite(scales) & (scales > 0) & (scales <= diagonal)):
+        raise DataError(
+            "scale",
+            f"must be a positive number of pixels up to the image diagonal ({diagonal:.0f}), "
+            f"got {scale!r}",
+        )
+
+
+def _check_labels(labels: Sequence[str]) -> None:
+    """The label rules of `validate_dataset`, checked before the model runs."""
+    for index, label in enumerate(labels):
+        if label not in SPINE_LEVELS:
+            raise DataError("labels", f"unknown label {label!r}; expected a spine level C1-C7, "
+                                      "T1-T12, L1-L5 or S1", field=f"labels[{index}]")
+        if label in labels[:index]:
+            raise DataError("labels", f"{label} appears twice (also labels"
+                                      f"[{list(labels).index(label)}])", field=f"labels[{index}]")
 
 
 def parse_centers(text: str, source: str = "--centers") -> np.ndarray:
@@ -437,6 +470,8 @@ def read_centers_file(path) -> np.ndarray:
         DataError: a missing or unreadable file, or content that is not xy pairs.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(path, "not a regular file; expected a centres file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -444,8 +479,12 @@ def read_centers_file(path) -> np.ndarray:
     if text.lstrip().startswith("["):
         try:
             points = np.asarray(json.loads(text), dtype=np.float64)
-        except (json.JSONDecodeError, ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise DataError(path, f"expected a JSON list of [x, y] pairs ({error})") from None
+        except RecursionError:
+            raise DataError(
+                path, "expected a JSON list of [x, y] pairs (nested too deeply)"
+            ) from None
         if points.ndim != 2 or points.shape[1:] != (2,) or not np.isfinite(points).all():
             raise DataError(path, f"expected a JSON list of finite [x, y] pairs, got shape "
                                   f"{points.shape}")
@@ -507,6 +546,8 @@ def segment_to_dataset(
     *,
     scale: float | None = None,
     facing: str | None = None,
+    overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[Path, list[VertebraSegmentation]]:
     """Segment one radiograph file and write the result as a native dataset folder.
 
@@ -518,36 +559,43 @@ def segment_to_dataset(
     column's `measurements` (facing, segments, listhesis, C3-C7 lordosis); see
     `vertseg_tf.morphometry`. Vertebrae with an empty mask have no outline
     and are left out of `dataset.json` (they stay in the returned list, flagged "empty").
-    The folder is built under a hidden name beside `out` and renamed when complete.
+    The folder is built under a hidden name beside `out`, checked with the rules of
+    `vertseg-tf validate` and renamed when complete.
 
     Args:
         segmenter: the loaded model.
         image_path: the radiograph (DICOM, PNG, JPEG, TIFF).
         centers: (N, 2) clicked centres, image xy, top to bottom.
-        out: the output folder; must not exist or be empty.
-        labels: N spine levels; default C3, C4, ...
-        scale: vertebra scale in pixels (required for a single centre).
+        out: the output folder; must not exist or be empty unless `overwrite`.
+        labels: N spine levels (each once); default C3, C4, ...
+        scale: vertebra scale in pixels (required for a single centre), at most the
+            image diagonal.
         facing: "left" or "right" for the read-outs; None detects it.
+        overwrite: replace an existing non-empty `out`.
+        warn: called with each warning `validate_dataset` finds in the result; default:
+            printed to stderr.
 
     Returns:
         `(dataset_json_path, results)`.
 
     Raises:
-        DataError: unreadable image, a centre outside it, an existing non-empty `out`.
-        ConfigError: fewer than two centres without `scale`, a wrong number of labels.
+        DataError: unreadable image, a centre outside it, a label that is no spine level or
+            repeated, a scale out of range, or a result `validate_dataset` rejects (nothing
+            is written then).
+        ConfigError: fewer than two centres without `scale`, a wrong number of labels, an
+            existing non-empty `out` without `overwrite`.
     """
     import cv2
 
     from vertseg_tf.data.images import read_image
 
-    image_path, out = Path(image_path), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+    image_path, out = Path(image_path), require_new_folder(out, overwrite=overwrite)
     image, meta = read_image(image_path)
     centers = np.asarray(centers, dtype=np.float64)
     labels = default_labels(len(centers)) if labels is None else list(labels)
     if len(labels) != len(centers):
         raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
+    _check_labels(labels)
     results = segmenter.segment(image, centers, labels, scale=scale)
     spacing = meta.get("pixel_spacing_mm")
     column = measure_segmentation(results, spacing, facing)
@@ -568,10 +616,11 @@ def segment_to_dataset(
                          None if spacing is None else tuple(spacing), vertebrae,
                          {"segmented_by": str(segmenter.source),
                           "measurements": column.column_dict()})
-    with atomic_dir(out) as building:
+    with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)
         save_dataset(Dataset([record]), building)
+        require_valid_dataset(building, warn=warn)
         if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results, column)):
             raise DataError(building / "overlay.png", "cannot write the overlay")
         write_segmentation_measurements(building, record.id, column)

@@ -1,7 +1,9 @@
 """Evaluation: the paper's metrics, per-vertebra records, statistics, tables, figures, report.
 
-numpy / scipy / matplotlib (Agg) only; no TensorFlow. The report module loads matplotlib
-when first imported, so import `vertseg_tf.evaluation.report` only where figures are needed.
+Importing this package (metrics, records) needs numpy and scipy only. The report package
+loads matplotlib (Agg) when first imported, so import `vertseg_tf.evaluation.report` only
+where figures are needed; `vertseg_tf.evaluation.runs` loads the run folders' models, Keras
+(and TensorFlow) for a UNet run, when it predicts.
 """
 
 from vertseg_tf.evaluation.metrics import (

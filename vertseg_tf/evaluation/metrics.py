@@ -1,4 +1,4 @@
-"""The paper's per-vertebra metrics (DESIGN.md section 4), on 64x64 patch masks.
+"""The paper's per-vertebra metrics (docs/architecture.md, metric definitions), on 64x64 masks.
 
 Conventions every table and figure of the report relies on:
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from vertseg_tf.morphometry import ColumnMeasurement
 
-__all__ = ["ERROR_KINDS", "compare_columns", "format_validation_table", "summarise"]
+__all__ = ["ERROR_KINDS", "compare_columns", "format_validation_table", "slip_agreement",
+           "summarise"]
 
 ERROR_KINDS = (
     ("height_mm", "height Ha/Hm/Hp (mm)"),
@@ -132,3 +133,26 @@ def format_validation_table(summaries: dict[str, dict]) -> str:
               f"with grade >= 2, {s['missing']} not measured)" for s in summaries.values()]
     lines.append("| vertebrae | " + " | ".join(counts) + " |")
     return "\n".join(lines)
+
+
+def slip_agreement(slips: Iterable[tuple[float, float]]) -> dict:
+    """How the listhesis read from the true six points follows the slip the generator applied.
+
+    Args:
+        slips: `(applied_slip_mm, listhesis_mm)` per segment (the upper level's stored
+            `listhesis_mm` and the segment's listhesis from the truth column).
+
+    Returns:
+        For the slipped segments: their count, the median |listhesis - slip| and how many
+        have the slip's sign; for the others: the median |listhesis|.
+    """
+    pairs = np.asarray(list(slips), dtype=np.float64).reshape(-1, 2)
+    slipped, still = pairs[pairs[:, 0] != 0], pairs[pairs[:, 0] == 0]
+    return {
+        "slipped_segments": len(slipped),
+        "median_abs_difference_mm": (float(np.median(np.abs(slipped[:, 1] - slipped[:, 0])))
+                                     if len(slipped) else None),
+        "same_sign": int((np.sign(slipped[:, 0]) == np.sign(slipped[:, 1])).sum()),
+        "unslipped_segments": len(still),
+        "unslipped_median_abs_mm": float(np.median(np.abs(still[:, 1]))) if len(still) else None,
+    }

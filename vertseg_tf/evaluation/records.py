@@ -112,8 +112,9 @@ def evaluate_masks(
         N `VertebraResult`, in input order.
 
     Example:
-        >>> records = evaluate_masks("UNet", patches.masks, patches.contours, predicted,  # doctest: +SKIP
-        ...                          patches.image_ids, patches.labels, patches.conditions)
+        >>> records = evaluate_masks(  # doctest: +SKIP
+        ...     "UNet", patches.masks, patches.contours, predicted,
+        ...     patches.image_ids, patches.labels, patches.conditions)
     """
     gt_masks = np.asarray(gt_masks)
     pred_masks = np.asarray(pred_masks)
@@ -169,9 +170,10 @@ class QualitativeSamples:
         predictions: one `PredictionSet` per method.
 
     Example:
-        >>> samples = QualitativeSamples(patches.images, patches.masks, patches.contours,  # doctest: +SKIP
-        ...                              patches.image_ids, patches.labels, patches.conditions,
-        ...                              [PredictionSet("UNet-S", unet_s_masks)])
+        >>> samples = QualitativeSamples(  # doctest: +SKIP
+        ...     patches.images, patches.masks, patches.contours,
+        ...     patches.image_ids, patches.labels, patches.conditions,
+        ...     [PredictionSet("UNet-S", unet_s_masks)])
     """
 
     images: np.ndarray
@@ -219,8 +221,10 @@ def evaluate_patch_set(
         report's Figures 8 and 9.
 
     Example:
-        >>> records, samples = evaluate_patch_set(test, {"UNet-S": masks}, {"ASM-G": contours})  # doctest: +SKIP
-        >>> write_report(records, "runs/report", title="Evaluation", samples=samples)  # doctest: +SKIP
+        >>> records, samples = evaluate_patch_set(  # doctest: +SKIP
+        ...     test, {"UNet-S": masks}, {"ASM-G": contours})
+        >>> write_report(  # doctest: +SKIP
+        ...     records, "runs/report", title="Evaluation", samples=samples)
     """
     gt_masks = np.asarray(patches.masks)
     shape = gt_masks.shape[1:]

@@ -123,7 +123,7 @@ class ColumnMeasurement:
     Args:
         facing: "left" or "right".
         facing_source: "stored" (from the record), "given" (by the caller) or
-            "detected (curvature)" / "detected (lip)" (`six_points.detect_facing`).
+            "detected (score S)" (`six_points.detect_facing`; |S| is the confidence).
         unit: "mm" or "px".
         vertebrae: one `VertebraMeasurement` per measured body, top to bottom.
         segments: one `SegmentMeasurement` per pair of adjacent levels both measured.
@@ -289,8 +289,8 @@ def measure_column(
         if centres is None or outlines is None:
             raise DataError("facing", "needed: no centres and outlines to detect it from")
         checked = [np.asarray(outline, dtype=np.float64) for outline in given]
-        facing, cue = detect_facing(checked, centres)
-        facing_source = f"detected ({cue})"
+        facing, score = detect_facing(checked, centres)
+        facing_source = f"detected (score {score:+.2f})"
     unit = "px" if spacing is None else "mm"
     if outlines is not None:
         kept, points, walls, errors = _place(given, centres, labels, spacing, facing)

@@ -43,8 +43,8 @@ from vertseg_tf.geometry import (
 
 __all__ = [
     "AIMING_STATIONS",
-    "BOW_FRACTION",
     "FACINGS",
+    "FACING_CUE_SCALES",
     "MIN_OUTLINE_POINTS",
     "POINT_NAMES",
     "STATIONS",
@@ -68,9 +68,9 @@ AIMING_STATIONS = ((0.25, 0.5, 0.75),) * 4
 start axis is 20 degrees off, and which the anterior-inferior lip and corner osteophytes
 (outside 20 % of the depth) do not tilt."""
 MIN_OUTLINE_POINTS = 4
-BOW_FRACTION = 0.05
-"""Smallest bow of the column of centres (over the chord) that lets its curvature decide the
-facing."""
+FACING_CUE_SCALES = (0.03, 0.2)
+"""Spread (standard deviation, rounded) of the column's bow over its chord and of the mean lip
+offset over 120 synthetic v2 films (seed 11): the units in which `detect_facing` adds them."""
 WALL_TRIM = 0.3
 """Share of the posterior height left out at each end when fitting the posterior wall: the
 middle 40 % of the wall, clear of the rounded corners."""
@@ -242,20 +242,34 @@ def _lip_vote(outline: np.ndarray, down: np.ndarray) -> float:
     return float(-along[lowest].mean() / half_depth)
 
 
-def detect_facing(outlines, centres) -> tuple[str, str]:
+def _column_bow(centres: np.ndarray) -> float:
+    """Signed largest distance of the middle centres from the first-to-last chord, over the
+    chord's length; > 0 towards +x for a column running down the image."""
+    if len(centres) < 3:
+        return 0.0
+    chord = centres[-1] - centres[0]
+    length = float(np.linalg.norm(chord))
+    if length == 0:
+        return 0.0
+    offsets = (centres[1:-1] - centres[0]) @ (np.array([chord[1], -chord[0]]) / length)
+    return float(offsets[np.argmax(np.abs(offsets))] / length)
+
+
+def detect_facing(outlines, centres) -> tuple[str, float]:
     """Guess which way a lateral film faces from the body outlines and their centres.
 
-    Two cues, in image pixels (a left-facing film has anterior at smaller x):
+    Two cues, in image pixels (a left-facing film has anterior at smaller x), each divided by
+    its spread on synthetic v2 films (`FACING_CUE_SCALES`) and added:
 
     * **curvature**: the cervical column is most often lordotic, convex anteriorly; the
-      middle centres then lie on the anterior side of the chord from the first to the last.
-      Used when the bow (largest distance of a centre from the chord) exceeds
-      `BOW_FRACTION` (5 %) of the chord length: a clearly curved column.
-    * **lip**: otherwise, the anterior-inferior lip of C3-C6 makes the lowest tenth of each
-      outline (along the spine axis) lie anterior of the body's middle; the mean of the
-      outlines' votes decides.
+      middle centres then lie on the anterior side of the chord from the first centre to the
+      last. The cue is the bow (the largest distance of a centre from the chord) over the
+      chord's length, negative towards smaller x.
+    * **lip**: the anterior-inferior lip of C3-C6 puts the lowest tenth of each outline (along
+      the spine axis) anterior of the body's middle; the cue is the mean over the outlines of
+      that offset over the half depth.
 
-    Both are heuristics: a kyphotic neck with a clear bow is read the wrong way. Store the
+    Both are heuristics: a kyphotic neck with no lip is read the wrong way round. Store the
     facing when it is known (`"facing"` on the image record); it is then used as given.
 
     Args:
@@ -263,25 +277,19 @@ def detect_facing(outlines, centres) -> tuple[str, str]:
         centres: (N, 2) their centres in image pixels.
 
     Returns:
-        `(facing, cue)`: "left" or "right", and "curvature" or "lip".
+        `(facing, score)`: "left" or "right", and the summed cue (> 0 for left; its size is
+        the confidence, in units of the cues' spread).
     """
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
-    if len(centres) >= 3:
-        chord = centres[-1] - centres[0]
-        length = np.linalg.norm(chord)
-        if length > 0:
-            normal = np.array([chord[1], -chord[0]]) / length  # towards +x for a column going down
-            offsets = (centres[1:-1] - centres[0]) @ normal
-            bow = offsets[np.argmax(np.abs(offsets))]
-            if abs(bow) > BOW_FRACTION * length:
-                return ("left" if bow < 0 else "right"), "curvature"
     axes = spine_axes(centres)
     votes = []
     for outline, axis in zip(outlines, axes):
         outline = np.asarray(outline, dtype=np.float64)
         down = axis if np.isfinite(axis).all() else principal_down_axis(outline)
         votes.append(_lip_vote(outline, down))
-    return ("left" if np.mean(votes) >= 0 else "right"), "lip"
+    bow_scale, lip_scale = FACING_CUE_SCALES
+    score = float(np.mean(votes)) / lip_scale - _column_bow(centres) / bow_scale
+    return ("left" if score >= 0 else "right"), score
 
 
 def posterior_wall_direction(outline, points) -> np.ndarray:

@@ -56,7 +56,9 @@ def load_pretrained(directory=None):
 
     import keras
 
-    import vertseg_tf.model  # noqa: F401  (registers the UNet class for deserialisation)
+    from vertseg_tf import register_keras_objects
+
+    register_keras_objects()
 
     path = _folder(directory) / MODEL_FILE
     if not path.is_file():

@@ -10,6 +10,7 @@ Example:
     >>> result = train(config, dataset=None, out="runs/demo")  # doctest: +SKIP
 """
 
+from vertseg_tf.data.pipeline import epoch_order
 from vertseg_tf.training.config import (
     LOOPS,
     METHODS,
@@ -19,7 +20,7 @@ from vertseg_tf.training.config import (
     TrainConfig,
     load_config,
 )
-from vertseg_tf.training.data import TrainingData, epoch_order, load_training_data, resolve_dataset
+from vertseg_tf.training.data import TrainingData, load_training_data, resolve_dataset
 from vertseg_tf.training.run import TrainResult, fit_asm_run, train
 from vertseg_tf.training.run_folder import RunFolder, read_run_config
 

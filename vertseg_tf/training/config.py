@@ -19,6 +19,7 @@ from vertseg_tf.channels import E_MODES, E_PER, WEIGHTINGS
 from vertseg_tf.errors import ConfigError
 
 __all__ = [
+    "LOCATOR_PRESETS",
     "LOOPS",
     "LR_SCHEDULES",
     "METHODS",
@@ -32,7 +33,7 @@ __all__ = [
     "load_config",
 ]
 
-METHODS = ("unet", "unet-s", "asm-g", "asm-m", "asm-rf")
+METHODS = ("unet", "unet-s", "asm-g", "asm-m", "asm-rf", "locator")
 LOOPS = ("custom", "fit")
 STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16")
@@ -53,8 +54,11 @@ class TrainConfig:
     """Everything that decides a training run; the defaults are the paper's protocol.
 
     Args:
-        method: "unet" (pixel log loss), "unet-s" (log loss + shape-aware term) or an active
-            shape model baseline "asm-g", "asm-m", "asm-rf".
+        method: "unet" (pixel log loss), "unet-s" (log loss + shape-aware term), an active
+            shape model baseline "asm-g", "asm-m", "asm-rf", or "locator" (the network that
+            finds the vertebra centres on the whole film, `vertseg_tf.locate`; it uses
+            `model`, `epochs`, `batch_size`, `learning_rate`, `seed`, `validation_fraction`,
+            `jit_compile` and the synthetic fields).
         model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "study",
             "smoke", "cpu").
         epochs: passes over the training patches.
@@ -169,7 +173,9 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f"TrainConfig.{field.name}: expected true or false, got {value!r}")
+                raise ConfigError(
+                    f"TrainConfig.{field.name}: expected true or false, got {value!r}"
+                )
             if field.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"TrainConfig.{field.name}: expected an integer, got {value!r}")
             if field.type == "float":
@@ -298,12 +304,16 @@ def load_config(path) -> TrainConfig:
         >>> config = load_config("training/demo.toml")  # doctest: +SKIP
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; expected a .toml config")
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not usable TOML: arrays or tables nested too deeply") from None
     return TrainConfig.from_dict(values, source=str(path))
 
 
@@ -366,3 +376,23 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         synthetic_images=8,
     ),
 }
+
+
+LOCATOR_PRESETS: dict[str, TrainConfig] = {
+    # Seconds: a 64-px canvas and width 4 on 8 synthetic films, for tests and CI.
+    "smoke": TrainConfig(
+        method="locator", model="smoke", epochs=2, batch_size=4, learning_rate=0.003,
+        validation_fraction=0.25, jit_compile=False, synthetic_images=8,
+    ),
+    # Minutes on a shared 2-core CPU: a 256-px canvas, width 8 (training/locator_demo.toml).
+    "demo": TrainConfig(
+        method="locator", model="demo", epochs=20, batch_size=8, learning_rate=0.001,
+        validation_fraction=0.1, jit_compile=False, synthetic_images=240,
+    ),
+    # A GPU: a 512-px canvas, width 16, on the full-size synthetic films.
+    "paper": TrainConfig(
+        method="locator", model="paper", epochs=100, batch_size=16, learning_rate=0.001,
+        validation_fraction=0.1, synthetic_images=296, synthetic_size="full",
+    ),
+}
+"""The locator's presets (`vertseg-tf-train --method locator --preset NAME`)."""

@@ -12,17 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.data.dataset import Dataset, load_dataset
+from vertseg_tf.data.dataset import Dataset, load_dataset, require_valid_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
-__all__ = [
-    "TrainingData",
-    "epoch_order",
-    "load_training_data",
-    "mirror_choice",
-    "resolve_dataset",
-]
+__all__ = ["TrainingData", "load_training_data", "mirror_choice", "resolve_dataset"]
 
 # Seeds the mirror choice apart from the data order and the patch subset of the same seed.
 _MIRROR_STREAM = 7
@@ -124,10 +118,12 @@ def load_training_data(
         The `TrainingData`.
 
     Raises:
-        DataError: an invalid dataset, no training image, an unreadable image.
+        DataError: a dataset `vertseg-tf validate` rejects (checked first, its warnings
+            printed), no training image.
     """
     from vertseg_tf.data.patches import PatchSet, mirror_patches
 
+    require_valid_dataset(dataset_dir)
     dataset = load_dataset(dataset_dir)
     train_records = dataset.split("train")
     if not train_records:
@@ -138,7 +134,9 @@ def load_training_data(
         val_records, val_source = dataset.split("val"), "val split"
     else:
         held_out = _held_out_ids([r.id for r in train_records], config.validation_fraction)
-        val_records = [dataclasses.replace(r, split="val") for r in train_records if r.id in held_out]
+        val_records = [
+            dataclasses.replace(r, split="val") for r in train_records if r.id in held_out
+        ]
         train_records = [r for r in train_records if r.id not in held_out]
         val_source = "held-out training images"
     train_set = PatchSet.from_dataset(
@@ -187,15 +185,3 @@ def mirror_choice(count: int, seed: int) -> np.ndarray:
     chosen = np.zeros(count, dtype=bool)
     chosen[np.random.default_rng([seed, _MIRROR_STREAM]).permutation(count)[: count // 2]] = True
     return chosen
-
-
-def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of the training patches in `epoch`: a pure function of (seed, epoch).
-
-    A resumed run therefore sees the same batches as an uninterrupted one.
-
-    Example:
-        >>> bool((epoch_order(5, seed=1, epoch=2) == epoch_order(5, seed=1, epoch=2)).all())
-        True
-    """
-    return np.random.default_rng([seed, epoch]).permutation(count)

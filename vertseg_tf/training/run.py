@@ -90,14 +90,29 @@ def train(
         >>> result = train(TRAIN_PRESETS["smoke"], out="runs/smoke")  # doctest: +SKIP
         >>> result["final"]["val_dice"]  # doctest: +SKIP
     """
-    run_dir = Path(out)
     if config.strategy == "multiworker" and not is_multiworker_chief():
-        # Every worker runs the same steps; only the chief's files are the run.
-        run_dir = Path(tempfile.mkdtemp(prefix="vertseg-tf-worker-"))
-        resume, overwrite = False, True
+        # Every worker runs the same steps; only the chief's files are the run. The other
+        # workers' copies go to a temporary folder, removed when they are done.
+        with tempfile.TemporaryDirectory(prefix="vertseg-tf-worker-") as scratch:
+            return _train_into(
+                config, dataset, Path(scratch) / "run", resume=False, overwrite=False,
+                cache_dir=cache_dir, workers=workers, step_callback=step_callback,
+            )
+    return _train_into(
+        config, dataset, Path(out), resume=resume, overwrite=overwrite, cache_dir=cache_dir,
+        workers=workers, step_callback=step_callback,
+    )
+
+
+def _train_into(
+    config: TrainConfig, dataset, run_dir: Path, *, resume: bool, overwrite: bool, cache_dir,
+    workers: int | None, step_callback: StepCallback | None,
+) -> TrainResult:
     folder = RunFolder(run_dir)
     folder.check_usable(config, resume, overwrite)
     dataset_dir = resolve_dataset(dataset, config)
+    if config.method == "locator":
+        return _train_locator(config, dataset_dir, folder, resume, overwrite, time.monotonic())
     data = load_training_data(dataset_dir, config, cache_dir=cache_dir, workers=workers)
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -122,6 +137,28 @@ def train(
             from vertseg_tf.training.fit_loop import run_fit_loop
 
             model, history = run_fit_loop(config, data, folder, resume, step_callback)
+    folder.save_model(model)
+    return _write_summary(config, folder, record, history, started)
+
+
+def _train_locator(
+    config: TrainConfig, dataset_dir, folder: RunFolder, resume: bool, overwrite: bool,
+    started: float,
+) -> TrainResult:
+    """The locator's run (`vertseg_tf.locate.training`), in the same run-folder layout."""
+    from vertseg_tf.locate.network import LOCATOR_SPECS
+    from vertseg_tf.locate.training import load_locator_data, run_locator_training
+
+    data = load_locator_data(dataset_dir, LOCATOR_SPECS[config.model],
+                             config.validation_fraction)
+    if overwrite and folder.path.exists():
+        shutil.rmtree(folder.path)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    record = {"config": config.to_dict(), "dataset": str(Path(dataset_dir).resolve()),
+              "data": data.describe(), "effective_learning_rate": config.effective_learning_rate}
+    folder.write_record(record)
+    folder.write_checkpoint_record(record)
+    model, history = run_locator_training(config, data, folder, resume)
     folder.save_model(model)
     return _write_summary(config, folder, record, history, started)
 

@@ -164,7 +164,7 @@ class RunFolder:
         Raises:
             DataError: no readable `config.json`, or the model has not been written (yet).
         """
-        path = self.model_path if self.method().startswith("unet") else self.asm_model_path
+        path = self.asm_model_path if self.method().startswith("asm") else self.model_path
         if not path.is_file():
             raise DataError(path, "run has no finished model (training incomplete?)")
         return path

@@ -147,7 +147,7 @@ def body_outline(params: BodyParams, n_points: int = 96) -> np.ndarray:
 
 
 def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
-    """The outline at `_OUTLINE_SAMPLES` parameter steps (x posterior, y down), before resampling."""
+    """The outline at `_OUTLINE_SAMPLES` parameter steps (x posterior, y down), not resampled."""
     a, b = params.depth / 2.0, params.height / 2.0
     t = np.linspace(0.0, 2.0 * np.pi, _OUTLINE_SAMPLES, endpoint=False)
     cos_t, sin_t = np.cos(t), np.sin(t)
@@ -165,7 +165,8 @@ def _dense_outline(params: BodyParams) -> tuple[np.ndarray, np.ndarray]:
     x = x - 0.35 * lip
 
     if params.osteophyte_mm > 0:
-        for corner_angle, direction in ((1.25 * np.pi, (-0.55, -0.85)), (0.75 * np.pi, (-0.55, 0.85))):
+        corners = ((1.25 * np.pi, (-0.55, -0.85)), (0.75 * np.pi, (-0.55, 0.85)))
+        for corner_angle, direction in corners:
             offset = np.angle(np.exp(1j * (t - corner_angle)))
             spur = params.osteophyte_mm * _smooth_bump(offset, params.osteophyte_width)
             x = x + spur * direction[0]

@@ -1,4 +1,5 @@
-"""Which hard cases an image shows: fractures, osteoporosis, degenerative change, implants, artefacts.
+"""Which hard cases an image shows: fractures, osteoporosis, degenerative change, implants,
+artefacts.
 
 An image is hard with probability `hard_fraction`; a hard image gets one condition chosen
 uniformly from the generator version's conditions (`V1_CONDITIONS`, or `V2_CONDITIONS`, which

@@ -71,10 +71,13 @@ def _oriented_texture(shape, spacing: float, angle: float, rng) -> tuple[np.ndar
     centre = np.array([cols / 2.0, rows / 2.0])
     matrix = np.array([[c, s, 0.0], [-s, c, 0.0]], np.float64)
     matrix[:, 2] = size / 2.0 - matrix[:, :2] @ centre
-    texture = cv2.warpAffine(low, matrix, (cols, rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    texture = cv2.warpAffine(low, matrix, (cols, rows),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REFLECT)
     texture *= 1.0 / max(float(texture.std()), 1e-6)
-    return texture, {"trabecular_grain_mm": float(grain_mm), "trabecular_elongation": float(elongation)}
+    return texture, {
+        "trabecular_grain_mm": float(grain_mm), "trabecular_elongation": float(elongation)
+    }
 
 
 def _attenuation(scene: FilmScene, rng) -> tuple[np.ndarray, np.ndarray | None, dict]:

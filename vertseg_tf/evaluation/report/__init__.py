@@ -118,7 +118,8 @@ def write_report(
         ConfigError: `out_dir` is not empty and `overwrite` is False, or not writable.
 
     Example:
-        >>> write_report(records, "runs/report", title="vertseg-tf demo", samples=samples)  # doctest: +SKIP
+        >>> write_report(  # doctest: +SKIP
+        ...     records, "runs/report", title="vertseg-tf demo", samples=samples)
     """
     out_dir = require_new_folder(out_dir, overwrite=overwrite)
     records = list(records)

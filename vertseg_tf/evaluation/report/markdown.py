@@ -159,7 +159,8 @@ def _summary_section(
         "",
         (
             f"{len(vertebrae)} test vertebrae ({len(hard)} hard cases with a clinical condition), "
-            f"methods: {', '.join(methods)}. Every result is in [per_vertebra.csv](per_vertebra.csv)."
+            f"methods: {', '.join(methods)}. Every result is in "
+            "[per_vertebra.csv](per_vertebra.csv)."
         ),
         "",
         *_summary_lines(summaries),
@@ -203,8 +204,8 @@ def _figure_section(notes: dict, threshold: float) -> list[str]:
             "figure6_error_cdf.png",
             (
                 "Figure 6: cumulative distribution of point-to-curve errors "
-                f"(the dotted line is the {threshold:g} px fit failure threshold; empty predictions "
-                "never reach the curve)."
+                f"(the dotted line is the {threshold:g} px fit failure threshold; empty "
+                "predictions never reach the curve)."
             ),
         ),
         (
@@ -239,10 +240,11 @@ def _conventions_section(paper_reference: bool, threshold: float) -> list[str]:
         ),
         "- Pixel accuracy is in percent (Eq. 7); Dice of two empty masks is 1 (Eq. 6).",
         (
-            "- Point-to-curve error: mean exact distance from the predicted mask's marching-squares "
-            "contour (level 0.5, all components) to the ground-truth outline, in patch pixels. An "
-            "empty prediction has an infinite error: it counts as a fit failure and in the median, "
-            "and is left out of the mean and std (counted as 'empty predictions')."
+            "- Point-to-curve error: mean exact distance from the predicted mask's "
+            "marching-squares contour (level 0.5, all components) to the ground-truth outline, "
+            "in patch pixels. An empty prediction has an infinite error: it counts as a fit "
+            "failure and in the median, and is left out of the mean and std (counted as "
+            "'empty predictions')."
         ),
         f"- Fit failure: error > {threshold:g} px. Std is the sample std (ddof = 1).",
         (

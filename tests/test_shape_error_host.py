@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from vertseg_tf.losses import shape_error
-from vertseg_tf.shape_error_tf import (
+from vertseg_tf.shape_error_host import (
     boundary_pixels_numpy,
     shape_error_numpy,
     shape_error_py_function,

@@ -1,0 +1,149 @@
+"""Pure numpy geometry of the locator: resizing, Gaussian target heatmaps and peak decoding.
+
+The locator sees the radiograph resized so that its long side is `long_side` pixels and placed
+at an offset on a square canvas; its heatmaps have `1 / stride` of the canvas resolution.
+Coordinates follow the package's convention: x = column, y = row, pixel centres at integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "LOCATED_LEVELS",
+    "MISSING_THRESHOLD",
+    "CanvasGeometry",
+    "PeakFinding",
+    "decode_peaks",
+    "render_heatmaps",
+]
+
+LOCATED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
+"""The levels the locator finds: the levels the native datasets (and synthetic v2) annotate."""
+
+MISSING_THRESHOLD = 0.3
+"""A level whose heatmap peak is below this is reported missing (its centre is not given)."""
+
+
+@dataclass(frozen=True)
+class CanvasGeometry:
+    """Where an (H, W) image lies on the locator's square canvas.
+
+    Args:
+        scale: canvas pixels per image pixel (`long_side / max(H, W)`).
+        offset: (x, y) canvas position of the resized image's top-left corner.
+        stride: canvas pixels per heatmap pixel.
+
+    Example:
+        >>> geometry = CanvasGeometry(scale=0.5, offset=(0.0, 0.0), stride=2)
+        >>> geometry.to_heatmap(np.array([[9.5, 9.5]])).tolist()
+        [[2.0, 2.0]]
+        >>> geometry.to_image(geometry.to_heatmap(np.array([[100.0, 40.0]]))).tolist()
+        [[100.0, 40.0]]
+    """
+
+    scale: float
+    offset: tuple[float, float]
+    stride: int
+
+    @classmethod
+    def fit(cls, shape, long_side: int, stride: int, offset=(0.0, 0.0)) -> CanvasGeometry:
+        """The geometry of an image of `shape` (H, W) resized to a long side of `long_side`."""
+        return cls(long_side / max(shape[:2]), (float(offset[0]), float(offset[1])), stride)
+
+    def resized_shape(self, shape) -> tuple[int, int]:
+        """(h, w) of the resized image on the canvas."""
+        return (max(1, round(shape[0] * self.scale)), max(1, round(shape[1] * self.scale)))
+
+    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
+        """Image xy (N, 2) to heatmap xy; a heatmap pixel averages `stride` canvas pixels."""
+        canvas = (np.asarray(xy, np.float64) + 0.5) * self.scale - 0.5 + np.asarray(self.offset)
+        return (canvas + 0.5) / self.stride - 0.5
+
+    def to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Heatmap xy (N, 2) back to image xy (the inverse of `to_heatmap`)."""
+        canvas = (np.asarray(xy, np.float64) + 0.5) * self.stride - 0.5 - np.asarray(self.offset)
+        return (canvas + 0.5) / self.scale - 0.5
+
+
+def render_heatmaps(centers, shape, sigma: float) -> np.ndarray:
+    """Gaussian target heatmaps, one channel per centre, peak 1 at the centre.
+
+    Args:
+        centers: (L, 2) heatmap xy per level; a row of NaN (a level not annotated) gives an
+            all-zero channel.
+        shape: (h, w) of the heatmap.
+        sigma: the Gaussian's standard deviation in heatmap pixels.
+
+    Returns:
+        (h, w, L) float32 heatmaps.
+
+    Example:
+        >>> maps = render_heatmaps([[1.0, 2.0]], (4, 3), sigma=1.0)
+        >>> maps.shape, float(maps[2, 1, 0])
+        ((4, 3, 1), 1.0)
+    """
+    centers = np.asarray(centers, np.float64).reshape(-1, 2)
+    rows = np.arange(shape[0], dtype=np.float64)[:, None, None]
+    cols = np.arange(shape[1], dtype=np.float64)[None, :, None]
+    squared = (cols - centers[:, 0]) ** 2 + (rows - centers[:, 1]) ** 2
+    maps = np.exp(-squared / (2.0 * sigma * sigma))
+    return np.nan_to_num(maps, nan=0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PeakFinding:
+    """One level's decoded peak: heatmap xy (sub-pixel) and the peak value (its confidence)."""
+
+    xy: np.ndarray
+    confidence: float
+
+    @property
+    def found(self) -> bool:
+        return bool(np.all(np.isfinite(self.xy)))
+
+
+def _log_parabola_offset(left: float, centre: float, right: float) -> float:
+    """Vertex of the parabola through the logs of three samples: exact for a Gaussian."""
+    logs = np.log(np.maximum([left, centre, right], 1e-12))
+    curvature = logs[0] - 2.0 * logs[1] + logs[2]
+    if curvature >= 0.0:
+        return 0.0
+    return float(np.clip(0.5 * (logs[0] - logs[2]) / curvature, -0.5, 0.5))
+
+
+def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD) -> list[PeakFinding]:
+    """The maximum of every channel, refined to sub-pixel precision, or missing.
+
+    The refinement fits a parabola to the logs of the maximum and its two neighbours along
+    each axis (exact for a Gaussian peak); on the border an axis keeps the integer position.
+
+    Args:
+        heatmaps: (h, w, L) heatmaps.
+        threshold: a channel whose maximum is below it is missing (xy NaN); never a guess.
+
+    Returns:
+        One `PeakFinding` per channel.
+
+    Example:
+        >>> maps = render_heatmaps([[1.3, 2.0], [np.nan, np.nan]], (5, 4), sigma=1.0)
+        >>> [(np.round(p.xy, 6).tolist(), p.found) for p in decode_peaks(maps)]
+        [([1.3, 2.0], True), ([nan, nan], False)]
+    """
+    heatmaps = np.asarray(heatmaps, np.float64)
+    findings = []
+    for channel in np.moveaxis(heatmaps, -1, 0):
+        row, col = np.unravel_index(int(np.argmax(channel)), channel.shape)
+        peak = float(channel[row, col])
+        if not peak >= threshold:
+            findings.append(PeakFinding(np.array([np.nan, np.nan]), peak))
+            continue
+        x, y = float(col), float(row)
+        if 0 < col < channel.shape[1] - 1:
+            x += _log_parabola_offset(channel[row, col - 1], peak, channel[row, col + 1])
+        if 0 < row < channel.shape[0] - 1:
+            y += _log_parabola_offset(channel[row - 1, col], peak, channel[row + 1, col])
+        findings.append(PeakFinding(np.array([x, y]), peak))
+    return findings

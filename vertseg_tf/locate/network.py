@@ -1,0 +1,128 @@
+"""The locator network: a small Keras encoder-decoder from the whole radiograph to heatmaps.
+
+The canvas is the radiograph resized to a long side of `long_side` pixels on a square of that
+size; the heatmaps (one channel per level of `LOCATED_LEVELS`, sigmoid) have half its
+resolution. Presets size it for tests, a CPU and a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
+
+__all__ = [
+    "LOCATOR_SPECS",
+    "LocatorSpec",
+    "build_locator",
+    "heatmap_loss",
+    "normalise_canvas",
+    "prepare_canvas",
+]
+
+
+@dataclass(frozen=True)
+class LocatorSpec:
+    """The locator's architecture: canvas size, width and depth.
+
+    Args:
+        long_side: canvas side in pixels (the radiograph's long side after resizing).
+        base_width: filters of the first level; doubled per level up to 4x.
+        depth: poolings in the encoder (the heatmaps are taken at stride 2).
+        sigma: target Gaussian standard deviation in heatmap pixels.
+    """
+
+    long_side: int = 256
+    base_width: int = 8
+    depth: int = 5
+    sigma: float = 1.5
+    stride: int = 2
+
+
+LOCATOR_SPECS = {
+    "smoke": LocatorSpec(long_side=64, base_width=4, depth=3),
+    "demo": LocatorSpec(),
+    "cpu": LocatorSpec(),
+    "paper": LocatorSpec(long_side=512, base_width=16, depth=6, sigma=2.0),
+}
+"""Locator sizes by the `TrainConfig.model` preset name."""
+
+
+def normalise_canvas(image: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation over the image (bone bright stays bright)."""
+    image = np.asarray(image, np.float32)
+    return (image - image.mean()) / max(float(image.std()), 1e-6)
+
+
+def prepare_canvas(image: np.ndarray, spec: LocatorSpec, offset=(0, 0), flip: bool = False):
+    """Resize `image` to the canvas (area interpolation), normalise it and place it at `offset`.
+
+    Returns:
+        `(canvas (long_side, long_side) float32, CanvasGeometry)`; with `flip` the resized
+        image is mirrored left to right before placing (the geometry does not know about it).
+    """
+    import cv2
+
+    from vertseg_tf.locate.heatmaps import CanvasGeometry
+
+    geometry = CanvasGeometry.fit(np.shape(image), spec.long_side, spec.stride, offset)
+    height, width = geometry.resized_shape(np.shape(image))
+    resized = cv2.resize(np.asarray(image, np.float32), (width, height),
+                         interpolation=cv2.INTER_AREA)
+    if flip:
+        resized = resized[:, ::-1]
+    canvas = np.zeros((spec.long_side, spec.long_side), np.float32)
+    x0, y0 = int(offset[0]), int(offset[1])
+    canvas[y0:y0 + height, x0:x0 + width] = normalise_canvas(resized)
+    return canvas, geometry
+
+
+def _block(x, filters: int, name: str):
+    import keras
+
+    for k in range(2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                name=f"{name}_conv{k}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{k}")(x)
+        x = keras.layers.Activation("relu", name=f"{name}_relu{k}")(x)
+    return x
+
+
+def build_locator(spec: LocatorSpec = LocatorSpec(), levels=LOCATED_LEVELS):
+    """A functional Keras model: (N, S, S, 1) canvases to (N, S/2, S/2, L) heatmaps in [0, 1].
+
+    Example:
+        >>> model = build_locator(LOCATOR_SPECS["smoke"])  # doctest: +SKIP
+        >>> model.output_shape  # doctest: +SKIP
+        (None, 32, 32, 5)
+    """
+    import keras
+
+    side = spec.long_side
+    inputs = keras.Input((side, side, 1), name="canvas")
+    widths = [spec.base_width * min(2 ** level, 4) for level in range(spec.depth + 1)]
+    skips = []
+    x = inputs
+    for level, filters in enumerate(widths[:-1]):
+        x = _block(x, filters, f"down{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
+    x = _block(x, widths[-1], "bottom")
+    for level in range(spec.depth - 1, 0, -1):
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = _block(x, widths[level], f"decode{level}")
+    outputs = keras.layers.Conv2D(len(levels), 1, activation="sigmoid", name="heatmaps",
+                                  bias_initializer=keras.initializers.Constant(-4.0))(x)
+    return keras.Model(inputs, outputs, name="vertseg_locator")
+
+
+def heatmap_loss(y_true, y_pred):
+    """Squared error weighted up to 21x at the Gaussian peaks, so that the sparse peaks are not
+    drowned by the empty background."""
+    import keras
+
+    weight = 1.0 + 20.0 * y_true
+    return keras.ops.mean(weight * keras.ops.square(y_pred - y_true))

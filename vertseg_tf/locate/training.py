@@ -1,0 +1,181 @@
+"""Training the locator (`train(config)` with `config.method == "locator"`).
+
+The whole radiographs of the dataset's training images (a held-out share for validation when
+it has no "val" split) are resized once to the canvas; every batch then places each at a
+random offset on the canvas and mirrors a random half left to right (a lateral film may face
+either way; mirroring moves no level up or down, so no label changes). The run folder is a
+`RunFolder`: `config.json`, `history.csv`, `checkpoints/last.keras` (the model with its
+optimizer after every epoch, from which `resume` continues), `model.keras`, `summary.json`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vertseg_tf.errors import DataError
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, CanvasGeometry, render_heatmaps
+from vertseg_tf.locate.network import (
+    LOCATOR_SPECS,
+    LocatorSpec,
+    build_locator,
+    heatmap_loss,
+    prepare_canvas,
+)
+
+__all__ = ["LocatorData", "load_locator_data", "run_locator_training"]
+
+CHECKPOINT_FILE = "last.keras"
+
+
+@dataclass
+class LocatorData:
+    """Resized training and validation films with their level centres in resized pixels.
+
+    `images[k]` is (h, w) float32 (normalised), `centers[k]` (L, 2), NaN for a level the image
+    does not annotate.
+    """
+
+    train_images: list[np.ndarray]
+    train_centers: list[np.ndarray]
+    val_images: list[np.ndarray]
+    val_centers: list[np.ndarray]
+
+    def describe(self) -> dict:
+        return {"train_images": len(self.train_images), "val_images": len(self.val_images),
+                "levels": list(LOCATED_LEVELS)}
+
+
+def _level_centers(record) -> np.ndarray:
+    centers = np.full((len(LOCATED_LEVELS), 2), np.nan)
+    for vertebra in record.vertebrae:
+        if vertebra.label in LOCATED_LEVELS:
+            centers[LOCATED_LEVELS.index(vertebra.label)] = vertebra.center
+    return centers
+
+
+def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float) -> LocatorData:
+    """Read and resize every training (and validation) film of a native dataset.
+
+    Raises:
+        DataError: no training image annotates any of C3-C7.
+    """
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.images import read_image
+    from vertseg_tf.training.data import _held_out_ids
+
+    dataset = load_dataset(dataset_dir)
+    train = [im for im in dataset.split("train") if np.isfinite(_level_centers(im)).any()]
+    val = [im for im in dataset.split("val") if np.isfinite(_level_centers(im)).any()]
+    if not val:
+        held = _held_out_ids([im.id for im in train], validation_fraction)
+        val = [im for im in train if im.id in held]
+        train = [im for im in train if im.id not in held]
+    if not train:
+        raise DataError(Path(dataset_dir) / "dataset.json",
+                        "no training image has a centre of C3-C7", field="images")
+    groups = []
+    for records in (train, val):
+        images, centers = [], []
+        for record in records:
+            image, _ = read_image(dataset.image_path(record))
+            canvas, geometry = prepare_canvas(image, spec)
+            height, width = geometry.resized_shape(image.shape)
+            images.append(canvas[:height, :width].copy())
+            centers.append((_level_centers(record) + 0.5) * geometry.scale - 0.5)
+        groups += [images, centers]
+    return LocatorData(*groups)
+
+
+def _batch(images, centers, spec: LocatorSpec, rng: np.random.Generator | None):
+    """Canvases (N, S, S, 1) and target heatmaps (N, S/stride, S/stride, L); with `rng`, a
+    random offset and a random left-right mirror per film."""
+    side, stride = spec.long_side, spec.stride
+    canvases = np.zeros((len(images), side, side, 1), np.float32)
+    targets = []
+    for k, (image, xy) in enumerate(zip(images, centers)):
+        height, width = image.shape
+        x0 = y0 = 0
+        xy = xy.copy()
+        if rng is not None:
+            x0, y0 = int(rng.integers(0, side - width + 1)), int(rng.integers(0, side - height + 1))
+            if rng.uniform() < 0.5:
+                image = image[:, ::-1]
+                xy[:, 0] = width - 1 - xy[:, 0]
+        canvases[k, y0:y0 + height, x0:x0 + width, 0] = image
+        geometry = CanvasGeometry(1.0, (float(x0), float(y0)), stride)
+        targets.append(render_heatmaps(geometry.to_heatmap(xy), (side // stride,) * 2,
+                                       spec.sigma))
+    return canvases, np.stack(targets)
+
+
+def _sequence(data: LocatorData, spec: LocatorSpec, batch_size: int, seed: int, epoch: int):
+    import keras
+
+    class Films(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = epoch
+
+        def __len__(self):
+            return max(1, int(np.ceil(len(data.train_images) / batch_size)))
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([seed, self.epoch, index])
+            order = np.random.default_rng([seed, self.epoch]).permutation(len(data.train_images))
+            chosen = order[index * batch_size:(index + 1) * batch_size]
+            return _batch([data.train_images[i] for i in chosen],
+                          [data.train_centers[i] for i in chosen], spec, rng)
+
+    return Films()
+
+
+def run_locator_training(config, data: LocatorData, folder, resume: bool):
+    """Fit the locator, checkpointing after every epoch; returns (model, history rows)."""
+    import keras
+
+    spec = LOCATOR_SPECS[config.model]
+    checkpoint = folder.checkpoint_dir(CHECKPOINT_FILE)
+    history = folder.read_history() if resume else []
+    if resume and checkpoint.is_file():
+        from vertseg_tf import register_keras_objects
+
+        register_keras_objects()
+        model = keras.saving.load_model(checkpoint, custom_objects={"heatmap_loss": heatmap_loss})
+    else:
+        keras.utils.set_random_seed(config.seed)
+        model = build_locator(spec)
+        model.compile(optimizer=keras.optimizers.RMSprop(config.effective_learning_rate),
+                      loss=heatmap_loss, jit_compile=config.jit_compile)
+        history = []
+    validation = _batch(data.val_images, data.val_centers, spec, None) if data.val_images else None
+    rows = list(history)
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            rows.append({"epoch": epoch + 1, "loss": float(logs["loss"]),
+                         "val_loss": logs.get("val_loss"),
+                         "seconds": round(time.monotonic() - self.started, 3)})
+            folder.checkpoints.mkdir(parents=True, exist_ok=True)
+            from vertseg_tf.atomic import atomic_path
+
+            with atomic_path(checkpoint) as temporary:
+                model.save(temporary)
+            folder.write_history(rows)
+
+    if len(rows) < config.epochs:
+        model.fit(_sequence(data, spec, config.batch_size, config.seed, len(rows)),
+                  validation_data=validation, batch_size=config.batch_size,
+                  epochs=config.epochs, initial_epoch=len(rows), verbose=2,
+                  callbacks=[Checkpoint()])
+    return model, rows
