@@ -1,4 +1,4 @@
-"""Learning-rate schedules, the choice of the kept model and the shape term's warm-up in training."""
+"""Learning-rate schedules, the choice of the kept model and the shape warm-up in training."""
 
 import json
 import math
