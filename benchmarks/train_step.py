@@ -107,9 +107,12 @@ def time_preset(preset: str, batch: int, steps: int, warmup: int,
         "seconds_per_step_median": median,
         "patches_per_second": {variant: batch / seconds for variant, seconds in median.items()},
         "raw_seconds": raw,
-        "graph_ratio_pair": pair,
-        "ratio_shape_graph_vs_logloss": median[f"shape_graph_{pair}"] / median[f"logloss_{pair}"],
     }
+    if {f"shape_graph_{pair}", f"logloss_{pair}"} <= median.keys():
+        result["graph_ratio_pair"] = pair
+        result["ratio_shape_graph_vs_logloss"] = (
+            median[f"shape_graph_{pair}"] / median[f"logloss_{pair}"]
+        )
     if {"shape_graph_no_xla", "logloss_no_xla"} <= median.keys():
         result["ratio_shape_graph_vs_logloss_no_xla"] = (
             median["shape_graph_no_xla"] / median["logloss_no_xla"]
@@ -148,13 +151,13 @@ FULL = {"presets": ("smoke", "demo"), "steps": 20, "warmup": 3, "batch": 25,
 
 
 def run(quick: bool, presets=None, steps: int | None = None, warmup: int | None = None,
-        batch: int | None = None) -> dict:
+        batch: int | None = None, variants=None) -> dict:
     """Time the loss variants of every preset side by side (see the module docstring).
 
     Args:
         quick: small defaults (`QUICK`: the smoke preset, the three no-XLA variants, 3 timed
             steps of 8 patches) instead of `FULL`.
-        presets, steps, warmup, batch: override the defaults of the chosen mode.
+        presets, steps, warmup, batch, variants: override the defaults of the chosen mode.
 
     Returns:
         {"benchmark", "machine", "batch", "steps", "warmup", "train_step": {preset: figures},
@@ -168,12 +171,12 @@ def run(quick: bool, presets=None, steps: int | None = None, warmup: int | None 
         "batch": batch or defaults["batch"],
         "steps": steps or defaults["steps"],
         "warmup": warmup or defaults["warmup"],
-        "variants": list(defaults["variants"]),
+        "variants": list(variants or defaults["variants"]),
         "train_step": {},
     }
     for preset in presets:
         result["train_step"][preset] = time_preset(
-            preset, result["batch"], result["steps"], result["warmup"], defaults["variants"]
+            preset, result["batch"], result["steps"], result["warmup"], tuple(result["variants"])
         )
     result["ratios"] = {
         f"train_step.{preset}.{key}": value
@@ -191,13 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
     parser.add_argument("--batch", type=int, default=25, help="patches per step (paper: 25)")
+    parser.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)}")
     args = parser.parse_args(argv)
+    variants = [v.strip() for v in (args.variants or "").split(",") if v.strip()] or None
+    if variants and not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: unknown {sorted(set(variants) - set(VARIANTS))}")
     presets = [name.strip() for name in args.presets.split(",") if name.strip()]
     unknown = [name for name in presets if name not in PRESETS]
     if unknown or args.steps < 1 or args.warmup < 1 or args.batch < 1:
         parser.error(f"bad options: unknown presets {unknown}" if unknown
                      else "--steps, --warmup and --batch must be >= 1")
-    result = run(False, presets, args.steps, args.warmup, args.batch)
+    result = run(False, presets, args.steps, args.warmup, args.batch, variants)
     write_json_atomic(result, args.out)
     for key, value in result["ratios"].items():
         print(f"{key} = {value:.3f}")

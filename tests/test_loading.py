@@ -89,7 +89,7 @@ def test_from_preset_builds_the_untrained_preset(preset):
 
 
 def test_from_preset_refuses_an_unknown_name_listing_the_known_ones():
-    with pytest.raises(ConfigError, match="'large'.*paper, demo, smoke, cpu, pretrained"):
+    with pytest.raises(ConfigError, match="'large'.*paper, demo, study, smoke, cpu, pretrained"):
         UNet.from_preset("large")
 
 

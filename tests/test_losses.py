@@ -251,7 +251,10 @@ def test_shape_error_has_no_gradient():
 def test_loss_config_round_trip():
     loss = ShapeAwareLoss(weight=0.25, e_mode="py_function", name="unet_s", reduction="sum")
     config = loss.get_config()
-    assert config == {"name": "unet_s", "reduction": "sum", "weight": 0.25, "e_mode": "py_function"}
+    assert config == {
+        "name": "unet_s", "reduction": "sum", "weight": 0.25, "e_mode": "py_function",
+        "e_per": "image", "weighting": "fixed", "warmup_epochs": 0, "max_balanced_weight": 10.0,
+    }
     serialized = keras.losses.serialize(loss)
     assert serialized["registered_name"] == "vertseg_tf>ShapeAwareLoss"
     restored = keras.losses.deserialize(serialized)

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -50,6 +51,44 @@ def test_smoke_reproduction_writes_every_table_and_figure_and_resumes(tmp_path, 
         reproduce("demo", out, dataset=dataset, log=lines.append)
 
 
+@pytest.mark.slow
+def test_smoke_reproduction_over_two_seeds_writes_per_seed_and_aggregated_tables(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VERTSEG_TF_CACHE", str(tmp_path / "cache"))
+    dataset = tmp_path / "data"
+    generate(8, 0, dataset, size="small", hard_fraction=1.0, progress=False)
+    out = tmp_path / "seeds"
+    arguments = ["reproduce", "--preset", "smoke", "--dataset", str(dataset), "--out", str(out),
+                 "--seeds", "2", "--model-selection", "best"]
+    assert main(arguments) == 0
+
+    for seed in (0, 1):
+        assert (out / "runs" / f"seed-{seed}" / "unet-s" / "model.keras").is_file()
+        assert (out / "seeds" / f"seed-{seed}" / "table2_shape.csv").is_file()
+    assert not (out / "runs" / "seed-1" / "asm-g").exists()  # the ASMs are fitted once
+    report = out / "report"
+    text = (report / "seeds.md").read_text()
+    assert "over 2 seeds" in text and "model_selection = best" in text
+    assert "UNet-S <= UNet in mean point-to-curve error over 2 seeds" in text
+    with open(report / "table_per_seed.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert sorted({row["Seed"] for row in rows}) == ["0", "1"]
+    assert {row["Method"] for row in rows} == set(METHOD_NAMES.values())
+    with open(report / "table_seeds_mean.csv", newline="") as stream:
+        means = {row["Method"]: row for row in csv.DictReader(stream)}
+    seed_errors = [float(next(r for r in rows if r["Seed"] == s and r["Method"] == "UNet")
+                         ["Error mean (px)"]) for s in ("0", "1")]
+    assert float(means["UNet"]["Error mean (px)"]) == pytest.approx(np.mean(seed_errors))
+    assert means["ASM-G"]["sd over seeds"] in ("0.0", "")  # the same ASM in both seeds
+
+    lines = []
+    reproduce("smoke", out, dataset=dataset, seeds=2, model_selection="best", log=lines.append)
+    assert all("skipped" in line for line in lines)
+    with pytest.raises(ConfigError, match="choose another --out"):
+        reproduce("smoke", out, dataset=dataset, seeds=3, log=lines.append)
+
+
 def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
     from vertseg_tf.reproduce import STATE_FILE
 
@@ -61,3 +100,16 @@ def test_a_folder_of_one_generator_version_is_not_reused_for_another(tmp_path):
     with pytest.raises(ConfigError, match="generator_version"):
         reproduce("smoke", out, generator_version=2, log=lambda line: None)
     assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]
+
+
+def test_the_demo_asks_for_half_hard_test_vertebrae_and_a_folder_records_it(tmp_path):
+    from vertseg_tf.reproduce import REPRODUCE_PRESETS, STATE_FILE
+
+    assert REPRODUCE_PRESETS["demo"].hard_share == 0.5
+    out = tmp_path / "demo"
+    out.mkdir()
+    recorded = {"preset": "demo", "dataset": None, "generator_version": 2, "hard_share": None,
+                "steps": {}}
+    (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ConfigError, match="'hard_share': 0.5"):
+        reproduce("demo", out, log=lambda line: None)

@@ -16,8 +16,10 @@ __all__ = [
     "BACKGROUND",
     "DISTANCE_CHANNEL",
     "E_MODES",
+    "E_PER",
     "MASK_CHANNEL",
     "VERTEBRA",
+    "WEIGHTINGS",
     "predicted_mask",
     "true_mask",
 ]
@@ -30,6 +32,11 @@ E_MODES = ("graph", "py_function")
 """How E (Eq. 4: the mean of the distance channel over the predicted mask's boundary) is
 computed: "graph" (`vertseg_tf.losses.shape_error`, keras.ops) or "py_function" (the host
 reference `vertseg_tf.shape_error_host`)."""
+E_PER = ("image", "pixel")
+"""What weights a mismatched pixel in the shape term: the image's E ("image", Eq. 4) or the
+pixel's own distance channel ("pixel"); see `vertseg_tf.losses.ShapeAwareLoss`."""
+WEIGHTINGS = ("fixed", "balanced")
+"""The shape term's weight: fixed, or balanced against the log loss in every batch."""
 
 
 def predicted_mask(probabilities):

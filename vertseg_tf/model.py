@@ -114,6 +114,7 @@ class UNetConfig:
 PRESETS: dict[str, UNetConfig] = {
     "paper": UNetConfig(base_filters=64),
     "demo": UNetConfig(base_filters=8),
+    "study": UNetConfig(base_filters=16),
     "smoke": UNetConfig(base_filters=4),
     # The shipped pretrained model's architecture (915,722 parameters): the widest that trains
     # both networks on a shared 2-core CPU in about an hour (training/pretrained.toml).

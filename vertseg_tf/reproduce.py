@@ -7,6 +7,8 @@ resumes from its last checkpoint.
 
 Layout of OUT: `runs/<method>/` (one run folder per method, as `vertseg-tf train` writes it),
 `report/` (see `vertseg_tf.evaluation.report`), `reproduce.json` (steps, times, settings).
+With `seeds > 1`: `runs/seed-<s>/<method>/`, `seeds/seed-<s>/` (each seed's report) and
+`report/seeds.md` (see `vertseg_tf.evaluation.seeds`).
 """
 
 from __future__ import annotations
@@ -42,11 +44,14 @@ class ReproducePreset:
         asm_augment: fit the ASMs on the 45-patch augmented set (True) or on one patch per
             training vertebra, as classical ASMs are trained (False).
         summary: one line for `--help` and the report.
+        hard_share: the synthetic test split's exact share of hard vertebrae (generator v2),
+            or None for the generator's usual draw; `reproduce(hard_share=...)` overrides it.
     """
 
     train_preset: str
     asm_augment: bool
     summary: str
+    hard_share: float | None = None
 
 
 REPRODUCE_PRESETS = {
@@ -54,7 +59,15 @@ REPRODUCE_PRESETS = {
     "demo": ReproducePreset(
         "demo",
         False,
-        "about 15 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images",
+        "about 15 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images; "
+        "half the test vertebrae are hard cases (60 of 120, for Table 3)",
+        hard_share=0.5,
+    ),
+    "study": ReproducePreset(
+        "study",
+        False,
+        "hours on 2 CPU cores: UNet of base width 16 on 80 small images, 12 epochs, the best "
+        "validation epoch",
     ),
     "paper": ReproducePreset(
         "paper",
@@ -74,7 +87,41 @@ def _read_state(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid JSON ({error}); remove it to start again") from None
 
 
-def _settings(preset: str, dataset, generator_version, hard_share) -> dict:
+def _seed_list(config, seeds) -> list[int]:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds: expected an integer >= 1, got {seeds!r}")
+    return [config.seed + k for k in range(seeds)]
+
+
+def _notes(config, seeds: list[int], settings: ReproducePreset) -> list[str]:
+    """What the report says about how its models were trained and chosen."""
+    chosen = {
+        "last": "the last epoch's weights",
+        "best": "the weights of the epoch with the lowest validation loss",
+    }[config.model_selection]
+    shape = (
+        f"UNet-S loss: w = {config.shape_weight:g} ({config.shape_weighting}), E per "
+        f"{config.e_per}, warm-up {config.shape_warmup_epochs} epoch(s)"
+    )
+    networks = (
+        f"Networks: {config.epochs} epochs, batch {config.batch_size}, RMSprop at "
+        f"{config.effective_learning_rate:g} ({config.lr_schedule} schedule); evaluated with "
+        f"{chosen} (model_selection = {config.model_selection})."
+    )
+    notes = [
+        networks,
+        shape + ".",
+        f"Training seeds: {', '.join(map(str, seeds))} (each network trained once per seed).",
+        "ASMs: fitted on "
+        + ("the 45-patch augmented set" if settings.asm_augment else "one patch per vertebra")
+        + (" once (seed " + str(seeds[0]) + "), the same models in every seed's report."
+           if len(seeds) > 1 else "."),
+    ]
+    return notes
+
+
+def _settings(preset: str, dataset, generator_version, hard_share, seeds: list[int],
+              model_selection: str) -> dict:
     """What makes two reproductions the same: recorded in `reproduce.json`, checked on resume."""
     from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
 
@@ -84,6 +131,8 @@ def _settings(preset: str, dataset, generator_version, hard_share) -> dict:
         "dataset": None if synthetic else str(Path(dataset).resolve()),
         "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
         "hard_share": hard_share if synthetic else None,
+        "seeds": seeds,
+        "model_selection": model_selection,
     }
 
 
@@ -91,7 +140,9 @@ def _checked_state(state_path: Path, given: dict) -> dict:
     """The recorded state of the reproduction in `state_path`'s folder, refused when it was
     started with other settings; a fresh state when there is none."""
     state = _read_state(state_path)
-    recorded = {key: state.get(key) for key in given}
+    # A folder written before these settings existed holds one seed with the last epoch.
+    legacy = {"seeds": given["seeds"][:1], "model_selection": "last"}
+    recorded = {key: state.get(key, legacy.get(key)) for key in given}
     if state and recorded != given:
         raise ConfigError(
             f"{state_path.parent}: holds a reproduction with {recorded}, not {given}; choose "
@@ -121,10 +172,18 @@ def reproduce(
     workers: int | None = None,
     generator_version: int | None = None,
     hard_share: float | None = None,
+    seeds: int = 1,
+    model_selection: str | None = None,
     command_line: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Run (or finish) the paper's comparison; returns the path of the report's `report.md`.
+    """Run (or finish) the paper's comparison; returns the path of the report.
+
+    With one seed the report is `OUT/report/report.md`. With `seeds > 1` both networks are
+    trained once per seed (`OUT/runs/seed-<s>/<method>`; the ASMs once), every seed gets
+    its full report in `OUT/seeds/seed-<s>/`, and `OUT/report/seeds.md` (returned) gives the
+    mean and spread over the seeds, a per-seed table and the UNet vs UNet-S verdict (see
+    `vertseg_tf.evaluation.seeds`).
 
     Args:
         preset: a `REPRODUCE_PRESETS` name.
@@ -136,15 +195,20 @@ def reproduce(
         generator_version: version of the synthetic generator when `dataset` is None (None:
             the current one, 2; 1 reproduces results made before generator v2).
         hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
-            (e.g. 0.5 gives the demo 60 hard test vertebrae), or None for the usual draw.
+            (e.g. 0.5 gives the demo 60 hard test vertebrae); None = the preset's (0.5 for
+            the demo, else the generator's usual draw).
+        seeds: training seeds per network: the preset's seed and the next `seeds - 1`.
+        model_selection: "last" or "best" (see `TrainConfig.model_selection`); None = the
+            preset's.
         command_line: the command quoted in the report.
         log: where progress lines go.
 
     Raises:
-        ConfigError: an unknown preset, or `out` holding a run of another preset or dataset.
+        ConfigError: an unknown preset, a bad option, or `out` holding a run of another
+            preset, dataset, seed count or model selection.
 
     Example:
-        >>> report = reproduce("demo", "runs/demo")  # doctest: +SKIP
+        >>> report = reproduce("demo", "runs/demo", seeds=3)  # doctest: +SKIP
     """
     from vertseg_tf.training import TRAIN_PRESETS, resolve_dataset
 
@@ -154,9 +218,14 @@ def reproduce(
         )
     settings = REPRODUCE_PRESETS[preset]
     config = TRAIN_PRESETS[settings.train_preset]
+    if model_selection is not None:
+        config = config.replace(model_selection=model_selection)
+    seed_list = _seed_list(config, seeds)
     out = Path(out)
     state_path = out / STATE_FILE
-    given = _settings(preset, dataset, generator_version, hard_share)
+    hard_share = settings.hard_share if hard_share is None else hard_share
+    given = _settings(preset, dataset, generator_version, hard_share, seed_list,
+                      config.model_selection)
     state = _checked_state(state_path, given)
     steps = state["steps"]
 
@@ -176,35 +245,76 @@ def reproduce(
         dataset, config, generator_version=given["generator_version"],
         hard_share=given["hard_share"])).resolve())})
     dataset_dir = Path(steps["dataset"]["path"])
+    runs_by_seed = {
+        seed: _train_methods(config.replace(seed=seed), settings, out, dataset_dir, cache_dir,
+                             workers, run_step, seed_list)
+        for seed in seed_list
+    }
+    notes = _notes(config, seed_list, settings)
+    title = f"vertseg-tf reproduction ({preset} preset)"
 
-    runs = {}
-    for method, name in METHOD_NAMES.items():
-        run_dir = out / "runs" / method
-        runs[name] = run_dir
-        method_config = config.replace(method=method)
-        if method.startswith("asm"):
-            method_config = method_config.replace(augment=settings.asm_augment)
-
-        run_step(method, lambda c=method_config, r=run_dir: _train_method(
-            c, dataset_dir, r, cache_dir, workers))
-
-    def evaluate() -> dict:
+    def evaluate(runs, report_dir, seed_title) -> dict:
         from vertseg_tf.evaluation.runs import evaluate_runs
 
         report = evaluate_runs(
-            dataset_dir,
-            runs,
-            out / "report",
-            cache_dir=cache_dir,
-            workers=workers,
-            title=f"vertseg-tf reproduction ({preset} preset)",
-            command_line=command_line,
-            progress=log,
+            dataset_dir, runs, report_dir, cache_dir=cache_dir, workers=workers, title=seed_title,
+            command_line=command_line, progress=log, notes=notes,
             # The report folder belongs to this resumable output folder: a step that was
             # interrupted after writing it but before recording it is redone over it.
             overwrite=True,
         )
         return {"report": str(report)}
 
-    run_step("evaluate", evaluate)
-    return Path(steps["evaluate"]["report"])
+    if len(seed_list) == 1:
+        run_step("evaluate", lambda: evaluate(runs_by_seed[seed_list[0]], out / "report", title))
+        return Path(steps["evaluate"]["report"])
+    for seed, runs in runs_by_seed.items():
+        run_step(
+            f"evaluate/seed-{seed}",
+            lambda runs=runs, seed=seed: evaluate(
+                runs, out / "seeds" / f"seed-{seed}", f"{title}, training seed {seed}"
+            ),
+        )
+
+    def aggregate() -> dict:
+        from vertseg_tf.evaluation.records import read_records_csv
+        from vertseg_tf.evaluation.seeds import write_seed_report
+
+        per_seed = {
+            seed: read_records_csv(Path(steps[f"evaluate/seed-{seed}"]["report"]).parent
+                                   / "per_vertebra.csv")
+            for seed in seed_list
+        }
+        report = write_seed_report(
+            per_seed, out / "report", title=f"{title} over {len(seed_list)} seeds",
+            notes=notes, command_line=command_line,
+        )
+        return {"report": str(report)}
+
+    run_step("aggregate", aggregate)
+    return Path(steps["aggregate"]["report"])
+
+
+def _train_methods(config, settings, out: Path, dataset_dir: Path, cache_dir, workers,
+                   run_step, seed_list: list[int]) -> dict[str, Path]:
+    """Train (or reuse) every method for `config.seed`; returns report name -> run folder.
+
+    With one seed the runs are `OUT/runs/<method>` and the steps are named by the method;
+    with several, `OUT/runs/seed-<s>/<method>` and `<method>/seed-<s>`. The ASMs do not
+    depend on the networks' seed: they are fitted once, for the first seed.
+    """
+    single = len(seed_list) == 1
+    runs = {}
+    for method, name in METHOD_NAMES.items():
+        fit_seed = seed_list[0] if method.startswith("asm") else config.seed
+        run_dir = out / "runs" if single else out / "runs" / f"seed-{fit_seed}"
+        run_dir = run_dir / method
+        runs[name] = run_dir
+        step = method if single else f"{method}/seed-{fit_seed}"
+        method_config = config.replace(method=method, seed=fit_seed)
+        if method.startswith("asm"):
+            method_config = method_config.replace(augment=settings.asm_augment)
+
+        run_step(step, lambda c=method_config, r=run_dir: _train_method(
+            c, dataset_dir, r, cache_dir, workers))
+    return runs

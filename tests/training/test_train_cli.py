@@ -111,6 +111,22 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
     assert summary["n_training_patches"] == 100  # the smoke preset's max_train_patches
 
 
+def test_study_options_reach_the_config():
+    from vertseg_tf.cli import build_parser
+    from vertseg_tf.cli.train import _train_config
+
+    args = build_parser().parse_args([
+        "train", "--preset", "smoke", "--shape-weighting", "balanced", "--e-per", "pixel",
+        "--shape-warmup", "2", "--lr-schedule", "step", "--lr-step-epochs", "3",
+        "--lr-step-factor", "0.1", "--model-selection", "best",
+    ])
+    config = _train_config(args)
+    assert (config.shape_weighting, config.e_per, config.shape_warmup_epochs) == (
+        "balanced", "pixel", 2)
+    assert (config.lr_schedule, config.lr_step_epochs, config.lr_step_factor,
+            config.model_selection) == ("step", 3, 0.1, "best")
+
+
 @pytest.mark.parametrize("defect", list(DEFECTS))
 def test_train_runs_the_validation_of_validate_first(capsys, smoke, tiny_dataset, tmp_path, defect):
     broken, field = broken_copy(tiny_dataset, tmp_path / "broken", defect)

@@ -11,7 +11,7 @@ from vertseg_tf.training.config import MODEL_PRESET_NAMES
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
 
 
-@pytest.mark.parametrize("name", ["paper", "demo", "smoke", "pretrained"])
+@pytest.mark.parametrize("name", ["paper", "demo", "study", "smoke", "pretrained"])
 def test_config_files_equal_the_built_in_presets(name):
     assert load_config(TRAINING_DIR / f"{name}.toml") == TRAIN_PRESETS[name]
 

@@ -75,13 +75,24 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
     parser.add_argument("--cache-dir", help="patch cache folder")
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="train each network once per seed (the preset's seed and the next N-1); N > 1 "
+        "adds OUT/report/seeds.md: mean and sd over seeds, a per-seed table, UNet vs UNet-S "
+        "per seed and on the per-vertebra errors averaged over seeds (default 1)",
+    )
+    parser.add_argument(
+        "--model-selection", choices=("last", "best"),
+        help="evaluate the last epoch or the epoch with the lowest validation loss "
+        "(default: the preset's)",
+    )
     add_workers_argument(parser)
     parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
                         help="synthetic generator when no --dataset is given: 2 (default) or 1, "
                              "the first one, to reproduce earlier results")
     parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
                         help="synthetic v2 data: exact share of hard vertebrae in the test "
-                             "split, e.g. 0.5")
+                             "split, e.g. 0.5 (default: the preset's; demo 0.5)")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -92,6 +103,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         args.out,
         dataset=args.dataset,
         cache_dir=args.cache_dir,
+        seeds=args.seeds,
+        model_selection=args.model_selection,
         workers=args.workers,
         generator_version=args.generator_version,
         hard_share=args.hard_share,
@@ -117,6 +130,7 @@ REPRODUCE = Command(
     "The paper's comparison in one command: data -> patches -> UNet, UNet-S, ASM-G, ASM-M, "
     "ASM-RF -> evaluation -> report. Finished steps are skipped when run again.",
     "vertseg-tf reproduce --preset demo --out runs/demo\n"
+    "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3\n"
     "vertseg-tf reproduce --preset demo --out runs/demo-v1 --generator-version 1",
     _reproduce_arguments,
     _reproduce,

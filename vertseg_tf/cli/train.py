@@ -38,6 +38,19 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the learning rate by batch size / reference batch size (25)")
     parser.add_argument("--shape-weight", type=float, help="weight of the shape term (unet-s)")
     parser.add_argument("--e-mode", choices=E_MODES, help="how E is computed")
+    parser.add_argument("--shape-weighting", choices=("fixed", "balanced"),
+                        help="fixed w, or w that makes the shape term as large as the log loss")
+    parser.add_argument("--e-per", choices=("image", "pixel"),
+                        help="E per image (Eq. 4) or each pixel's own ground-truth distance")
+    parser.add_argument("--shape-warmup", type=int, metavar="K",
+                        help="train K epochs on the log loss alone before the shape term")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "step"),
+                        help="learning-rate schedule (step: --lr-step-factor every "
+                        "--lr-step-epochs epochs)")
+    parser.add_argument("--lr-step-epochs", type=int, help="epochs between steps (10)")
+    parser.add_argument("--lr-step-factor", type=float, help="factor of each step (0.5)")
+    parser.add_argument("--model-selection", choices=("last", "best"),
+                        help="model.keras holds the last epoch or the lowest validation loss")
     parser.add_argument("--seed", type=int, help="seed of the weights and the data order")
     parser.add_argument("--out", metavar="RUN_DIR",
                         help="run folder (default: runs/<preset>-<method>)")
@@ -64,6 +77,13 @@ _TRAIN_OVERRIDES = {
     "lr": "learning_rate",
     "shape_weight": "shape_weight",
     "e_mode": "e_mode",
+    "shape_weighting": "shape_weighting",
+    "e_per": "e_per",
+    "shape_warmup": "shape_warmup_epochs",
+    "lr_schedule": "lr_schedule",
+    "lr_step_epochs": "lr_step_epochs",
+    "lr_step_factor": "lr_step_factor",
+    "model_selection": "model_selection",
     "seed": "seed",
     "loop": "loop",
     "strategy": "strategy",

@@ -9,7 +9,7 @@ predict contours, rasterised like the ground truth by `evaluate_patch_set`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ def evaluate_runs(
     title: str = "vertseg-tf evaluation",
     command_line: str | None = None,
     progress: Callable[[str], None] | None = None,
+    notes: Sequence[str] = (),
     overwrite: bool = False,
 ) -> Path:
     """Predict the un-augmented patches of `split` with every run and write the report.
@@ -78,6 +79,7 @@ def evaluate_runs(
         title: the report's heading.
         command_line: the command quoted in the report.
         progress: called with a line of text before each method is predicted.
+        notes: lines the report lists under the command.
         overwrite: replace an existing non-empty `out_dir` (else it is refused before any
             work).
 
@@ -115,5 +117,5 @@ def evaluate_runs(
     records, samples = evaluate_patch_set(patches, masks, contours)
     return write_report(
         records, out_dir, title=title, samples=samples, command_line=command_line,
-        overwrite=overwrite,
+        overwrite=overwrite, notes=notes,
     )

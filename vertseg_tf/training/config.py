@@ -15,15 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vertseg_tf.channels import E_MODES
+from vertseg_tf.channels import E_MODES, E_PER, WEIGHTINGS
 from vertseg_tf.errors import ConfigError
 
 __all__ = [
     "LOCATOR_PRESETS",
     "LOOPS",
+    "LR_SCHEDULES",
     "METHODS",
     "MIXED_PRECISION",
     "MODEL_PRESET_NAMES",
+    "MODEL_SELECTIONS",
     "STRATEGIES",
     "TRAIN_PRESETS",
     "StepCallback",
@@ -37,10 +39,12 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("none", "bfloat16")
 # The names of `vertseg_tf.model.PRESETS`, spelled out so that importing the config (and
 # `vertseg-tf --help`) does not load Keras; a test keeps the two equal.
-MODEL_PRESET_NAMES = ("paper", "demo", "smoke", "cpu")
+MODEL_PRESET_NAMES = ("paper", "demo", "study", "smoke", "cpu")
 StepCallback = Callable[[int], None]
 """Called with the global step number after every optimisation step; raising stops training."""
 
+LR_SCHEDULES = ("constant", "cosine", "step")
+MODEL_SELECTIONS = ("last", "best")
 _OPTIMIZERS = ("rmsprop",)
 _SYNTHETIC_SIZES = ("small", "full")
 
@@ -55,8 +59,8 @@ class TrainConfig:
             finds the vertebra centres on the whole film, `vertseg_tf.locate`; it uses
             `model`, `epochs`, `batch_size`, `learning_rate`, `seed`, `validation_fraction`,
             `jit_compile` and the synthetic fields).
-        model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "smoke",
-            "cpu").
+        model: UNet preset name of `vertseg_tf.model.PRESETS` ("paper", "demo", "study",
+            "smoke", "cpu").
         epochs: passes over the training patches.
         batch_size: patches per optimisation step (global, over all replicas).
         learning_rate: RMSprop learning rate at `reference_batch_size`.
@@ -65,6 +69,20 @@ class TrainConfig:
             ignores it.
         e_mode: how E is computed, "graph" (keras.ops, XLA, any backend, multi-replica) or
             "py_function" (the TensorFlow host reference; one replica, no XLA).
+        shape_weighting: "fixed" (w = `shape_weight`) or "balanced" (w = `shape_weight` times
+            the batch's log loss / shape term, so both terms are equally large); see
+            `vertseg_tf.losses.ShapeAwareLoss`.
+        e_per: "image" (E of Eq. 4, one value per patch) or "pixel" (each mismatched pixel
+            weighted by its own ground-truth distance).
+        shape_warmup_epochs: train this many epochs on the log loss alone before the shape
+            term starts ("unet-s"); the best checkpoint is chosen among the later epochs.
+        lr_schedule: "constant", "cosine" (cosine decay to 0 over the whole run) or "step"
+            (the rate times `lr_step_factor` every `lr_step_epochs` epochs).
+        lr_step_epochs: epochs between two steps of the "step" schedule.
+        lr_step_factor: the "step" schedule's factor, in (0, 1].
+        model_selection: the weights `model.keras` holds at the end: "last" (the last epoch)
+            or "best" (the epoch with the lowest validation loss; the training loss without
+            validation data).
         seed: seed of the weights' initialisation and of the data order.
         loop: "custom" (TensorFlow loop with GradientTape) or "fit" (`model.fit`; also under
             `KERAS_BACKEND=jax`).
@@ -113,6 +131,13 @@ class TrainConfig:
     optimizer: str = "rmsprop"
     shape_weight: float = 1.0
     e_mode: str = "graph"
+    shape_weighting: str = "fixed"
+    e_per: str = "image"
+    shape_warmup_epochs: int = 0
+    lr_schedule: str = "constant"
+    lr_step_epochs: int = 10
+    lr_step_factor: float = 0.5
+    model_selection: str = "last"
     seed: int = 0
     loop: str = "custom"
     strategy: str = "default"
@@ -136,6 +161,10 @@ class TrainConfig:
             "model": MODEL_PRESET_NAMES,
             "optimizer": _OPTIMIZERS,
             "e_mode": E_MODES,
+            "shape_weighting": WEIGHTINGS,
+            "e_per": E_PER,
+            "lr_schedule": LR_SCHEDULES,
+            "model_selection": MODEL_SELECTIONS,
             "loop": LOOPS,
             "strategy": STRATEGIES,
             "mixed_precision": MIXED_PRECISION,
@@ -159,10 +188,10 @@ class TrainConfig:
                     f"{', '.join(choices[field.name])}, got {value!r}"
                 )
         for name in ("epochs", "batch_size", "keep_checkpoints", "reference_batch_size",
-                     "synthetic_images"):
+                     "synthetic_images", "lr_step_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every_steps", "max_train_patches"):
+        for name in ("checkpoint_every_steps", "max_train_patches", "shape_warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.method == "unet-s" and self.e_mode == "py_function" and self.strategy != "default":
@@ -173,6 +202,10 @@ class TrainConfig:
             )
         if not 0.0 < self.learning_rate < float("inf"):
             raise ConfigError(f"TrainConfig.learning_rate: expected > 0, got {self.learning_rate}")
+        if not 0.0 < self.lr_step_factor <= 1.0:
+            raise ConfigError(
+                f"TrainConfig.lr_step_factor: expected 0 < value <= 1, got {self.lr_step_factor}"
+            )
         if not 0.0 <= self.shape_weight < float("inf"):
             raise ConfigError(f"TrainConfig.shape_weight: expected >= 0, got {self.shape_weight}")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -190,6 +223,23 @@ class TrainConfig:
     def loss_weight(self) -> float:
         """Weight of the shape-aware term in the loss: `shape_weight` for "unet-s", else 0."""
         return self.shape_weight if self.method == "unet-s" else 0.0
+
+    @property
+    def first_selectable_epoch(self) -> int:
+        """The first 1-based epoch that may be the "best" checkpoint: after the shape term's
+        warm-up, since validation losses without the term are not comparable to those with it."""
+        return self.shape_warmup_epochs + 1 if self.method == "unet-s" else 1
+
+    @property
+    def loss_options(self) -> dict[str, Any]:
+        """The keyword arguments of `ShapeAwareLoss` / `shape_aware_loss` for "unet-s"."""
+        return {
+            "weight": self.shape_weight,
+            "e_mode": self.e_mode,
+            "e_per": self.e_per,
+            "weighting": self.shape_weighting,
+            "warmup_epochs": self.shape_warmup_epochs,
+        }
 
     @property
     def use_xla(self) -> bool:
@@ -282,6 +332,19 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         validation_fraction=0.2,
         jit_compile=False,
         synthetic_images=40,
+    ),
+    # Between demo and paper, for the shape-term study on a CPU: base width 16 (four times the
+    # demo's compute per patch), twice the demo's images, 12 epochs, the best validation epoch.
+    "study": TrainConfig(
+        model="study",
+        epochs=12,
+        batch_size=25,
+        learning_rate=0.001,
+        model_selection="best",
+        checkpoint_every_steps=200,
+        validation_fraction=0.2,
+        jit_compile=False,
+        synthetic_images=80,
     ),
     # The shipped pretrained model (vertseg_tf.pretrained): base width 12 on synthetic data,
     # half the patches mirrored (both facings), a seeded 13,500-patch subset of the 45-patch

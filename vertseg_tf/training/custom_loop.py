@@ -33,6 +33,7 @@ from vertseg_tf.progress import Progress
 from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
+from vertseg_tf.training.optimizer import make_optimizer
 from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = ["restore_newest_readable", "run_custom_loop"]
@@ -45,11 +46,13 @@ _EPOCH_LINE_VALUES = (
 )
 
 
-def _loss_function(config: TrainConfig):
+def _loss_function(config: TrainConfig, epoch: tf.Variable):
+    """The run's per-sample loss; a warm-up reads `epoch` (the 0-based epoch being trained)
+    when the compiled step runs."""
     if config.method == "unet":
         return pixel_log_loss
-    weight, e_mode = config.loss_weight, config.e_mode
-    return lambda y_true, y_pred: shape_aware_loss(y_true, y_pred, weight=weight, e_mode=e_mode)
+    options = config.loss_options
+    return lambda y_true, y_pred: shape_aware_loss(y_true, y_pred, epoch=epoch, **options)
 
 
 def _summary_metadata(plugin: str, data_class: int):
@@ -108,11 +111,13 @@ class _LoopState:
         self.last_manager.save(checkpoint_number=int(self.global_step.numpy()))
 
 
-def _build_state(config: TrainConfig, strategy, folder: RunFolder) -> _LoopState:
+def _build_state(
+    config: TrainConfig, strategy, folder: RunFolder, steps_per_epoch: int
+) -> _LoopState:
     with strategy.scope():
         model = build_unet(config.model)
         _synchronize_batch_norm(model, strategy.num_replicas_in_sync > 1)
-        optimizer = keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate)
+        optimizer = make_optimizer(config, steps_per_epoch)
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
@@ -145,9 +150,10 @@ def _restore(state: _LoopState, folder: RunFolder) -> list[dict]:
     return [row for row in folder.read_history() if row["epoch"] <= int(state.epoch.numpy())]
 
 
-def _step_functions(config: TrainConfig, strategy, model, optimizer):
+def _step_functions(config: TrainConfig, strategy, state: _LoopState):
     """`(train_step, validation_step)` as `tf.function`s."""
-    loss_function = _loss_function(config)
+    model, optimizer = state.model, state.optimizer
+    loss_function = _loss_function(config, state.epoch)
     batch = config.batch_size
     # XLA only for one replica: a jit-compiled function around strategy.run is not supported.
     jit = config.use_xla and strategy.num_replicas_in_sync == 1
@@ -200,9 +206,9 @@ def run_custom_loop(
     seed_everything(config)
     strategy = make_strategy(config.strategy)
     check_strategy(config, strategy)
-    state = _build_state(config, strategy, folder)
+    state = _build_state(config, strategy, folder, len(data.x) // config.batch_size)
     history = _restore(state, folder) if resume else []
-    train_step, validation_step = _step_functions(config, strategy, state.model, state.optimizer)
+    train_step, validation_step = _step_functions(config, strategy, state)
     x_all, y_all = tf.constant(data.x), tf.constant(data.y_true)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -234,7 +240,12 @@ def run_custom_loop(
         _log_epoch(writers, row, state.model, data)
         folder.write_history(history)
         monitored = row["val_loss"] if row["val_loss"] is not None else row["loss"]
-        if monitored is not None and monitored < float(state.best_monitored_loss.numpy()):
+        selectable = row["epoch"] >= config.first_selectable_epoch
+        if (
+            selectable
+            and monitored is not None
+            and monitored < float(state.best_monitored_loss.numpy())
+        ):
             state.best_monitored_loss.assign(monitored)
             state.best_manager.save(checkpoint_number=int(state.global_step.numpy()))
         state.save_last()
@@ -243,6 +254,10 @@ def run_custom_loop(
         writer.close()
     # The saved model is the plain one: it loads on any backend and any number of devices.
     _synchronize_batch_norm(state.model, False)
+    if config.model_selection == "best" and state.best_manager.latest_checkpoint:
+        tf.train.Checkpoint(model=state.model).restore(
+            state.best_manager.latest_checkpoint
+        ).expect_partial()
     return state.model, history
 
 

@@ -14,26 +14,31 @@ import importlib.util
 import keras
 
 from vertseg_tf.errors import ConfigError
-from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss
+from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss, ShapeWarmup
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
 from vertseg_tf.model import build_unet
 from vertseg_tf.progress import keras_verbose
 from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
+from vertseg_tf.training.optimizer import make_optimizer
 from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = ["compile_unet", "run_fit_loop"]
 
 
-def compile_unet(config: TrainConfig) -> keras.Model:
+def compile_unet(config: TrainConfig, steps_per_epoch: int = 1) -> keras.Model:
     """Build the config's UNet and compile it the paper's way for `model.fit`.
 
-    RMSprop at `config.effective_learning_rate`; `ShapeAwareLoss(shape_weight, e_mode)` for
-    "unet-s", `PixelLogLoss` for "unet"; metrics mean E, pixel accuracy and Dice.
+    RMSprop at `config.effective_learning_rate` on the config's schedule;
+    `ShapeAwareLoss(**config.loss_options)` for "unet-s", `PixelLogLoss` for "unet"; metrics
+    mean E, pixel accuracy and Dice. A loss with a warm-up needs the `ShapeWarmup` callback
+    in `fit`.
 
     Args:
         config: a UNet `TrainConfig`.
+        steps_per_epoch: optimisation steps per epoch (the length of the "cosine" and "step"
+            learning-rate schedules is counted in steps).
 
     Returns:
         The compiled model (build it under a strategy's scope to distribute it).
@@ -46,14 +51,14 @@ def compile_unet(config: TrainConfig) -> keras.Model:
         raise ConfigError(f"method {config.method!r} is not a UNet; it is not trained with fit")
     model = build_unet(config.model)
     if config.method == "unet-s":
-        loss = ShapeAwareLoss(weight=config.loss_weight, e_mode=config.e_mode)
+        loss = ShapeAwareLoss(**config.loss_options)
     else:
         loss = PixelLogLoss()
     # JAX compiles every step and has no determinism switch; TensorFlow follows `use_xla`.
     host_e = config.method == "unet-s" and config.e_mode == "py_function"
     on_tensorflow = keras.backend.backend() == "tensorflow"
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.effective_learning_rate),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=loss,
         metrics=[MeanShapeError(), PixelAccuracy(), DiceCoefficient()],
         jit_compile=config.use_xla if on_tensorflow else config.jit_compile and not host_e,
@@ -66,6 +71,19 @@ class _HistoryLogger(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
+
+
+class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint(save_best_only=True)` that ignores the epochs before
+    `first_epoch` (1-based): those of the shape term's warm-up."""
+
+    def __init__(self, path: str, monitor: str, first_epoch: int):
+        super().__init__(path, monitor=monitor, save_best_only=True, save_weights_only=True)
+        self.first_epoch = first_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.first_epoch:
+            super().on_epoch_end(epoch, logs)
 
 
 class _StepCounter(keras.callbacks.Callback):
@@ -105,6 +123,7 @@ def run_fit_loop(
     under `deterministic`.
     """
     keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = -(-len(data.x) // config.batch_size)
     on_tensorflow = keras.backend.backend() == "tensorflow"
     if config.strategy != "default" or (config.deterministic and on_tensorflow):
         if not on_tensorflow:
@@ -116,9 +135,9 @@ def run_fit_loop(
         strategy = make_strategy(config.strategy)
         check_strategy(config, strategy)
         with strategy.scope():
-            model = compile_unet(config)
+            model = compile_unet(config, steps_per_epoch)
     else:
-        model = compile_unet(config)
+        model = compile_unet(config, steps_per_epoch)
     has_validation = len(data.val_x) > 0
     monitor = "val_loss" if has_validation else "loss"
     callbacks = [
@@ -128,13 +147,11 @@ def run_fit_loop(
         keras.callbacks.ModelCheckpoint(
             str(folder.checkpoints / "last.weights.h5"), save_weights_only=True
         ),
-        keras.callbacks.ModelCheckpoint(
-            str(folder.checkpoints / "best.weights.h5"),
-            monitor=monitor,
-            save_best_only=True,
-            save_weights_only=True,
+        _BestCheckpoint(
+            str(folder.checkpoints / "best.weights.h5"), monitor, config.first_selectable_epoch
         ),
         _HistoryLogger(str(folder.history_path), append=resume),
+        ShapeWarmup(),
     ]
     if on_tensorflow and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(folder.tensorboard)))
@@ -150,4 +167,7 @@ def run_fit_loop(
         callbacks=callbacks,
         verbose=keras_verbose(),
     )
+    best = folder.checkpoints / "best.weights.h5"
+    if config.model_selection == "best" and best.is_file():
+        model.load_weights(str(best))
     return model, folder.read_history()

@@ -3,7 +3,8 @@
 This module imports no TensorFlow: the "fit" loop runs on any Keras backend (under
 `KERAS_BACKEND=jax` with no TensorFlow installed); the "custom" loop and the tf.distribute
 strategies import TensorFlow when they are used. The run folder's layout is
-`vertseg_tf.training.run_folder.RunFolder`'s.
+`vertseg_tf.training.run_folder.RunFolder`'s; its `model.keras` holds the last epoch's weights,
+or the best epoch's with `model_selection = "best"` (`summary.json` names the selected epoch).
 
 Under the "multiworker" strategy only the chief (see `is_multiworker_chief`) writes RUN_DIR;
 the other workers write to a temporary folder.
@@ -166,8 +167,8 @@ def _write_summary(
     config: TrainConfig, folder: RunFolder, record: dict, history: list[dict], started: float
 ) -> TrainResult:
     final = history[-1] if history else {}
-    ranked = [row for row in history if row.get("val_loss") is not None]
-    best = min(ranked, key=lambda row: row["val_loss"]) if ranked else final
+    best = _best_row(config, history) or final
+    selected = best if config.model_selection == "best" else final
     summary = TrainResult(
         method=config.method,
         loop=config.loop,
@@ -177,12 +178,23 @@ def _write_summary(
         best={k: v for k, v in best.items() if v is not None and not _is_nan(v)},
         data=record["data"],
         model=folder.MODEL_FILE,
+        model_selection=config.model_selection,
+        selected_epoch=int(selected.get("epoch", 0)),
         run_dir=str(folder.path),
     )
     if all(row.get("seconds") is not None for row in history):
         summary["train_time_s"] = round(sum(row["seconds"] for row in history), 3)
     folder.write_summary(summary)
     return summary
+
+
+def _best_row(config: TrainConfig, history: list[dict]) -> dict | None:
+    """The epoch the loops keep as "best": the lowest validation loss (the training loss
+    without validation data) from `config.first_selectable_epoch` on; None if there is none."""
+    rows = [row for row in history if row["epoch"] >= config.first_selectable_epoch]
+    monitor = "val_loss" if any(row.get("val_loss") is not None for row in rows) else "loss"
+    ranked = [row for row in rows if row.get(monitor) is not None and not _is_nan(row[monitor])]
+    return min(ranked, key=lambda row: row[monitor]) if ranked else None
 
 
 def _is_nan(value) -> bool:

@@ -9,13 +9,16 @@ Run folder (RUN_DIR) contents, every file written to a temporary name and rename
                      ASM runs add "asm": {"method", "seed", "options"}
     history.csv      one row per epoch (`HISTORY_COLUMNS`; UNet runs)
     checkpoints/     config.json (the run record again, so the folder describes itself);
-                     custom loop: last/ (the last K) and best/ (lowest monitored loss),
+                     custom loop: last/ (the last K) and best/ (lowest monitored loss after
+                     the shape term's warm-up),
                      `tf.train.CheckpointManager` checkpoints; fit loop: last.weights.h5,
                      best.weights.h5 and backup/ (the `BackupAndRestore` state)
     tensorboard/     TensorBoard scalars and predicted masks (TensorFlow backend)
-    model.keras      the final UNet (when training ends), or, for an ASM run,
+    model.keras      the final UNet (when training ends; the last epoch's weights, or the best
+                     epoch's with `model_selection = "best"`), or, for an ASM run,
     model.json       + model.npz, the fitted active shape model
-    summary.json     epochs, wall time, final and best metrics (when training ends)
+    summary.json     epochs, wall time, final and best metrics, `model_selection` and
+                     `selected_epoch` (when training ends)
 
 numpy-free and TensorFlow-free: importing this module costs nothing.
 """

@@ -91,6 +91,7 @@ def write_report(
     paper_reference: bool = True,
     threshold: float = FIT_FAILURE_THRESHOLD,
     overwrite: bool = False,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write the full evaluation report folder (see the module docstring for its files).
 
@@ -108,6 +109,7 @@ def write_report(
         paper_reference: show the paper's published Tables 1-3 beside ours.
         threshold: fit failure threshold in pixels.
         overwrite: replace an existing non-empty `out_dir`.
+        notes: lines listed under the command (how the models were trained and chosen).
 
     Returns:
         The path of `report.md`.
@@ -146,6 +148,7 @@ def write_report(
             command_line=command_line,
             paper_reference=paper_reference,
             threshold=threshold,
+            run_notes=notes,
         )
         write_text_atomic(markdown, staging / "report.md")
     return out_dir / "report.md"
