@@ -47,7 +47,7 @@ def film(tmp_path_factory):
 
 
 def test_segment_without_centres_uses_the_found_levels_and_never_guesses_c7(film):
-    image_path, image, truth = film
+    _, image, truth = film
     segmenter = Segmenter(_disk_model, locator=_HeatmapLocator(truth, image.shape))
     results = segmenter.segment(image)
     assert [r.label for r in results] == ["C3", "C4", "C5", "C6"]
@@ -56,7 +56,7 @@ def test_segment_without_centres_uses_the_found_levels_and_never_guesses_c7(film
 
 
 def test_segment_to_dataset_records_sources_confidences_and_the_missing_level(film, tmp_path):
-    image_path, image, truth = film
+    _, image, truth = film
     segmenter = Segmenter(_disk_model, locator=_HeatmapLocator(truth, image.shape))
     json_path, _ = segment_to_dataset(segmenter, image_path, None, tmp_path / "out", review=True)
     stored = json.loads(json_path.read_text())["images"][0]
@@ -73,7 +73,7 @@ def test_segment_to_dataset_records_sources_confidences_and_the_missing_level(fi
 
 
 def test_clicked_centres_keep_their_source(film, tmp_path):
-    image_path, image, truth = film
+    _, image, truth = film
     results = Segmenter(_disk_model).segment(image, truth)
     assert {r.center_source for r in results} == {"clicked"}
     assert {r.center_confidence for r in results} == {None}
