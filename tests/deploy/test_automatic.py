@@ -56,7 +56,7 @@ def test_segment_without_centres_uses_the_found_levels_and_never_guesses_c7(film
 
 
 def test_segment_to_dataset_records_sources_confidences_and_the_missing_level(film, tmp_path):
-    _, image, truth = film
+    image_path, image, truth = film
     segmenter = Segmenter(_disk_model, locator=_HeatmapLocator(truth, image.shape))
     json_path, _ = segment_to_dataset(segmenter, image_path, None, tmp_path / "out", review=True)
     stored = json.loads(json_path.read_text())["images"][0]
