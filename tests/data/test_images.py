@@ -1,4 +1,6 @@
 import hashlib
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -9,7 +11,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from vertseg_tf.data.images import read_image, write_image
+from vertseg_tf.data import images
+from vertseg_tf.data.images import MAX_IMAGE_PIXELS, read_image, write_image
 from vertseg_tf.errors import ConfigError, DataError
 
 STORED = np.array([[0, 1, 100, 2000], [2047, 3000, 4000, 4095], [17, 512, 1024, 333]], np.uint16)
@@ -315,3 +318,71 @@ def test_unknown_photometric_interpretation_is_refused(tmp_path):
         DataError, match=r"p\.dcm: PhotometricInterpretation: 'HSV' is not supported"
     ):
         read_image(path)
+
+
+def _png_header_claiming(width, height):
+    """A PNG signature and IHDR chunk (8-bit grey) claiming the given size, then IEND."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+
+    def chunk(kind, body):
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _tiff_header_claiming(width, height):
+    """A little-endian TIFF whose first IFD holds only ImageWidth and ImageLength (LONG)."""
+    entries = struct.pack("<HHII", 256, 4, 1, width) + struct.pack("<HHII", 257, 4, 1, height)
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 2) + entries + b"\x00" * 4
+
+
+def _jpeg_claiming(width, height):
+    """A real 8x8 JPEG with its SOF0 frame header patched to claim the given size."""
+    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("huge.png", lambda: _png_header_claiming(100_000, 100_000)),
+        ("huge.tif", lambda: _tiff_header_claiming(100_000, 100_000)),
+        ("huge.jpg", lambda: _jpeg_claiming(60_000, 60_000)),
+    ],
+)
+def test_declared_size_over_the_limit_is_refused_before_decoding(tmp_path, name, header):
+    (tmp_path / name).write_bytes(header())
+    with pytest.raises(DataError) as error:
+        read_image(tmp_path / name)
+    assert error.value.file == str(tmp_path / name)
+    assert f"limit is {MAX_IMAGE_PIXELS:,} pixels" in error.value.problem
+
+
+def test_dicom_declared_size_over_the_limit_is_refused(tmp_path):
+    path = _write_dicom(tmp_path / "huge.dcm", STORED)
+    ds = pydicom.dcmread(path)
+    ds.Rows, ds.Columns = 60_000, 60_000
+    ds.save_as(path)
+    with pytest.raises(DataError, match="limit is"):
+        read_image(path)
+
+
+def test_the_pixel_limit_is_the_documented_boundary(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 110)
+    cv2.imwrite(str(tmp_path / "at.png"), np.ones((10, 11), np.uint8))
+    cv2.imwrite(str(tmp_path / "over.png"), np.ones((10, 12), np.uint8))
+    assert read_image(tmp_path / "at.png")[1]["shape"] == (10, 11)
+    with pytest.raises(DataError, match="declares 12 x 10 pixels; the limit is 110 pixels"):
+        read_image(tmp_path / "over.png")
+
+
+def test_a_device_or_an_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="/dev/zero: not a regular file"):
+        read_image("/dev/zero")
+    monkeypatch.setattr(images, "MAX_IMAGE_FILE_BYTES", 1000)
+    (tmp_path / "big.png").write_bytes(_png_header_claiming(4, 4) + b"\x00" * 1000)
+    with pytest.raises(DataError, match="big.png: file of 1,0.. bytes; the limit is 1,000"):
+        read_image(tmp_path / "big.png")

@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 from pathlib import Path
@@ -155,7 +156,7 @@ def test_existing_output_folder(tmp_path):
     src = _labelme_project(tmp_path / "src")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(DataError, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty"):
         import_labelme(src, tmp_path / "full")
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
     (tmp_path / "empty").mkdir()
@@ -315,8 +316,8 @@ def test_cli_import(tmp_path, capsys):
     assert main(["import", "--from", "coco", str(source), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == (
-        f"vertseg-tf import: error: {out}: "
-        "output folder exists and is not empty; choose a new folder"
+        f"vertseg-tf import: error: {out}: folder exists and is not empty; nothing was changed "
+        "(pass --overwrite to replace it, or choose a new folder)"
     )
     assert (
         main(
@@ -342,3 +343,69 @@ def test_progress_is_called_per_image(tmp_path):
         _labelme_project(tmp_path / "src"), tmp_path / "out", progress=lambda *a: calls.append(a)
     )
     assert calls == [(1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "deep parent"])
+def test_labelme_never_reads_a_file_outside_its_folder(tmp_path, where):
+    secret = _image(tmp_path / "private" / "secret.png")
+    image_path = {
+        "absolute": str(secret),
+        "parent": "../private/secret.png",
+        "deep parent": "scans/../../../" * 3 + str(secret).lstrip("/"),
+    }[where]
+    source = _labelme(tmp_path / "src" / "a.json", image_path, [_polygon("C3", SQUARE)])
+    with pytest.raises(DataError) as error:
+        import_labelme(tmp_path / "src", tmp_path / "out")
+    assert (error.value.file, error.value.field) == (str(source), "imagePath")
+    assert "outside" in error.value.problem
+    assert _nothing_written(tmp_path / "out")
+
+
+def test_coco_never_reads_a_file_outside_its_images_folder(tmp_path):
+    annotations = [{"image_id": 1, "category_id": 1, "segmentation": [_flat(SQUARE)]}]
+    source = _coco(tmp_path / "export", annotations=annotations)
+    obj = json.loads(source.read_text())
+    obj["images"][0]["file_name"] = "../annotations/instances_default.json"
+    source.write_text(json.dumps(obj))
+    with pytest.raises(DataError) as error:
+        import_coco(source, tmp_path / "out", images_dir=tmp_path / "export" / "images")
+    assert (error.value.file, error.value.field) == (str(source), "images[0].file_name")
+    assert _nothing_written(tmp_path / "out")
+
+
+def test_link_across_file_systems_copies_and_the_dataset_validates(tmp_path, monkeypatch):
+    src = _labelme_project(tmp_path / "src")
+
+    def cross_device_link(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(source))
+
+    monkeypatch.setattr(os, "link", cross_device_link)
+    import_labelme(src, tmp_path / "out", link=True)
+    assert validate_dataset(tmp_path / "out") == []
+    placed = tmp_path / "out" / "images" / "a.png"
+    assert not placed.is_symlink() and placed.read_bytes() == (src / "a.png").read_bytes()
+
+
+def test_polygon_at_1e308_is_refused_not_written_with_a_nan_centre(tmp_path):
+    huge = [[-1e308, -1e308], [1e308, -1e308], [1e308, 1e308], [-1e308, 1e308]]
+    _image(tmp_path / "src" / "a.png")
+    source = _labelme(tmp_path / "src" / "a.json", "a.png", [_polygon("C3", huge)])
+    with pytest.raises(DataError) as error:
+        import_labelme(source, tmp_path / "out")
+    assert (error.value.file, error.value.field) == (str(source), "shapes[0].points")
+    assert "1e+07" in error.value.problem
+    assert _nothing_written(tmp_path / "out")
+
+
+def test_import_refuses_what_validate_would_reject(tmp_path):
+    _image(tmp_path / "src" / "a.png", height=16, width=20)
+    source = _labelme(
+        tmp_path / "src" / "a.json",
+        "a.png",
+        [_polygon("C3", SQUARE), _point("C3_center", [200, 3])],
+    )
+    with pytest.raises(DataError) as error:
+        import_labelme(source, tmp_path / "out", pixel_origin="center")
+    assert (error.value.file, error.value.field) == (str(source), "shapes[1]")
+    assert "outside the 20 x 16 image" in error.value.problem
+    assert _nothing_written(tmp_path / "out")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from vertseg_tf.cli import main
-from vertseg_tf.data.dataset import FORMAT, Problem, validate_dataset
+from vertseg_tf.data.dataset import FORMAT, Problem, load_dataset, validate_dataset
 from vertseg_tf.data.images import write_image
+from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 HEIGHT, WIDTH = 32, 40
@@ -201,6 +202,30 @@ RULES = {
         lambda d: d.update(images=[]),
         ("warning", "dataset.json", "images", "no images"),
     ),
+    "centre written as strings": (
+        lambda d: _vertebra(d, 0, 0).update(center=["10", "8"]),
+        ("error", "images/a.png", "images[0].vertebrae[0].center", "must be JSON numbers"),
+    ),
+    "centre written as booleans": (
+        lambda d: _vertebra(d, 0, 0).update(center=[True, False]),
+        ("error", "images/a.png", "images[0].vertebrae[0].center", "must be JSON numbers"),
+    ),
+    "contour point written as a string": (
+        lambda d: _vertebra(d, 0, 1)["contour"].__setitem__(2, ["15", 24]),
+        ("error", "images/a.png", "images[0].vertebrae[1].contour", "must be JSON numbers"),
+    ),
+    "spacing written as strings": (
+        lambda d: d["images"][1].update(pixel_spacing_mm=["0.1", "0.1"]),
+        ("error", "dataset.json", "images[1].pixel_spacing_mm", "must be JSON numbers"),
+    ),
+    "integer too large for a float": (
+        lambda d: _vertebra(d, 1, 0).update(center=[10**400, 8]),
+        ("error", "images/b.png", "images[1].vertebrae[0].center", "must be JSON numbers"),
+    ),
+    "contour point far outside the image": (
+        lambda d: _vertebra(d, 1, 0)["contour"].__setitem__(1, [1e308, 5]),
+        ("error", "images/b.png", "images[1].vertebrae[0].contour", "more than 1e+07 px"),
+    ),
 }
 
 
@@ -379,3 +404,11 @@ def test_done_when_ten_defects_through_the_console(tmp_path):
         (line.split(": ")[1].rsplit("/", 1)[1], line.split(": ")[2]) for line in errors
     ] == expected
     assert lines[-1] == f"{root}: {len(expected)} error(s), 0 warning(s); not usable"
+
+
+def test_json_nested_100000_deep_is_one_error(tmp_path):
+    (tmp_path / "dataset.json").write_text("[" * 100_000 + "]" * 100_000)
+    [problem] = validate_dataset(tmp_path)
+    assert problem.is_error and "nested too deeply" in problem.message
+    with pytest.raises(DataError, match="dataset.json: .*nested too deeply"):
+        load_dataset(tmp_path)

@@ -210,3 +210,46 @@ def test_serving_base_folder_resolves_to_its_highest_version(tmp_path):
     (tmp_path / "11").mkdir()  # being written: no saved_model.pb yet
     assert latest_version(tmp_path) == tmp_path / "10"
     assert latest_version(tmp_path / "2") == tmp_path / "2"
+
+
+@pytest.mark.parametrize("scale", ["1e308", "-5", "nan", "0", "inf"])
+def test_cli_scale_out_of_range_is_one_line(dicom_radiograph, whole_patch_model, tmp_path,
+                                            capsys, scale):
+    image_path, _ = dicom_radiograph
+    code = main(["segment", str(image_path), "--centers", "100,100", "--scale", scale,
+                 "--model", str(whole_patch_model), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "scale" in err[0], captured
+    assert "nan" not in captured.out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("labels", "words"), [("X9,C4,C5,C6,C7", "'X9'"),
+                                               ("C3,C3,C5,C6,C7", "C3 appears twice")])
+def test_cli_labels_validate_would_reject_are_refused(dicom_radiograph, whole_patch_model,
+                                                      tmp_path, capsys, labels, words):
+    image_path, record = dicom_radiograph
+    centers = ";".join(f"{x},{y}" for x, y in (v.center for v in record.vertebrae))
+    code = main(["segment", str(image_path), "--centers", centers, "--model",
+                 str(whole_patch_model), "--out", str(tmp_path / "out"), "--labels", labels])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and words in err[0] and "labels" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_segment_replaces_a_folder_only_with_overwrite(dicom_radiograph, whole_patch_model,
+                                                           tmp_path, capsys):
+    image_path, record = dicom_radiograph
+    centers = ";".join(f"{x},{y}" for x, y in (v.center for v in record.vertebrae))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    arguments = ["segment", str(image_path), "--centers", centers, "--model",
+                 str(whole_patch_model), "--out", str(out)]
+    assert main(arguments) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert main([*arguments, "--overwrite"]) == 0
+    assert not (out / "notes.txt").exists() and (out / "dataset.json").is_file()

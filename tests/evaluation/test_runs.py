@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.broken_datasets import DEFECTS, broken_copy
 from vertseg_tf.cli import main
 from vertseg_tf.data.dataset import load_dataset
 from vertseg_tf.data.patches import PatchSet
@@ -126,3 +127,28 @@ def test_eval_never_replaces_a_folder_it_did_not_create(
         dataset_dir, {"UNet-S": unet_run}, run_dir, cache_dir=cache_dir, overwrite=True
     )
     assert report == run_dir / "report.md" and not (run_dir / "model.keras").exists()
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_eval_runs_the_validation_of_validate_first(
+    dataset_dir, cache_dir, unet_run, tmp_path, defect
+):
+    broken, field = broken_copy(dataset_dir, tmp_path / "broken", defect)
+    with pytest.raises(DataError) as raised:
+        evaluate_runs(broken, {"UNet-S": unet_run}, tmp_path / "r", cache_dir=cache_dir)
+    assert raised.value.field == field
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_cli_overwrite(dataset_dir, cache_dir, unet_run, tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "model.keras").write_text("keep")
+    arguments = ["eval", "--dataset", str(dataset_dir), "--model", f"UNet-S={unet_run}",
+                 "--out", str(out), "--cache-dir", str(cache_dir)]
+    assert main(arguments) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert [p.name for p in out.iterdir()] == ["model.keras"]
+    assert main([*arguments, "--overwrite"]) == 0
+    assert (out / "report.md").is_file() and not (out / "model.keras").exists()

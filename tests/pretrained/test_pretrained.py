@@ -54,8 +54,9 @@ def test_segmenter_and_segment_cli_default_to_the_pretrained_model(
     path, centers = film
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     explicit = Segmenter(str(whole_patch_dir / pretrained.MODEL_FILE)).segment(image, centers)
-    default = Segmenter().segment(image, centers)
-    assert Segmenter("pretrained").source == "pretrained"
+    segmenter = Segmenter()
+    assert segmenter.source == "pretrained" and segmenter.kind == "keras"
+    default = segmenter.segment(image, centers)
     for mine, reference in zip(default, explicit):
         np.testing.assert_allclose(mine.contour, reference.contour, atol=1e-9)
     spec = ";".join(f"{x},{y}" for x, y in centers)

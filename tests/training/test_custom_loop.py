@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.training.killing import Killed, kill_after
+from vertseg_tf.errors import DataError
 from vertseg_tf.training import TRAIN_PRESETS, read_run_config, train
 
 # 40 patches in batches of 10: 4 steps per epoch, 8 in all; a checkpoint every 2 steps.
@@ -80,3 +81,36 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(
         np.testing.assert_array_equal(resumed, straight)
     with open(run_dir / "history.csv", newline="") as stream:
         assert [int(row["epoch"]) for row in csv.DictReader(stream)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_resume_falls_back_to_the_newest_readable_checkpoint(
+    uninterrupted, tiny_dataset, patch_cache, tmp_path, capsys
+):
+    reference, _ = uninterrupted
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(CONFIG, tiny_dataset, run_dir, cache_dir=patch_cache, step_callback=kill_after(7))
+    last = run_dir / "checkpoints" / "last"
+    assert sorted(p.name for p in last.glob("ckpt-*.index")) == ["ckpt-4.index", "ckpt-6.index"]
+    [data] = last.glob("ckpt-6.data-*")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # a torn write
+    capsys.readouterr()
+    result = train(CONFIG, tiny_dataset, run_dir, cache_dir=patch_cache, resume=True)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "ckpt-6" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ")
+    assert "ckpt-4" in warnings[0]
+    assert result["epochs"] == 2
+    for resumed, straight in zip(weights(run_dir), weights(reference), strict=True):
+        np.testing.assert_array_equal(resumed, straight)
+
+
+@pytest.mark.slow
+def test_resume_with_no_readable_checkpoint_is_one_error(tiny_dataset, patch_cache, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(CONFIG, tiny_dataset, run_dir, cache_dir=patch_cache, step_callback=kill_after(3))
+    for data in (run_dir / "checkpoints" / "last").glob("ckpt-*.data-*"):
+        data.write_bytes(b"")
+    with pytest.raises(DataError, match=r"checkpoints.last: no readable checkpoint"):
+        train(CONFIG, tiny_dataset, run_dir, cache_dir=patch_cache, resume=True)

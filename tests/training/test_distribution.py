@@ -89,3 +89,72 @@ def test_only_the_chief_writes_the_run_folder(monkeypatch, tf_config, chief):
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     assert is_multiworker_chief() is chief
+
+
+def _free_ports(count):
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago (bound to port 0, closed)."""
+    import socket
+
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _train_command(dataset, out, cache, *extra):
+    return [sys.executable, "-m", "vertseg_tf", "train", "--preset", "smoke", "--dataset",
+            str(dataset), "--out", str(out), "--cache-dir", str(cache), "--deterministic",
+            *extra]
+
+
+def first_epoch_losses(*run_dirs):
+    """The first epoch's mean training loss of each run folder, from its history.csv."""
+    import csv
+
+    losses = []
+    for run_dir in run_dirs:
+        with open(run_dir / "history.csv", newline="") as stream:
+            losses.append(float(next(csv.DictReader(stream))["loss"]))
+    return losses
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_smoke_preset_like_one_process(
+    tiny_dataset, patch_cache, tmp_path
+):
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "CUDA_VISIBLE_DEVICES": "",
+                   "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment.pop("TF_CONFIG", None)
+    single = subprocess.run(
+        _train_command(tiny_dataset, tmp_path / "single", patch_cache),
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            _train_command(tiny_dataset, tmp_path / f"worker{index}", patch_cache,
+                           "--strategy", "multiworker"),
+            env={**environment, "TF_CONFIG": json.dumps(tf_config)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+    chief = tmp_path / "worker0"
+    assert not (tmp_path / "worker1").exists()  # only the chief writes the run folder
+    summary = json.loads((chief / "summary.json").read_text())
+    assert summary["epochs"] == 2 and (chief / "model.keras").is_file()
+    assert json.loads((chief / "config.json").read_text())["config"]["strategy"] == "multiworker"
+    # The same global batches, split over two workers, with gradients summed and batch-norm
+    # statistics over the whole batch: the first epoch's mean loss agrees with one process
+    # to float rounding carried through 10 steps. (The final weights do not agree to float
+    # tolerance: RMSprop turns rounding noise in near-zero gradients into lr-sized steps.)
+    two_workers, one_process = first_epoch_losses(chief, tmp_path / "single")
+    assert two_workers == pytest.approx(one_process, rel=0.01)

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from tests.broken_datasets import DEFECTS, broken_copy
 from vertseg_tf.cli import main
 
 
@@ -108,6 +109,19 @@ def test_asm_method_fits_into_the_run_folder(capsys, smoke, tiny_dataset, tmp_pa
     assert record["config"]["method"] == "asm-g" and record["asm"]["method"] == "asm-g"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_training_patches"] == 100  # the smoke preset's max_train_patches
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_train_runs_the_validation_of_validate_first(capsys, smoke, tiny_dataset, tmp_path, defect):
+    broken, field = broken_copy(tiny_dataset, tmp_path / "broken", defect)
+    assert main(["validate", str(broken)]) == 1
+    expected = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error")]
+    status, lines = run_cli(capsys, *smoke, "--dataset", str(broken), "--out", str(tmp_path / "r"))
+    assert status == 1
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1 and field in errors[0]
+    assert errors[0].split(": error: ", 1)[1].startswith(expected[0][len("error: "):])
+    assert not (tmp_path / "r").exists()
 
 
 def test_augment_mirror_flag_overrides_the_preset():

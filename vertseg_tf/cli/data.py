@@ -53,7 +53,10 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="new dataset folder (must not exist or be empty)",
+        help="new dataset folder (must not exist or be empty, unless --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace DIR when it exists and is not empty"
     )
     parser.add_argument(
         "--split",
@@ -72,7 +75,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--link",
         action="store_true",
-        help="hard-link (or symlink) the images instead of copying them",
+        help="hard-link the images instead of copying them (copied across file systems)",
     )
     parser.add_argument(
         "--images",
@@ -97,6 +100,7 @@ def _import(args) -> int:
         "link": args.link,
         "pixel_origin": args.pixel_origin,
         "progress": cli_progress("import"),
+        "overwrite": args.overwrite,
     }
     if args.source_format == "aasce":
         if args.split is not None:
@@ -121,7 +125,8 @@ def _import(args) -> int:
 
 
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (must be absent or empty, unless --overwrite)")
     parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", choices=("small", "full"), default="full",
@@ -143,6 +148,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write preview.png, a contact sheet of up to 12 images")
     parser.add_argument("--preview-tile", type=int, default=None, metavar="WIDTH",
                         help="preview tile width in pixels (default 420; smaller = smaller file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out when it exists and is not empty")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -152,7 +159,7 @@ def _synth(args: argparse.Namespace) -> int:
         args.images, args.seed, args.out, size=args.size, image_format=args.image_format,
         hard_fraction=args.hard_fraction, facing=args.facing, hard_share=args.hard_share,
         version=args.generator_version, preview=args.preview, preview_width=args.preview_tile,
-        progress=cli_progress("synth"),
+        progress=cli_progress("synth"), overwrite=args.overwrite,
     )
     hard = sum(any(v.is_hard for v in im.vertebrae) for im in dataset.images)
     hard_test = sum(v.is_hard for im in dataset.split("test") for v in im.vertebrae)

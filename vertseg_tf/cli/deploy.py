@@ -37,7 +37,7 @@ def _export(args: argparse.Namespace) -> int:
     import json
 
     from vertseg_tf.deploy.export import MANIFEST_FILE, export_run
-    from vertseg_tf.loading import PRETRAINED, load_pretrained_model
+    from vertseg_tf.models_io import PRETRAINED, load_pretrained_model
 
     if (args.run_dir is None) == (args.model is None):
         raise ConfigError(f"give either RUN_DIR or --model {PRETRAINED}")
@@ -95,6 +95,9 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
         "--facing", choices=("left", "right"),
         help="side the patient faces, for the measurements (default: detected)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace DIR when it exists and is not empty"
+    )
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -118,6 +121,7 @@ def _segment(args: argparse.Namespace) -> int:
     json_path, results = segment_to_dataset(
         Segmenter(args.model, locator=args.locator), args.image, centers, args.out, labels,
         scale=args.scale, facing=args.facing, review=args.review,
+        overwrite=args.overwrite,
     )
     for result in results:
         flags = ", ".join(result.flags) if result.flags else "ok"

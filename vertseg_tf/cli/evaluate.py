@@ -30,7 +30,10 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="a method's report name and its run folder; repeat for each method "
         "(names UNet, UNet-S, ASM-G, ASM-M, ASM-RF get the paper's tables and tests)",
     )
-    parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder")
+    parser.add_argument("--out", required=True, metavar="REPORT_DIR",
+                        help="report folder (must not exist or be empty, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace REPORT_DIR when it exists and is not empty")
     parser.add_argument("--cache-dir", help="patch cache folder")
     add_workers_argument(parser)
     parser.add_argument("--title", default="vertseg-tf evaluation", help="report heading")
@@ -52,6 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
         title=args.title,
         command_line=command_line(),
         progress=echo,
+        overwrite=args.overwrite,
     )
     print(f"report: {report}")
     return 0

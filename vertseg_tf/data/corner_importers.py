@@ -101,6 +101,7 @@ def import_aasce(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import AASCE 2019 / SpineWeb dataset 16 (the BoostNet labels) as a native dataset.
 
@@ -118,6 +119,7 @@ def import_aasce(
         link: hard-link (or symbolic-link) the images instead of copying them.
         pixel_origin: "corner" (subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
@@ -161,7 +163,7 @@ def import_aasce(
         raise DataError(
             labels_root, "no labels found: expected labels/training/*.jpg.mat or landmarks.csv"
         )
-    return _write_dataset(annotated, Path(out), "train", link, progress)
+    return _write_dataset(annotated, Path(out), "train", link, progress, overwrite)
 
 
 def _split_folders(root: Path) -> list[tuple[Path, str]]:
@@ -250,6 +252,7 @@ def import_corners_csv(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import endplate-corner CSVs (the BUU-LSPINE layout) as a native dataset.
 
@@ -273,6 +276,7 @@ def import_corners_csv(
         link: hard-link (or symbolic-link) the images instead of copying them.
         pixel_origin: "corner" (subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
@@ -303,7 +307,7 @@ def import_corners_csv(
             annotated.append(item)
     if not annotated:
         raise DataError(source, "no *.csv annotation files found")
-    return _write_dataset(annotated, Path(out), split, link, progress)
+    return _write_dataset(annotated, Path(out), split, link, progress, overwrite)
 
 
 def _image_beside(path: Path) -> Path:

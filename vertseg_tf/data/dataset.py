@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import inside_image, point_in_polygon, polygon_is_simple
 
 __all__ = [
+    "COORDINATE_MARGIN_PX",
     "DATASET_FILE",
     "FORMAT",
     "HARD_CONDITIONS",
@@ -35,8 +37,10 @@ __all__ = [
     "VertebraRecord",
     "dataset_from_json",
     "dataset_to_json",
+    "json_number_array",
     "load_dataset",
     "read_json_file",
+    "require_valid_dataset",
     "save_dataset",
     "validate_dataset",
 ]
@@ -46,6 +50,8 @@ DATASET_FILE = "dataset.json"
 HARD_CONDITIONS = (
     "fracture", "osteoporosis", "degenerative", "implant", "artefact", "listhesis",
 )
+COORDINATE_MARGIN_PX = 1e7
+"""How far outside the image a contour point may lie before it is an error, not a warning."""
 SPLITS = ("train", "val", "test")
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")
@@ -133,11 +139,39 @@ def resolve_inside(root: Path, relative: str, field: str) -> Path:
     return path
 
 
-def _points(value, source, where: str, shape_name: str) -> np.ndarray:
+def _only_json_numbers(value) -> bool:
+    """Whether `value` is a number or nested lists of numbers; a bool or a string is none.
+
+    Walks an explicit stack, so a hostile file nested 100,000 lists deep costs no recursion.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            return False
+    return True
+
+
+def json_number_array(value, source, where: str, shape_name: str) -> np.ndarray:
+    """`value` (a JSON number or nested lists of them) as a float64 array, else a DataError.
+
+    A string or a boolean is not a number, however it reads; an integer beyond the float
+    range is refused too. Every reader of coordinates in JSON files goes through here.
+
+    Example:
+        >>> json_number_array([[1, 2], [3.5, 4]], "a.json", "shapes[0].points", "points").shape
+        (2, 2)
+    """
+    if not _only_json_numbers(value):
+        raise DataError(source, f"{shape_name} must be JSON numbers", field=where)
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(source, f"{shape_name} must be numbers", field=where) from None
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(
+            source, f"{shape_name} must be JSON numbers within the float range", field=where
+        ) from None
     return array
 
 
@@ -150,10 +184,10 @@ def _vertebra_from_json(obj, source, where: str) -> VertebraRecord:
     label = obj["label"]
     if not isinstance(label, str):
         raise DataError(source, "must be a string", field=f"{where}.label")
-    center = _points(obj["center"], source, f"{where}.center", "center")
+    center = json_number_array(obj["center"], source, f"{where}.center", "center")
     if center.shape != (2,):
         raise DataError(source, "must be [x, y]", field=f"{where}.center")
-    contour = _points(obj["contour"], source, f"{where}.contour", "contour")
+    contour = json_number_array(obj["contour"], source, f"{where}.contour", "contour")
     if contour.ndim != 2 or contour.shape[1] != 2:
         raise DataError(source, "must be a list of [x, y] points", field=f"{where}.contour")
     conditions = obj.get("conditions", [])
@@ -175,7 +209,9 @@ def _image_header_from_json(obj, source, where: str) -> ImageRecord:
         raise DataError(source, "must be a string", field=f"{where}.split")
     spacing = obj.get("pixel_spacing_mm")
     if spacing is not None:
-        spacing_array = _points(spacing, source, f"{where}.pixel_spacing_mm", "pixel_spacing_mm")
+        spacing_array = json_number_array(
+            spacing, source, f"{where}.pixel_spacing_mm", "pixel_spacing_mm"
+        )
         if spacing_array.shape != (2,):
             raise DataError(source, "must be [row_mm, col_mm]", field=f"{where}.pixel_spacing_mm")
         spacing = (float(spacing_array[0]), float(spacing_array[1]))
@@ -259,7 +295,8 @@ def read_json_file(path: Path, what: str) -> Any:
         The decoded JSON value.
 
     Raises:
-        DataError: `path` is not a file, cannot be read, or is not valid UTF-8 JSON.
+        DataError: `path` is not a file, cannot be read, is not valid UTF-8 JSON, or nests
+            deeper than Python's recursion limit.
 
     Example (needs an annotation file, so not run as a doctest):
         >>> obj = read_json_file(Path("project/a.json"), "annotation file")  # doctest: +SKIP
@@ -272,6 +309,8 @@ def read_json_file(path: Path, what: str) -> Any:
         raise DataError(path, f"cannot read {what} ({error.strerror or error})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(path, f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(path, "not usable JSON: lists or objects nested too deeply") from None
 
 
 def load_dataset(path) -> Dataset:
@@ -378,8 +417,10 @@ def validate_dataset(
     (missing keys, wrong types or shapes); duplicate image `id`; `split` not train/val/test;
     `pixel_spacing_mm` not positive and finite; image `file` absolute, leaving the dataset
     folder, missing or not decodable; vertebra `label` not a spine level (C1-C7, T1-T12,
-    L1-L5, S1) or repeated within its image; `contour` with NaN/infinite coordinates, fewer
-    than 3 distinct points or all on one line; `center` NaN/infinite or outside the image.
+    L1-L5, S1) or repeated within its image; coordinates or spacings that are not JSON
+    numbers (a string or a boolean is not one); `contour` with NaN/infinite coordinates,
+    fewer than 3 distinct points, all on one line, or points more than
+    `COORDINATE_MARGIN_PX` outside the image; `center` NaN/infinite or outside the image.
 
     Warnings: no images; an image with no vertebrae; two records sharing one image file;
     `pixel_spacing_mm` disagreeing with the DICOM's own spacing; vertebrae not listed top to
@@ -406,6 +447,47 @@ def validate_dataset(
     except _StopAtFirstError:
         pass
     return findings.problems
+
+
+def require_valid_dataset(
+    path, *, warn: Callable[[str], None] | None = None, progress=None
+) -> list[Problem]:
+    """The check `train`, `eval` and `segment` run before any work: `validate_dataset`.
+
+    The rules are exactly those of `vertseg-tf validate`. Warnings are shown and the work
+    goes on; the first error stops it.
+
+    Args:
+        path: the dataset folder, or its `dataset.json`.
+        warn: called with each warning's line (`str(problem)`); default: print it to stderr.
+        progress: optional `progress(done, total)` called after each image.
+
+    Returns:
+        The warnings.
+
+    Raises:
+        DataError: the first error, naming its file and field, with the count of the others.
+
+    Example:
+        >>> warnings = require_valid_dataset("runs/synthetic")
+    """
+    problems = validate_dataset(path, progress=progress)
+    errors = [problem for problem in problems if problem.is_error]
+    warnings = [problem for problem in problems if not problem.is_error]
+    for problem in warnings:
+        if warn is None:
+            print(problem, file=sys.stderr)
+        else:
+            warn(str(problem))
+    if errors:
+        first = errors[0]
+        more = (
+            f" (and {len(errors) - 1} more error(s); see 'vertseg-tf validate {path}')"
+            if len(errors) > 1
+            else ""
+        )
+        raise DataError(first.file, first.message + more, field=first.field)
+    return warnings
 
 
 def _validate_dataset_json(json_path: Path, findings: _Findings, progress) -> None:
@@ -531,8 +613,18 @@ def _validate_vertebra(
 ):
     contour = vertebra.contour
     contour_usable = False
+    far = 0
+    if shape is not None and np.isfinite(contour).all():
+        far = np.count_nonzero(~_inside_image(contour, shape, COORDINATE_MARGIN_PX))
     if not np.isfinite(contour).all():
         findings.add(image_file, f"{where}.contour", "has NaN or infinite coordinates")
+    elif far:
+        findings.add(
+            image_file,
+            f"{where}.contour",
+            f"{far} of {len(contour)} points lie more than {COORDINATE_MARGIN_PX:g} px "
+            "outside the image",
+        )
     else:
         distinct = len(np.unique(contour, axis=0)) if len(contour) else 0
         if distinct < 3:
@@ -593,3 +685,12 @@ def _self_intersects(contour: np.ndarray) -> bool:
     # A repeated consecutive point makes a zero-length edge that would "touch" its neighbours.
     points = contour[np.any(contour != np.roll(contour, -1, axis=0), axis=1)]
     return len(points) >= 4 and not polygon_is_simple(points)
+
+
+def _inside_image(points: np.ndarray, shape, margin: float = 0.0) -> np.ndarray:
+    """Pixel centres are integers, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5];
+    `margin` widens that box on every side."""
+    height, width = shape
+    low = -0.5 - margin
+    x, y = points[:, 0], points[:, 1]
+    return (x >= low) & (x <= width - 0.5 + margin) & (y >= low) & (y <= height - 0.5 + margin)

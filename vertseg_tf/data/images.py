@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
+import stat
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,20 @@ import numpy as np
 from vertseg_tf.atomic import write_bytes_atomic
 from vertseg_tf.errors import ConfigError, DataError
 
-__all__ = ["DICOM_SUFFIXES", "read_image", "write_image"]
+__all__ = [
+    "DICOM_SUFFIXES",
+    "MAX_IMAGE_FILE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "declared_size",
+    "read_image",
+    "write_image",
+]
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+MAX_IMAGE_PIXELS = 100_000_000
+"""The most pixels (width x height, as the file header declares them) `read_image` decodes."""
+MAX_IMAGE_FILE_BYTES = 2**30
+"""The largest image file `read_image` reads (1 GiB)."""
 
 _WRITABLE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
 _PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
@@ -70,9 +84,15 @@ def read_image(path) -> tuple[np.ndarray, dict[str, Any]]:
         `"pixel_spacing_mm"` ((row, col) floats from PixelSpacing, else ImagerPixelSpacing,
         else None) and, for DICOM, `"photometric_interpretation"`.
 
+    Limits, checked before anything is decoded: the file must be a regular file of at most
+    `MAX_IMAGE_FILE_BYTES` (1 GiB), and the size its header declares (PNG, JPEG, TIFF,
+    DICOM Rows x Columns) at most `MAX_IMAGE_PIXELS` (100 million pixels, e.g. 10000 x 10000;
+    radiographs have a few million).
+
     Raises:
-        DataError: naming the file, when it is missing, empty, truncated, not decodable,
-            multi-frame, colour DICOM, or has an invalid pixel spacing.
+        DataError: naming the file, when it is missing, not a regular file, over a limit,
+            empty, truncated, not decodable, multi-frame, colour DICOM, or has an invalid
+            pixel spacing.
 
     Example (needs an image file, so not run as a doctest):
         >>> image, meta = read_image("images/img_0001.dcm")  # doctest: +SKIP
@@ -80,22 +100,106 @@ def read_image(path) -> tuple[np.ndarray, dict[str, Any]]:
         (dtype('float32'), (0.14, 0.14))
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, "image file not found") from None
-    except OSError as error:
-        raise DataError(path, f"cannot read image file ({error.strerror or error})") from None
+    data = _read_bounded(path)
     if not data:
         raise DataError(path, "image file is empty")
     if path.suffix.lower() in DICOM_SUFFIXES or data[128:132] == b"DICM":
         image, meta = _read_dicom(path, data)
     else:
+        _check_pixel_count(path, declared_size(data))
         image, meta = _read_raster(path, data)
     if image.ndim != 2 or image.size == 0:
         raise DataError(path, f"expected a 2-D image, got shape {image.shape}")
     meta["shape"] = (int(image.shape[0]), int(image.shape[1]))
     return np.ascontiguousarray(image, dtype=np.float32), meta
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of a regular file of at most `MAX_IMAGE_FILE_BYTES`, else a `DataError`."""
+    try:
+        with path.open("rb") as stream:
+            status = os.fstat(stream.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise DataError(path, "not a regular file; expected an image file")
+            if status.st_size > MAX_IMAGE_FILE_BYTES:
+                raise DataError(
+                    path,
+                    f"file of {status.st_size:,} bytes; the limit is {MAX_IMAGE_FILE_BYTES:,}",
+                )
+            return stream.read(MAX_IMAGE_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise DataError(path, "image file not found") from None
+    except OSError as error:
+        raise DataError(path, f"cannot read image file ({error.strerror or error})") from None
+
+
+def _check_pixel_count(path: Path, size: tuple[int, int] | None) -> None:
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise DataError(
+            path,
+            f"declares {size[0]} x {size[1]} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels",
+        )
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as a PNG, JPEG or TIFF header declares it, read without decoding.
+
+    Returns None for other formats and for headers too short or damaged to say; the decoder
+    then decides (OpenCV refuses images over its own pixel limit).
+
+    Example:
+        >>> declared_size(open("scan.png", "rb").read())  # doctest: +SKIP
+        (2048, 2500)
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
+    return None
+
+
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8 and CC are not.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    offset = 2
+    while offset + 9 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker in _JPEG_FRAME_MARKERS:
+            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
+            return width, height
+        if marker == 0xFF or 0xD0 <= marker <= 0xD9 or marker == 0x01:
+            offset += 1 if marker == 0xFF else 2
+            continue
+        (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
+        offset += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    order = "<" if data[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+        values = {}
+        for index in range(count):
+            entry = data[ifd + 2 + 12 * index : ifd + 14 + 12 * index]
+            tag, kind = struct.unpack(order + "HH", entry[:4])
+            if tag in (256, 257):
+                value_format = order + ("H" if kind == 3 else "I")
+                width = struct.calcsize(value_format)
+                values[tag] = struct.unpack(value_format, entry[8 : 8 + width])[0]
+    except struct.error:
+        return None
+    if 256 in values and 257 in values:
+        return values[256], values[257]
+    return None
 
 
 def _read_raster(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
@@ -106,7 +210,11 @@ def _read_raster(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
     source_format = next(
         (name for magic, name in _MAGIC_FORMATS if data.startswith(magic)), "raster"
     )
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        message = " ".join(str(error.err or error).split())
+        raise DataError(path, f"cannot decode image ({message})") from None
     if image is None:
         raise DataError(
             path, f"cannot decode image (corrupt, truncated or unsupported {source_format} file)"
@@ -153,6 +261,7 @@ def _read_dicom(path: Path, data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         raise DataError(
             path, f"multi-frame DICOM ({frames} frames) is not supported", field="NumberOfFrames"
         )
+    _check_pixel_count(path, (int(ds.get("Columns", 0) or 0), int(ds.Rows or 0)))
     try:
         stored = ds.pixel_array
     except Exception as error:  # noqa: BLE001

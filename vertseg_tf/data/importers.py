@@ -1,8 +1,11 @@
 """Import Labelme and COCO (as CVAT exports it) annotations into a native dataset folder.
 
 Both importers read every annotation file and check every referenced image exists before they
-write anything; the new dataset is then built in a hidden temporary folder beside the output
-folder and renamed into place, so an import that stops on an error leaves nothing behind.
+write anything; an image path may not lead out of the annotation's folder (absolute, or
+through ".."). The new dataset is then built in a hidden temporary folder beside the output
+folder, checked with `validate_dataset` (its first error stops the import, named after the
+annotation file and shape) and renamed into place, so an import that stops on an error leaves
+nothing behind and never writes a dataset `vertseg-tf validate` rejects.
 
 Coordinates: Labelme, COCO and CVAT put (0, 0) at the top-left *corner* of the top-left pixel,
 while the native format puts it at that pixel's *centre* (see `dataset.py`). With the default
@@ -13,6 +16,7 @@ while the native format puts it at that pixel's *centre* (see `dataset.py`). Wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,15 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.atomic import atomic_dir
+from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.data.dataset import (
+    COORDINATE_MARGIN_PX,
     SPINE_LEVELS,
     SPLITS,
     Dataset,
     ImageRecord,
     VertebraRecord,
+    json_number_array,
     read_json_file,
     save_dataset,
+    validate_dataset,
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import polygon_area, polygon_centroid
@@ -47,6 +54,7 @@ class _Outline:
     contour: np.ndarray | None = None
     center: np.ndarray | None = None
     field: str = ""
+    center_field: str = ""
 
 
 @dataclass
@@ -68,6 +76,7 @@ def import_labelme(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import Labelme JSON files (one file or a folder of them) as a native dataset.
 
@@ -80,19 +89,22 @@ def import_labelme(
 
     Args:
         source: a Labelme JSON file, or a folder whose `*.json` files are all Labelme files.
-        out: the new dataset folder; must not exist or be empty.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
         split: the split given to every imported image ("train", "val" or "test").
-        link: hard-link the images into `out/images/` (symbolic link when the folders are on
-            different file systems) instead of copying them.
+        link: hard-link the images into `out/images/` instead of copying them (they are
+            copied when the folders are on different file systems).
         pixel_origin: "corner" (Labelme's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
-        ConfigError: an unknown `split` or `pixel_origin`.
+        DataError: a broken annotation, a missing image, an image path leaving the source
+            folder, or a result `validate_dataset` rejects; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
+            `overwrite`.
 
     Example (needs annotation files, so not run as a doctest):
         >>> dataset = import_labelme(  # doctest: +SKIP
@@ -109,7 +121,7 @@ def import_labelme(
     else:
         raise DataError(source, "annotation file or folder not found")
     annotated = [_read_labelme(path, shift) for path in files]
-    return _write_dataset(annotated, Path(out), split, link, progress)
+    return _write_dataset(annotated, Path(out), split, link, progress, overwrite)
 
 
 def _read_labelme(path: Path, shift: float) -> _Annotated:
@@ -149,6 +161,7 @@ def import_coco(
     link: bool = False,
     pixel_origin: str = "corner",
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Import a COCO instance-segmentation JSON file (e.g. CVAT's "COCO 1.0" export).
 
@@ -165,19 +178,22 @@ def import_coco(
 
     Args:
         source: the COCO JSON file.
-        out: the new dataset folder; must not exist or be empty.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
         images_dir: folder the `file_name`s are relative to.
         split: the split given to every imported image ("train", "val" or "test").
-        link: hard-link (or symbolic-link) the images instead of copying them.
+        link: hard-link the images instead of copying them (copied across file systems).
         pixel_origin: "corner" (COCO's convention: subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
+        overwrite: replace an existing non-empty `out`.
 
     Returns:
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a broken annotation, missing image, or a non-empty `out`; nothing written.
-        ConfigError: an unknown `split` or `pixel_origin`.
+        DataError: a broken annotation, a missing image, an image path leaving the source
+            folder, or a result `validate_dataset` rejects; nothing written.
+        ConfigError: an unknown `split` or `pixel_origin`, a non-empty `out` without
+            `overwrite`.
 
     Example (needs annotation files, so not run as a doctest):
         >>> dataset = import_coco(  # doctest: +SKIP
@@ -201,19 +217,22 @@ def import_coco(
         where = f"categories[{index}]"
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):
             raise DataError(source, "must be an object with a string 'name'", field=where)
-        categories[category.get("id")] = category["name"]
+        categories[_coco_id(category.get("id"), source, f"{where}.id")] = category["name"]
     images = {}
     for index, image in enumerate(obj["images"]):
         where = f"images[{index}]"
         if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
             raise DataError(source, "must be an object with a string 'file_name'", field=where)
-        images[image.get("id")] = (image["file_name"], f"{where}.file_name")
+        images[_coco_id(image.get("id"), source, f"{where}.id")] = (
+            image["file_name"], f"{where}.file_name"
+        )
     annotated: dict[object, _Annotated] = {}
     for index, annotation in enumerate(obj["annotations"]):
         where = f"annotations[{index}]"
         if not isinstance(annotation, dict):
             raise DataError(source, "must be an object", field=where)
-        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
+        image_id = _coco_id(annotation.get("image_id"), source, f"{where}.image_id")
+        category_id = _coco_id(annotation.get("category_id"), source, f"{where}.category_id")
         if image_id not in images:
             raise DataError(source, f"unknown image_id {image_id!r}", field=f"{where}.image_id")
         if category_id not in categories:
@@ -230,7 +249,14 @@ def import_coco(
         _add_outline(annotated[image_id], level, points, is_center, source, where)
     if not annotated:
         raise DataError(source, "no annotations to import", field="annotations")
-    return _write_dataset(list(annotated.values()), Path(out), split, link, progress)
+    return _write_dataset(list(annotated.values()), Path(out), split, link, progress, overwrite)
+
+
+def _coco_id(value, source: Path, where: str):
+    """A COCO id: an integer or a string (JSON allows anything; a dict key needs a scalar)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataError(source, f"must be an integer or a string, got {value!r}", field=where)
+    return value
 
 
 def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) -> np.ndarray:
@@ -302,7 +328,20 @@ def _check_options(split: str, pixel_origin: str) -> float:
 
 
 def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name: str) -> Path:
+    """The first `folder / name` that is a file; `name` may not lead out of the folder.
+
+    Containment is checked on the path as written (".." resolved, symbolic links not), so an
+    annotation file can never make the import read, say, `/etc/passwd`; a link the user put
+    into the source folder is followed as they meant.
+    """
     folders = list(folders)
+    if os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0] == os.pardir:
+        raise DataError(
+            source,
+            f"image {name!r} lies outside the annotation's folder; importers read only files "
+            "inside it",
+            field=field_name,
+        )
     for folder in folders:
         candidate = folder / name
         if candidate.is_file():
@@ -312,12 +351,13 @@ def _existing_image(source: Path, folders: Iterable[Path], name: str, field_name
 
 
 def _point_array(value, source: Path, where: str) -> np.ndarray:
-    try:
-        points = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(source, "must be a list of [x, y] numbers", field=where) from None
+    points = json_number_array(value, source, where, "[x, y] points")
     if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
         raise DataError(source, "must be a list of finite [x, y] numbers", field=where)
+    if np.abs(points).max(initial=0.0) > COORDINATE_MARGIN_PX:
+        raise DataError(
+            source, f"coordinates must lie within +/-{COORDINATE_MARGIN_PX:g} px", field=where
+        )
     return points
 
 
@@ -345,6 +385,7 @@ def _add_outline(
         if outline.center is not None:
             raise DataError(source, f"second centre for {level}", field=where)
         outline.center = points[0]
+        outline.center_field = where
     else:
         if outline.contour is not None:
             raise DataError(source, f"second outline for {level}", field=where)
@@ -367,9 +408,10 @@ def _vertebra(level: str, outline: _Outline, source: Path) -> VertebraRecord:
     return VertebraRecord(level, np.asarray(center, dtype=np.float64), outline.contour)
 
 
-def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: bool, progress):
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+def _write_dataset(
+    annotated: list[_Annotated], out: Path, split: str, link: bool, progress, overwrite: bool
+):
+    require_new_folder(out, overwrite=overwrite)
     records, placements, taken = [], [], set()
     for item in annotated:
         order = sorted(item.outlines, key=SPINE_LEVELS.index)
@@ -378,14 +420,37 @@ def _write_dataset(annotated: list[_Annotated], out: Path, split: str, link: boo
         file = f"images/{stem}{item.image.suffix.lower()}"
         records.append(ImageRecord(stem, file, item.split or split, None, vertebrae))
         placements.append((item.image, file))
-    with atomic_dir(out) as building:
+    with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         for done, (image, file) in enumerate(placements, start=1):
             _place(image, building / file, link)
             if progress is not None:
                 progress(done, len(placements))
         save_dataset(Dataset(records), building)
+        _refuse_invalid(building, annotated, records)
     return Dataset(records, out)
+
+
+_IMPORTED_FIELD = re.compile(r"images\[(\d+)\](?:\.vertebrae\[(\d+)\](\.center)?)?")
+
+
+def _refuse_invalid(folder: Path, annotated: list[_Annotated], records: list[ImageRecord]):
+    """Stop with the first error `validate_dataset` finds in the dataset being built, named
+    after the annotation file and shape it came from, so no import writes a dataset that
+    `vertseg-tf validate` rejects."""
+    errors = [problem for problem in validate_dataset(folder) if problem.is_error]
+    if not errors:
+        return
+    first = errors[0]
+    match = _IMPORTED_FIELD.match(first.field or "")
+    if match is None:
+        raise DataError(folder / first.file, first.message, field=first.field)
+    image_index = int(match[1])
+    item, field = annotated[image_index], None
+    if match[2] is not None:
+        outline = item.outlines[records[image_index].vertebrae[int(match[2])].label]
+        field = outline.center_field if match[3] and outline.center_field else outline.field
+    raise DataError(item.source, f"{first.message} (imported as {first.field})", field=field)
 
 
 def _unique_stem(stem: str, taken: set[str]) -> str:
@@ -398,10 +463,15 @@ def _unique_stem(stem: str, taken: set[str]) -> str:
 
 
 def _place(image: Path, target: Path, link: bool) -> None:
-    if not link:
-        shutil.copy2(image, target)
-        return
-    try:
-        os.link(image, target)
-    except OSError:
-        os.symlink(image.resolve(), target)
+    """Copy, or hard-link, `image` to `target`.
+
+    A hard link needs one file system; across two the image is copied. A symbolic link would
+    point out of the dataset folder, which `validate_dataset` rightly refuses.
+    """
+    if link:
+        try:
+            os.link(image, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(image, target)

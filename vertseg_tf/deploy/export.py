@@ -49,6 +49,7 @@ from vertseg_tf.data.patches import (
 )
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.errors import ConfigError, VertsegError
+from vertseg_tf.interrupts import raise_if_interrupted
 from vertseg_tf.models_io import load_keras_model
 from vertseg_tf.progress import write
 from vertseg_tf.startup import quiet_native_logs
@@ -349,6 +350,8 @@ def export_run(
         raise ConfigError(f"{target}: version folder exists; choose another --version")
 
     def say(message: str) -> None:
+        # Each step starts only when no Ctrl-C arrived (one TensorFlow may have swallowed).
+        raise_if_interrupted()
         if progress:
             write(f"export: {message}")
 
@@ -366,6 +369,7 @@ def export_run(
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
         _write_saved_model(model, building)
+        raise_if_interrupted()
         serve = _saved_model_server(building, fresh_process_parity)
         parity = _saved_model_parity(serve, test, reference, target, fresh_process_parity)
         tflite_files = {}

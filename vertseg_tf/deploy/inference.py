@@ -11,6 +11,7 @@ inverse patch affine.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,16 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from vertseg_tf.atomic import atomic_dir
+from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.channels import predicted_mask
-from vertseg_tf.data.dataset import SPINE_LEVELS, Dataset, ImageRecord, VertebraRecord, save_dataset
+from vertseg_tf.data.dataset import (
+    SPINE_LEVELS,
+    Dataset,
+    ImageRecord,
+    VertebraRecord,
+    require_valid_dataset,
+    save_dataset,
+)
 from vertseg_tf.data.patches import PATCH_SIZE, TEST_ALPHA, extract_patches, patch_to_image
 from vertseg_tf.deploy.measurements import (
     draw_measurements,
@@ -385,7 +393,9 @@ class Segmenter:
         """
         image = np.asarray(image)
         if centers is None:
-            return self._segment_located(image, labels, scale)
+            if labels is not None:
+                raise ConfigError("labels come from the locator when no centres are given")
+            return self.segment_located(image, self.locate(image), scale=scale)
         centers = np.asarray(centers, dtype=np.float64)
         if centers.ndim != 2 or centers.shape[1:] != (2,) or len(centers) == 0:
             raise DataError("centers", f"must be (N, 2) with N >= 1, got shape {centers.shape}")
@@ -400,6 +410,8 @@ class Segmenter:
                     )
         if labels is not None and len(labels) != len(centers):
             raise DataError("labels", f"{len(labels)} labels for {len(centers)} centres")
+        if scale is not None and image.ndim == 2:
+            _check_scale(scale, image.shape)
         cut = extract_patches(
             image, centers, alphas=(TEST_ALPHA,), angles=(0.0,), scale=scale, labels=labels
         )
@@ -427,10 +439,13 @@ class Segmenter:
         _flag_area_outliers(results)
         return results
 
-    def _segment_located(self, image, labels, scale) -> list[VertebraSegmentation]:
-        if labels is not None:
-            raise ConfigError("labels come from the locator when no centres are given")
-        found = [level for level in self.locate(image) if level.found]
+    def segment_located(self, image, located, *, scale=None) -> list[VertebraSegmentation]:
+        """Segment the levels a locator found (`LocatedLevel`s); missing ones are skipped.
+
+        Raises:
+            DataError: no level was found.
+        """
+        found = [level for level in located if level.found]
         if not found:
             raise DataError("image", "the locator found no vertebra (every level under its "
                                      "threshold); give the centres")
@@ -441,6 +456,29 @@ class Segmenter:
             result.center_source = "locator"
             result.center_confidence = float(level.confidence)
         return results
+
+
+def _check_scale(scale, shape) -> None:
+    """A vertebra scale is a positive number of pixels no longer than the image diagonal."""
+    diagonal = math.hypot(*shape)
+    scales = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    if not np.all(np.isfinite(scales) & (scales > 0) & (scales <= diagonal)):
+        raise DataError(
+            "scale",
+            f"must be a positive number of pixels up to the image diagonal ({diagonal:.0f}), "
+            f"got {scale!r}",
+        )
+
+
+def _check_labels(labels: Sequence[str]) -> None:
+    """The label rules of `validate_dataset`, checked before the model runs."""
+    for index, label in enumerate(labels):
+        if label not in SPINE_LEVELS:
+            raise DataError("labels", f"unknown label {label!r}; expected a spine level C1-C7, "
+                                      "T1-T12, L1-L5 or S1", field=f"labels[{index}]")
+        if label in labels[:index]:
+            raise DataError("labels", f"{label} appears twice (also labels"
+                                      f"[{list(labels).index(label)}])", field=f"labels[{index}]")
 
 
 def parse_centers(text: str, source: str = "--centers") -> np.ndarray:
@@ -478,6 +516,8 @@ def read_centers_file(path) -> np.ndarray:
         DataError: a missing or unreadable file, or content that is not xy pairs.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(path, "not a regular file; expected a centres file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -485,8 +525,12 @@ def read_centers_file(path) -> np.ndarray:
     if text.lstrip().startswith("["):
         try:
             points = np.asarray(json.loads(text), dtype=np.float64)
-        except (json.JSONDecodeError, ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise DataError(path, f"expected a JSON list of [x, y] pairs ({error})") from None
+        except RecursionError:
+            raise DataError(
+                path, "expected a JSON list of [x, y] pairs (nested too deeply)"
+            ) from None
         if points.ndim != 2 or points.shape[1:] != (2,) or not np.isfinite(points).all():
             raise DataError(path, f"expected a JSON list of finite [x, y] pairs, got shape "
                                   f"{points.shape}")
@@ -571,6 +615,8 @@ def segment_to_dataset(
     *,
     scale: float | None = None,
     facing: str | None = None,
+    overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
     review: bool = False,
 ) -> tuple[Path, list[VertebraSegmentation]]:
     """Segment one radiograph file and write the result as a native dataset folder.
@@ -583,7 +629,8 @@ def segment_to_dataset(
     column's `measurements` (facing, segments, listhesis, C3-C7 lordosis); see
     `vertseg_tf.morphometry`. Vertebrae with an empty mask have no outline
     and are left out of `dataset.json` (they stay in the returned list, flagged "empty").
-    The folder is built under a hidden name beside `out` and renamed when complete.
+    The folder is built under a hidden name beside `out`, checked with the rules of
+    `vertseg-tf validate` and renamed when complete.
 
     Args:
         segmenter: the loaded model.
@@ -592,10 +639,14 @@ def segment_to_dataset(
             segmenter's locator: the vertebrae get `center_source` "locator" and
             `center_confidence`, the image `located_by` and `located_levels` (every level of
             C3-C7, found or missing, with its confidence).
-        out: the output folder; must not exist or be empty.
-        labels: N spine levels; default C3, C4, ...
-        scale: vertebra scale in pixels (required for a single centre).
+        out: the output folder; must not exist or be empty unless `overwrite`.
+        labels: N spine levels (each once); default C3, C4, ...
+        scale: vertebra scale in pixels (required for a single centre), at most the
+            image diagonal.
         facing: "left" or "right" for the read-outs; None detects it.
+        overwrite: replace an existing non-empty `out`.
+        warn: called with each warning `validate_dataset` finds in the result; default:
+            printed to stderr.
         review: with `centers` None, also write `review.png`: the found centres with their
             levels and confidences, and the missing levels, for a person to check.
 
@@ -603,26 +654,28 @@ def segment_to_dataset(
         `(dataset_json_path, results)`.
 
     Raises:
-        DataError: unreadable image, a centre outside it, an existing non-empty `out`.
-        ConfigError: fewer than two centres without `scale`, a wrong number of labels.
+        DataError: unreadable image, a centre outside it, a label that is no spine level or
+            repeated, a scale out of range, or a result `validate_dataset` rejects (nothing
+            is written then).
+        ConfigError: fewer than two centres without `scale`, a wrong number of labels, an
+            existing non-empty `out` without `overwrite`.
     """
     import cv2
 
     from vertseg_tf.data.images import read_image
 
-    image_path, out = Path(image_path), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(out, "output folder exists and is not empty; choose a new folder")
+    image_path, out = Path(image_path), require_new_folder(out, overwrite=overwrite)
     image, meta = read_image(image_path)
     located = None
     if centers is None:
         located = segmenter.locate(image)
-        results = segmenter.segment(image, scale=scale)
+        results = segmenter.segment_located(image, located, scale=scale)
     else:
         centers = np.asarray(centers, dtype=np.float64)
         labels = default_labels(len(centers)) if labels is None else list(labels)
         if len(labels) != len(centers):
             raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
+        _check_labels(labels)
         results = segmenter.segment(image, centers, labels, scale=scale)
     spacing = meta.get("pixel_spacing_mm")
     column = measure_segmentation(results, spacing, facing)
@@ -651,10 +704,11 @@ def segment_to_dataset(
         }
     record = ImageRecord(image_path.stem, file, "test",
                          None if spacing is None else tuple(spacing), vertebrae, image_extra)
-    with atomic_dir(out) as building:
+    with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)
         save_dataset(Dataset([record]), building)
+        require_valid_dataset(building, warn=warn)
         if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results, column)):
             raise DataError(building / "overlay.png", "cannot write the overlay")
         review_path = building / "review.png"

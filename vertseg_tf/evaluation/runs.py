@@ -86,9 +86,10 @@ def evaluate_runs(
 
     Raises:
         ConfigError: no runs, an empty split, or an `out_dir` that may not be written.
-        DataError: a bad dataset or run folder.
+        DataError: a dataset `vertseg-tf validate` rejects (checked before any work, its
+            warnings printed), or a bad run folder.
     """
-    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.data.dataset import load_dataset, require_valid_dataset
     from vertseg_tf.data.patches import PatchSet
     from vertseg_tf.evaluation.records import evaluate_patch_set
     from vertseg_tf.evaluation.report import write_report
@@ -98,6 +99,7 @@ def evaluate_runs(
     require_new_folder(out_dir, overwrite=overwrite)
     for run_dir in runs.values():
         run_method(run_dir)
+    require_valid_dataset(dataset_dir)
     dataset = load_dataset(dataset_dir)
     if not dataset.split(split):
         raise ConfigError(f"{dataset_dir}: no images in split {split!r}")

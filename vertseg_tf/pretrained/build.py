@@ -151,7 +151,7 @@ def build_pretrained(
                                              -candidates[n]["validation"]["dice"]))
     out = Path(out_dir) if out_dir is not None else PRETRAINED_DIR
     out.mkdir(parents=True, exist_ok=True)
-    from vertseg_tf.deploy.inference import load_keras_model
+    from vertseg_tf.models_io import load_keras_model
 
     model = load_keras_model(Path(runs[shipped]) / "model.keras")
     with atomic_path(out / MODEL_FILE) as temporary:

@@ -254,12 +254,16 @@ def load_config(path) -> TrainConfig:
         >>> config = load_config("training/demo.toml")  # doctest: +SKIP
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; expected a .toml config")
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not usable TOML: arrays or tables nested too deeply") from None
     return TrainConfig.from_dict(values, source=str(path))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.data.dataset import Dataset, load_dataset
+from vertseg_tf.data.dataset import Dataset, load_dataset, require_valid_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
@@ -118,10 +118,12 @@ def load_training_data(
         The `TrainingData`.
 
     Raises:
-        DataError: an invalid dataset, no training image, an unreadable image.
+        DataError: a dataset `vertseg-tf validate` rejects (checked first, its warnings
+            printed), no training image.
     """
     from vertseg_tf.data.patches import PatchSet, mirror_patches
 
+    require_valid_dataset(dataset_dir)
     dataset = load_dataset(dataset_dir)
     train_records = dataset.split("train")
     if not train_records:

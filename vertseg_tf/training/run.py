@@ -89,11 +89,24 @@ def train(
         >>> result = train(TRAIN_PRESETS["smoke"], out="runs/smoke")  # doctest: +SKIP
         >>> result["final"]["val_dice"]  # doctest: +SKIP
     """
-    run_dir = Path(out)
     if config.strategy == "multiworker" and not is_multiworker_chief():
-        # Every worker runs the same steps; only the chief's files are the run.
-        run_dir = Path(tempfile.mkdtemp(prefix="vertseg-tf-worker-"))
-        resume, overwrite = False, True
+        # Every worker runs the same steps; only the chief's files are the run. The other
+        # workers' copies go to a temporary folder, removed when they are done.
+        with tempfile.TemporaryDirectory(prefix="vertseg-tf-worker-") as scratch:
+            return _train_into(
+                config, dataset, Path(scratch) / "run", resume=False, overwrite=False,
+                cache_dir=cache_dir, workers=workers, step_callback=step_callback,
+            )
+    return _train_into(
+        config, dataset, Path(out), resume=resume, overwrite=overwrite, cache_dir=cache_dir,
+        workers=workers, step_callback=step_callback,
+    )
+
+
+def _train_into(
+    config: TrainConfig, dataset, run_dir: Path, *, resume: bool, overwrite: bool, cache_dir,
+    workers: int | None, step_callback: StepCallback | None,
+) -> TrainResult:
     folder = RunFolder(run_dir)
     folder.check_usable(config, resume, overwrite)
     dataset_dir = resolve_dataset(dataset, config)

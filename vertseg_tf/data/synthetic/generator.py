@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vertseg_tf.atomic import atomic_dir
+from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.data.dataset import (
     DATASET_FILE,
     Dataset,
@@ -308,6 +308,7 @@ def generate(
     preview: bool = False,
     preview_width: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
+    overwrite: bool = False,
 ) -> Dataset:
     """Generate a synthetic dataset of lateral cervical radiographs with C3-C7 annotated.
 
@@ -332,12 +333,14 @@ def generate(
         preview_width: width of one preview tile in pixels (default 420).
         progress: True prints progress lines to stderr; a callable gets (done, total)
             after every image; False is silent.
+        overwrite: replace an existing non-empty `out_dir` once the new one is complete.
 
     Returns:
         The `Dataset`; its root is `out_dir` when written, else None.
 
     Raises:
-        ConfigError: for a bad option or an `out_dir` that exists and is not empty.
+        ConfigError: for a bad option or an `out_dir` that exists and is not empty (without
+            `overwrite`).
 
     Example:
         >>> dataset = generate(4, seed=0, out_dir="runs/synthetic", size="small")
@@ -348,10 +351,10 @@ def generate(
     if int(n_images) < 1:
         raise ConfigError(f"n_images must be at least 1, got {n_images!r}")
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-            raise ConfigError(f"{out_dir}: output folder exists and is not empty")
-    building = contextlib.nullcontext() if out_dir is None else atomic_dir(out_dir)
+        out_dir = require_new_folder(out_dir, overwrite=overwrite)
+    building = (
+        contextlib.nullcontext() if out_dir is None else atomic_dir(out_dir, replace=overwrite)
+    )
     try:
         with building as folder:
             records, tiles = [], []
