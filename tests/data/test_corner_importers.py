@@ -13,7 +13,7 @@ from vertseg_tf.data.corner_importers import (
     import_aasce,
     import_corners_csv,
 )
-from vertseg_tf.data.importers import import_dataset
+from vertseg_tf.data.import_formats import import_dataset
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import polygon_area
 

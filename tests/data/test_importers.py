@@ -9,7 +9,8 @@ import pytest
 
 from vertseg_tf.cli import main
 from vertseg_tf.data import load_dataset, validate_dataset
-from vertseg_tf.data.importers import import_coco, import_dataset, import_labelme
+from vertseg_tf.data.import_formats import import_dataset
+from vertseg_tf.data.importers import import_coco, import_labelme
 from vertseg_tf.errors import ConfigError, DataError
 
 # An L: a 4x2 bar (area 8, centroid (2, 1)) under a 2x2 block on its left (area 4, centroid

@@ -33,7 +33,8 @@ def _validate(args) -> int:
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
     from vertseg_tf.data.dataset import SPLITS
-    from vertseg_tf.data.importers import IMPORT_FORMATS, PIXEL_ORIGINS
+    from vertseg_tf.data.import_formats import IMPORT_FORMATS
+    from vertseg_tf.data.importers import PIXEL_ORIGINS
 
     parser.add_argument(
         "--from",
@@ -94,7 +95,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _import(args) -> int:
-    from vertseg_tf.data.importers import import_dataset
+    from vertseg_tf.data.import_formats import import_dataset
 
     options = {
         "link": args.link,

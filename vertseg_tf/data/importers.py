@@ -40,9 +40,8 @@ from vertseg_tf.data.dataset import (
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import polygon_area, polygon_centroid
 
-__all__ = ["IMPORT_FORMATS", "PIXEL_ORIGINS", "import_coco", "import_dataset", "import_labelme"]
+__all__ = ["PIXEL_ORIGINS", "import_coco", "import_labelme"]
 
-IMPORT_FORMATS = ("labelme", "coco", "aasce", "corners-csv")
 PIXEL_ORIGINS = ("corner", "center")
 _CENTER_SUFFIXES = ("_center", "_centre")
 
@@ -288,31 +287,6 @@ def _coco_points(annotation: dict, is_center: bool, source: Path, where: str) ->
         raise DataError(source, "odd number of coordinates", field=f"{where}.segmentation")
     return _point_array(
         [flat[i : i + 2] for i in range(0, len(flat), 2)], source, f"{where}.segmentation"
-    )
-
-
-def import_dataset(kind: str, source, out, **options) -> Dataset:
-    """An importer by name; options pass through.
-
-    "labelme": `import_labelme`, "coco": `import_coco`, "aasce":
-    `vertseg_tf.data.corner_importers.import_aasce`, "corners-csv":
-    `vertseg_tf.data.corner_importers.import_corners_csv`.
-
-    Example (needs annotation files, so not run as a doctest):
-        >>> dataset = import_dataset(  # doctest: +SKIP
-        ...     "coco", "instances_default.json", "my_dataset", link=True)
-    """
-    if kind == "labelme":
-        return import_labelme(source, out, **options)
-    if kind == "coco":
-        return import_coco(source, out, **options)
-    if kind in ("aasce", "corners-csv"):
-        from vertseg_tf.data.corner_importers import import_aasce, import_corners_csv
-
-        importer = import_aasce if kind == "aasce" else import_corners_csv
-        return importer(source, out, **options)
-    raise ConfigError(
-        f"unknown import format {kind!r}; expected one of {', '.join(IMPORT_FORMATS)}"
     )
 
 
