@@ -1,7 +1,7 @@
 """Predict time per 64x64 patch of ASM-G, ASM-M and ASM-RF on one CPU core; writes JSON.
 
 Usage (from the repository root):
-    python benchmarks/asm_speed.py --out asm_speed.json [--train 100] [--test 30]
+    python -m benchmarks.asm_speed --out asm_speed.json [--train 100] [--test 30]
 
 Each method is fitted with its default parameters on `--train` vertebra-like fixture patches
 (the generator of tests/asm), then `predict` is timed one patch at a time on `--test`
@@ -35,8 +35,6 @@ from pathlib import Path
 import numpy as np
 from skimage.draw import polygon2mask
 from threadpoolctl import threadpool_limits
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.asm.vertebra_fixture import make_vertebra_patches
 from vertseg_tf.asm import ASM_METHODS

@@ -7,7 +7,7 @@ the cost the help avoids. Wall-clock seconds count other processes' turns on a b
 CPU seconds (user + system of the child) do not. One `-X importtime` run per help case checks
 that TensorFlow, Keras and JAX stay unimported.
 
-    python benchmarks/cli_startup.py --repeats 10 --out cli_startup.json
+    python -m benchmarks.cli_startup --repeats 10 --out cli_startup.json
 """
 
 import argparse
@@ -21,15 +21,14 @@ import sys
 import time
 from pathlib import Path
 
+from vertseg_tf.cli import commands
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_HELP_SECONDS = 1.0
 HEAVY_MODULES = ("tensorflow", "keras", "jax")
 
 
 def _cases() -> dict[str, list[str]]:
-    sys.path.insert(0, str(ROOT))
-    from vertseg_tf.cli import commands
-
     python = [sys.executable]
     cases = {"python -c pass": [*python, "-c", "pass"],
              "vertseg-tf --help": [*python, "-m", "vertseg_tf", "--help"]}

@@ -7,8 +7,8 @@ failure on each version, and for each network the paired t-tests of its error ag
 ASM (whether it beats each one with p < 0.05).
 
 Usage:
-    python benchmarks/generator_comparison.py --out runs/generators
-    python benchmarks/generator_comparison.py --out runs/generators --versions 2   # v2 only
+    python -m benchmarks.generator_comparison --out runs/generators
+    python -m benchmarks.generator_comparison --out runs/generators --versions 2   # v2 only
 
 Each reproduction takes about 8-15 minutes on 2 shared CPU cores.
 """

@@ -19,10 +19,10 @@ Only numpy/scipy/scikit-image/OpenCV, Keras and JAX are used: no module on this 
 TensorFlow, so it runs on a GPU machine with `pip install jax[cuda12] keras` and vertseg-tf's
 pure-Python dependencies, and no TensorFlow.
 
-    KERAS_BACKEND=jax python benchmarks/gpu_paper_protocol.py --out runs/gpu_protocol.json
-    python benchmarks/gpu_paper_protocol.py --mixed-precision bfloat16 --batch-size 250 \\
+    KERAS_BACKEND=jax python -m benchmarks.gpu_paper_protocol --out runs/gpu_protocol.json
+    python -m benchmarks.gpu_paper_protocol --mixed-precision bfloat16 --batch-size 250 \\
         --scale-lr                      # the fast variant (DESIGN.md section 9)
-    python benchmarks/gpu_paper_protocol.py --images 6 --epochs 1 --preset smoke \\
+    python -m benchmarks.gpu_paper_protocol --images 6 --epochs 1 --preset smoke \\
         --max-steps 2 --size small      # a smoke run on a CPU
 
 The JSON report goes to `--out`, else to `$OUT/gpu_paper_protocol.json` when `$OUT` is set.
@@ -45,10 +45,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-# Run from a checkout without installing: the repository root holds the vertseg_tf package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 
 def _render_images(seed: int, indices: list[int], size: str, folder: str) -> list:

@@ -14,7 +14,7 @@ that load on a shared machine hits them alike, with LiteRT limited to `--threads
 - `throughput_ratio_int8_over_saved_model`: TFLite int8 patches/s / SavedModel patches/s, and
   each form's patches/s over Keras's (`throughput_ratio_over_keras`).
 
-    python benchmarks/inference.py --out runs/bench_inference.json [--threads 2]
+    python -m benchmarks.inference --out runs/bench_inference.json [--threads 2]
 
 `run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """

@@ -1,6 +1,6 @@
 """Patch pipeline benchmark: the cold build of the paper-size training set, old cutter against new.
 
-`python benchmarks/patch_pipeline.py --out FILE.json` measures, in one run on one machine:
+`python -m benchmarks.patch_pipeline --out FILE.json` measures, in one run on one machine:
     1. `compare`: the previous one-patch-at-a-time cutter (`benchmarks/legacy_patches.py`) and
        `vertseg_tf.data.patches.extract_patches`, image by image and interleaved (read + cut,
        CPU seconds of this process with every thread pool at one thread: one core), on the
@@ -17,8 +17,8 @@ The paper preset is far too slow to train on a small CPU; the default `demo` pre
 faster than the paper model, so its ratio is a lower bound of the ratio for the paper model.
 
 Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
-    python benchmarks/patch_pipeline.py --out runs/bench/patch_pipeline.json
-    python benchmarks/patch_pipeline.py --images 8 --out /tmp/quick.json   # quick run
+    python -m benchmarks.patch_pipeline --out runs/bench/patch_pipeline.json
+    python -m benchmarks.patch_pipeline --images 8 --out /tmp/quick.json   # quick run
 
 `run(quick)` is the suite's measurement (3. and the build alone; `vertseg-tf bench` calls it).
 """

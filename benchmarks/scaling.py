@@ -13,8 +13,8 @@ Measured in one run, each curve written to the JSON report and drawn as a small 
 - `render`: rendering time of one synthetic radiograph (`synthesize`, one thread) against its
   size in megapixels, "small" and "full" images.
 
-    python benchmarks/scaling.py --out scaling.json --plots benchmarks/plots
-    python benchmarks/scaling.py --only render,segment --out /tmp/s.json --plots /tmp/plots
+    python -m benchmarks.scaling --out scaling.json --plots benchmarks/plots
+    python -m benchmarks.scaling --only render,segment --out /tmp/s.json --plots /tmp/plots
 
 `--quick` shrinks every curve (seconds, for a smoke test).
 """

@@ -6,7 +6,7 @@ second and per CPU second of this process: with every library held to one thread
 rate is the one-core rate even on a busy shared machine, where wall-clock time also counts
 other processes' turns.
 
-    python benchmarks/synthetic_rate.py --images 10 --out synthetic_rate.json
+    python -m benchmarks.synthetic_rate --images 10 --out synthetic_rate.json
 
 `run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it); it holds the
 native thread pools to one thread while it runs and restores them after.

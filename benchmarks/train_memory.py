@@ -1,6 +1,6 @@
 """Peak memory (resident set size) of training each UNet preset, one fresh process per preset.
 
-Each preset trains in its own child process (`python benchmarks/train_memory.py --child PRESET
+Each preset trains in its own child process (`python -m benchmarks.train_memory --child PRESET
 ...`), one after the other (side by side in the quick mode): TensorFlow backend,
 `ShapeAwareLoss(e_mode="graph")`, Adam, `train_on_batch` on a fixed synthetic batch, no XLA. The
 child reports its peak resident set size (the operating system's high-water mark of the whole
@@ -12,7 +12,7 @@ parent's size at the fork that started the child. Elsewhere it is `ru_maxrss`. t
 miss TensorFlow's native allocations, so it is not used.
 
 Usage (from the repository root, with vertseg-tf installed or PYTHONPATH=.):
-    python benchmarks/train_memory.py --out runs/bench/train_memory.json --presets smoke,demo
+    python -m benchmarks.train_memory --out runs/bench/train_memory.json --presets smoke,demo
 
 `run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it).
 """
@@ -109,7 +109,7 @@ def run(quick: bool, **overrides) -> dict:
         print(f"[train_memory] {preset}: training in a child process", file=sys.stderr,
               flush=True)
         return subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--child", preset,
+            [sys.executable, "-m", "benchmarks.train_memory", "--child", preset,
              "--batch", str(settings["batch"]), "--steps", str(settings["steps"])],
             stdout=subprocess.PIPE, stderr=stderr, text=True, env=environment,
         )

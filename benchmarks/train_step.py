@@ -14,7 +14,7 @@ Ratios: `ratio_shape_graph_vs_logloss` (XLA pair; target <= 1.05),
 `ratio_shape_py_function_vs_logloss_xla` (what choosing py_function costs against the fast path).
 
 Usage:
-    python benchmarks/train_step.py --out runs/train_step.json --presets demo --steps 20
+    python -m benchmarks.train_step --out runs/train_step.json --presets demo --steps 20
 
 `run(quick)` is the same measurement as a function (`vertseg-tf bench` calls it); `run(True)`
 times the smoke preset's three no-XLA variants only, and then `ratio_shape_graph_vs_logloss`

@@ -30,7 +30,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices)
 
 
-def test_help_of_every_command_imports_no_tensorflow():
+def test_help_of_every_command_imports_no_tensorflow_and_no_numpy():
     result = _run_python(
         """
         import contextlib, io, sys
@@ -42,11 +42,33 @@ def test_help_of_every_command_imports_no_tensorflow():
                 except SystemExit as done:
                     assert done.code == 0, argv
             assert "usage: vertseg-tf" in shown.getvalue(), argv
-        heavy = {"tensorflow", "keras", "jax", "tf_keras"}
+        heavy = {"tensorflow", "keras", "jax", "tf_keras", "numpy", "cv2", "scipy"}
         print(sorted({m.split(".")[0] for m in sys.modules} & heavy))
         """
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_lazy_packages_still_offer_every_public_name():
+    result = _run_python(
+        """
+        import importlib, sys
+        for package in ("vertseg_tf.data", "vertseg_tf.data.synthetic", "vertseg_tf.training"):
+            module = importlib.import_module(package)
+            assert "numpy" not in sys.modules, package
+            assert set(module.__all__) <= set(dir(module)), package
+        from vertseg_tf.data import load_dataset
+        from vertseg_tf.data.dataset import load_dataset as home
+        from vertseg_tf.data.synthetic import GENERATOR_VERSION, generate
+        from vertseg_tf.training import TRAIN_PRESETS, RunFolder, epoch_order, train
+        assert load_dataset is home and GENERATOR_VERSION == 2 and "demo" in TRAIN_PRESETS
+        for package in ("vertseg_tf.data", "vertseg_tf.data.synthetic", "vertseg_tf.training"):
+            module = sys.modules[package]
+            print(package, all(getattr(module, name) is not None for name in module.__all__))
+        """
+    )
+    assert result.stdout.split() == ["vertseg_tf.data", "True", "vertseg_tf.data.synthetic",
+                                     "True", "vertseg_tf.training", "True"]
 
 
 def test_every_command_help_ends_with_a_link_to_its_docs_section():

@@ -282,3 +282,17 @@ def test_fracture_outline_has_exact_heights_at_the_stations(kind, posterior_loss
     # within ~1e-3 (relative) of the analytic curve's.
     np.testing.assert_allclose(posterior_height, full * (1 - posterior_loss), rtol=1e-3)
     np.testing.assert_allclose(anterior_height / posterior_height, 1 - loss, atol=1e-3)
+
+
+def test_the_light_options_match_what_the_generator_renders():
+    from vertseg_tf.data.synthetic import options
+    from vertseg_tf.data.synthetic.scene import SIZES
+
+    assert set(options.IMAGE_SIZES) == set(SIZES)
+    with pytest.raises(ConfigError, match="size must be one of"):
+        synthesize(0, 0, size="medium")
+    with pytest.raises(ConfigError, match="image_format must be one of"):
+        synthesize(0, 0, size="small", image_format="jpeg")
+    suffixes = {name: synthesize(0, 0, size="small", image_format=name).record.file
+                for name in options.IMAGE_FORMATS}
+    assert {name: file[-4:] for name, file in suffixes.items()} == options.IMAGE_FORMATS

@@ -157,3 +157,18 @@ def test_segment_runs_on_a_synthetic_film_with_no_model(film, tmp_path, capsys):
     assert all(f"  C{k}: " in printed for k in range(3, 8))
     assert (tmp_path / "seg" / "dataset.json").is_file()
     assert (tmp_path / "seg" / "overlay.png").is_file()
+
+
+def test_candidate_runs_are_read_through_their_run_folder(tmp_path):
+    from vertseg_tf.pretrained.build import _finished_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"config": {"method": "unet-s"}}', encoding="utf-8")
+    with pytest.raises(DataError, match="is the run finished"):
+        _finished_run(run)
+    (run / "summary.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(DataError, match="summary.json: not valid JSON"):
+        _finished_run(run)
+    (run / "summary.json").write_text('{"epochs": 3}', encoding="utf-8")
+    assert _finished_run(run) == ({"epochs": 3}, {"config": {"method": "unet-s"}})

@@ -20,7 +20,7 @@ import sys
 import textwrap
 
 from vertseg_tf import __version__, progress
-from vertseg_tf.cli import bench, data, deploy, evaluate, measure, train
+from vertseg_tf.cli import app, bench, data, deploy, evaluate, measure, train
 from vertseg_tf.cli.common import Command, docs_link
 from vertseg_tf.errors import VertsegError
 from vertseg_tf.interrupts import noticing_interrupts, raise_if_interrupted
@@ -28,7 +28,7 @@ from vertseg_tf.startup import quiet_tensorflow_startup
 
 __all__ = ["COMMAND_MODULES", "build_parser", "commands", "error_line", "main", "train_main"]
 
-COMMAND_MODULES = (data, deploy, measure, bench, train, evaluate)
+COMMAND_MODULES = (data, deploy, app, measure, bench, train, evaluate)
 
 
 def commands() -> tuple[Command, ...]:

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 
 from vertseg_tf.cli.common import Command, add_workers_argument, cli_progress
+from vertseg_tf.data.import_formats import IMPORT_FORMATS
+from vertseg_tf.data.options import PIXEL_ORIGINS, SPLITS
+from vertseg_tf.data.synthetic.options import (
+    FACINGS,
+    GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
+    IMAGE_FORMATS,
+    IMAGE_SIZES,
+)
 from vertseg_tf.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -32,10 +41,6 @@ def _validate(args) -> int:
 
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
-    from vertseg_tf.data.dataset import SPLITS
-    from vertseg_tf.data.import_formats import IMPORT_FORMATS
-    from vertseg_tf.data.importers import PIXEL_ORIGINS
-
     parser.add_argument(
         "--from",
         dest="source_format",
@@ -130,19 +135,21 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (must be absent or empty, unless --overwrite)")
     parser.add_argument("--images", type=int, default=24, help="number of images (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--size", choices=("small", "full"), default="full",
+    parser.add_argument("--size", choices=IMAGE_SIZES, default="full",
                         help="full: 1500-2500 px; small: about 512 px (default full)")
-    parser.add_argument("--format", dest="image_format", choices=("png", "dicom"), default="png",
+    parser.add_argument("--format", dest="image_format", choices=tuple(IMAGE_FORMATS),
+                        default="png",
                         help="16-bit PNG or DICOM (default png)")
     parser.add_argument("--hard-fraction", type=float, default=0.2,
                         help="share of images with at least one condition (default 0.2)")
     parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
                         help="generator v2: exact share of hard vertebrae in the test split "
                              "(e.g. 0.5); --hard-fraction then rules the training images only")
-    parser.add_argument("--facing", choices=("left", "right", "random"), default=None,
+    parser.add_argument("--facing", choices=FACINGS, default=None,
                         help="side the patient faces (default: random, 50/50, for generator v2; "
                              "left for v1)")
-    parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
+    parser.add_argument("--generator-version", type=int, choices=GENERATOR_VERSIONS,
+                        default=GENERATOR_VERSION,
                         help="2: the realistic generator (default); 1: the first one, unchanged, "
                              "to reproduce earlier results")
     parser.add_argument("--preview", action="store_true",
@@ -172,8 +179,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _patches_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="native dataset folder")
-    from vertseg_tf.data.dataset import SPLITS
-
     parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument(
         "--augment", action="store_true", help="45 patches per vertebra (5 scales x 9 angles)"

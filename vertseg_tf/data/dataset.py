@@ -20,6 +20,7 @@ import numpy as np
 
 from vertseg_tf.atomic import write_json_atomic
 from vertseg_tf.data.images import read_image
+from vertseg_tf.data.options import SPLITS
 from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import inside_image, point_in_polygon, polygon_is_simple
 
@@ -52,7 +53,6 @@ HARD_CONDITIONS = (
 )
 COORDINATE_MARGIN_PX = 1e7
 """How far outside the image a contour point may lie before it is an error, not a warning."""
-SPLITS = ("train", "val", "test")
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")
 _IMAGE_KEYS = ("id", "file", "split", "pixel_spacing_mm", "vertebrae")
@@ -468,8 +468,8 @@ def require_valid_dataset(
     Raises:
         DataError: the first error, naming its file and field, with the count of the others.
 
-    Example:
-        >>> warnings = require_valid_dataset("runs/synthetic")
+    Example (needs a dataset folder, so not run as a doctest):
+        >>> warnings = require_valid_dataset("runs/synthetic")  # doctest: +SKIP
     """
     problems = validate_dataset(path, progress=progress)
     errors = [problem for problem in problems if problem.is_error]

@@ -37,12 +37,12 @@ from vertseg_tf.data.dataset import (
     save_dataset,
     validate_dataset,
 )
+from vertseg_tf.data.options import PIXEL_ORIGINS
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import polygon_area, polygon_centroid
 
 __all__ = ["PIXEL_ORIGINS", "import_coco", "import_labelme"]
 
-PIXEL_ORIGINS = ("corner", "center")
 _CENTER_SUFFIXES = ("_center", "_centre")
 
 

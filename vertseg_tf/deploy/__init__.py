@@ -5,16 +5,12 @@
 
 from __future__ import annotations
 
+from vertseg_tf.lazy import lazy_attributes
+
 __all__ = ["Segmenter", "VertebraSegmentation", "export_run"]
 
-
-def __getattr__(name):
-    if name in ("Segmenter", "VertebraSegmentation"):
-        from vertseg_tf.deploy import inference
-
-        return getattr(inference, name)
-    if name == "export_run":
-        from vertseg_tf.deploy import export
-
-        return export.export_run
-    raise AttributeError(f"module 'vertseg_tf.deploy' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "Segmenter": "vertseg_tf.deploy.inference",
+    "VertebraSegmentation": "vertseg_tf.deploy.inference",
+    "export_run": "vertseg_tf.deploy.export",
+})

@@ -55,6 +55,7 @@ __all__ = [
     "parse_centers",
     "read_centers_file",
     "segment_to_dataset",
+    "segmentation_record",
     "tflite_predictor",
 ]
 
@@ -606,6 +607,49 @@ def draw_located(image: np.ndarray, located) -> np.ndarray:
     return canvas
 
 
+def segmentation_record(
+    image_id: str,
+    file: str,
+    results: list[VertebraSegmentation],
+    column,
+    spacing=None,
+    segmented_by: str = "",
+) -> ImageRecord:
+    """The dataset record (split "test") of one segmented radiograph.
+
+    Every non-empty vertebra keeps its label, clicked centre and predicted `contour` in
+    pixels, plus `quality_flags`, `center_source` and `center_confidence` for a centre the
+    locator found, `contour_mm` (x, y in mm) when `spacing` is given and its
+    `measurements`; the image gets the column's `measurements` and `segmented_by`.
+
+    Args:
+        image_id: the record's id.
+        file: the image path relative to the dataset folder.
+        results: `Segmenter.segment` output.
+        column: `measure_segmentation(results, ...)`.
+        spacing: (row_mm, col_mm) or None.
+        segmented_by: the model's name or path.
+    """
+    vertebrae = []
+    for result in results:
+        if not len(result.contour):
+            continue
+        extra: dict = {"quality_flags": list(result.flags)}
+        if result.center_source != "clicked":
+            extra["center_source"] = result.center_source
+            extra["center_confidence"] = result.center_confidence
+        if spacing is not None:
+            row_mm, col_mm = spacing
+            extra["contour_mm"] = (result.contour * [col_mm, row_mm]).tolist()
+        measured = column.vertebra(result.label)
+        if measured is not None:
+            extra["measurements"] = measured.to_dict()
+        vertebrae.append(VertebraRecord(result.label, result.center, result.contour, [], extra))
+    return ImageRecord(image_id, file, "test", None if spacing is None else tuple(spacing),
+                       vertebrae, {"segmented_by": segmented_by,
+                                   "measurements": column.column_dict()})
+
+
 def segment_to_dataset(
     segmenter: Segmenter,
     image_path,
@@ -679,31 +723,15 @@ def segment_to_dataset(
         results = segmenter.segment(image, centers, labels, scale=scale)
     spacing = meta.get("pixel_spacing_mm")
     column = measure_segmentation(results, spacing, facing)
-    vertebrae = []
-    for result in results:
-        if not len(result.contour):
-            continue
-        extra: dict = {"quality_flags": list(result.flags)}
-        if result.center_source != "clicked":
-            extra["center_source"] = result.center_source
-            extra["center_confidence"] = result.center_confidence
-        if spacing is not None:
-            row_mm, col_mm = spacing
-            extra["contour_mm"] = (result.contour * [col_mm, row_mm]).tolist()
-        measured = column.vertebra(result.label)
-        if measured is not None:
-            extra["measurements"] = measured.to_dict()
-        vertebrae.append(VertebraRecord(result.label, result.center, result.contour, [], extra))
     file = f"images/{image_path.name}"
-    image_extra = {"segmented_by": str(segmenter.source), "measurements": column.column_dict()}
+    record = segmentation_record(image_path.stem, file, results, column, spacing,
+                                 str(segmenter.source))
     if located is not None:
-        image_extra["located_by"] = segmenter.locator.source
-        image_extra["located_levels"] = {
+        record.extra["located_by"] = segmenter.locator.source
+        record.extra["located_levels"] = {
             level.label: {"found": level.found, "confidence": float(level.confidence)}
             for level in located
         }
-    record = ImageRecord(image_path.stem, file, "test",
-                         None if spacing is None else tuple(spacing), vertebrae, image_extra)
     with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)

@@ -32,6 +32,7 @@ __all__ = [
     "measure_dataset",
     "measure_record",
     "measurement_rows",
+    "measurements_csv_text",
     "read_measurements_csv",
     "stored_facing",
     "truth_column",
@@ -190,14 +191,19 @@ def measurement_rows(image_id: str, column: ColumnMeasurement) -> list[dict]:
     return rows
 
 
-def write_measurements_csv(rows: Iterable[dict], path) -> Path:
-    """Write `measurement_rows` output as CSV atomically (floats to 4 decimals)."""
+def measurements_csv_text(rows: Iterable[dict]) -> str:
+    """`measurement_rows` output as the text of `measurements.csv` (floats to 4 decimals)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: _value(row.get(key)) for key in CSV_COLUMNS})
-    return write_text_atomic(buffer.getvalue(), path)
+    return buffer.getvalue()
+
+
+def write_measurements_csv(rows: Iterable[dict], path) -> Path:
+    """Write `measurement_rows` output as CSV atomically (floats to 4 decimals)."""
+    return write_text_atomic(measurements_csv_text(rows), path)
 
 
 def read_measurements_csv(path) -> list[dict]:

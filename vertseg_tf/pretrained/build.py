@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.errors import ConfigError, DataError, VertsegError
 from vertseg_tf.pretrained import MODEL_FILE, PRETRAINED_DIR, RECORD_FILE
+from vertseg_tf.training.run_folder import RunFolder
 
 __all__ = ["RECORD_FORMAT", "build_pretrained", "main", "score_run"]
 
@@ -30,13 +30,13 @@ RECORD_FORMAT = "vertseg-pretrained/1"
 TRAINED_ON = "synthetic radiographs only (vertseg_tf.data.synthetic); never on real films"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        raise DataError(path, "not found (is the run finished?)") from None
-    except ValueError as error:
-        raise DataError(path, f"not valid JSON ({error})") from None
+def _finished_run(run) -> tuple[dict, dict]:
+    """(summary, run record) of a finished run folder."""
+    folder = RunFolder(run)
+    summary = folder.read_summary()
+    if not summary:
+        raise DataError(folder.summary_path, "not found (is the run finished?)")
+    return summary, folder.read_record()
 
 
 def score_run(run_dir, patches) -> dict[str, Any]:
@@ -128,8 +128,9 @@ def build_pretrained(
     if not runs:
         raise ConfigError("give at least one candidate run")
     dataset = load_dataset(dataset_dir)
-    summaries = {name: _read_json(Path(run) / "summary.json") for name, run in runs.items()}
-    configs = {name: _read_json(Path(run) / "config.json") for name, run in runs.items()}
+    finished = {name: _finished_run(run) for name, run in runs.items()}
+    summaries = {name: summary for name, (summary, _) in finished.items()}
+    configs = {name: record for name, (_, record) in finished.items()}
     held_out = {tuple(s["data"]["val_images"]) for s in summaries.values()}
     if len(held_out) != 1:
         raise ConfigError("the candidate runs held out different validation images")
@@ -153,7 +154,7 @@ def build_pretrained(
     out.mkdir(parents=True, exist_ok=True)
     from vertseg_tf.models_io import load_keras_model
 
-    model = load_keras_model(Path(runs[shipped]) / "model.keras")
+    model = load_keras_model(RunFolder(runs[shipped]).model_path)
     with atomic_path(out / MODEL_FILE) as temporary:
         model.save(temporary)
     config = candidates[shipped]["config"]

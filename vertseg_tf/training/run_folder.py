@@ -120,15 +120,7 @@ class RunFolder:
         Raises:
             DataError: the folder has no `config.json`, or it is not a JSON object.
         """
-        try:
-            record = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except OSError:
-            raise DataError(self.config_path, "not a run folder (config.json missing)") from None
-        except ValueError as error:
-            raise DataError(self.config_path, f"not valid JSON ({error})") from None
-        if not isinstance(record, dict):
-            raise DataError(self.config_path, "expected a JSON object")
-        return record
+        return _read_json_object(self.config_path, "not a run folder (config.json missing)")
 
     def read_config(self) -> TrainConfig:
         """The `TrainConfig` the run was started with.
@@ -177,10 +169,14 @@ class RunFolder:
         write_json_atomic(dict(summary), self.summary_path)
 
     def read_summary(self) -> dict:
-        """`summary.json` ({} while the run has not finished)."""
+        """`summary.json` ({} while the run has not finished).
+
+        Raises:
+            DataError: the file is there but not a JSON object.
+        """
         if not self.summary_path.is_file():
             return {}
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        return _read_json_object(self.summary_path, "cannot be read")
 
     def write_history(self, rows: list[dict]) -> None:
         """Write the per-epoch history as CSV (atomically); missing values are left empty."""
@@ -245,6 +241,19 @@ class RunFolder:
             ancestor = ancestor.parent
         if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
             raise ConfigError(f"{run_dir}: cannot write the run folder here (permission denied)")
+
+
+def _read_json_object(path: Path, missing: str) -> dict:
+    """The JSON object in `path`, or a `DataError` naming it (`missing` when it is absent)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise DataError(path, missing) from None
+    except ValueError as error:
+        raise DataError(path, f"not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, "expected a JSON object")
+    return record
 
 
 def recorded_dataset(record: dict | None) -> Path | None:

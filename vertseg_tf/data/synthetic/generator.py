@@ -29,6 +29,13 @@ from vertseg_tf.data.dataset import (
 from vertseg_tf.data.images import write_image
 from vertseg_tf.data.synthetic.anatomy import ANNOTATED_LEVELS
 from vertseg_tf.data.synthetic.conditions import sample_conditions, sample_conditions_v2
+from vertseg_tf.data.synthetic.options import (
+    FACINGS,
+    GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
+    IMAGE_FORMATS,
+    IMAGE_SIZES,
+)
 from vertseg_tf.data.synthetic.overlays import (
     JPEG_PROBABILITY,
     TEXT_PROBABILITY,
@@ -39,7 +46,7 @@ from vertseg_tf.data.synthetic.overlays import (
 from vertseg_tf.data.synthetic.preview import PREVIEW_IMAGES, contact_sheet, preview_tile
 from vertseg_tf.data.synthetic.render import MAX_VALUE, burn_marker, render_scene
 from vertseg_tf.data.synthetic.render_v2 import render_film
-from vertseg_tf.data.synthetic.scene import SIZES, build_scene
+from vertseg_tf.data.synthetic.scene import build_scene
 from vertseg_tf.data.synthetic.scene_v2 import build_film_scene
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.geometry import polygon_centroid
@@ -56,11 +63,7 @@ __all__ = [
     "synthesize",
 ]
 
-GENERATOR_VERSION = 2
-GENERATOR_VERSIONS = (1, 2)
 PAPER_SPLIT = (124, 172)
-FORMATS = {"png": ".png", "dicom": ".dcm"}
-FACINGS = ("left", "right", "random")
 MONOCHROME1_PROBABILITY = 0.3
 PREVIEW_FILE = "preview.png"
 
@@ -111,10 +114,11 @@ def _check_options(size, image_format, hard_fraction, facing, split_ratio, hard_
             raise ConfigError("hard_share needs generator version 2 (version 1 has no such option)")
         if not 0.0 <= float(hard_share) <= 1.0:
             raise ConfigError(f"hard_share must be between 0 and 1, got {hard_share!r}")
-    if size not in SIZES:
-        raise ConfigError(f"size must be one of {tuple(SIZES)}, got {size!r}")
-    if image_format not in FORMATS:
-        raise ConfigError(f"image_format must be one of {tuple(FORMATS)}, got {image_format!r}")
+    if size not in IMAGE_SIZES:
+        raise ConfigError(f"size must be one of {IMAGE_SIZES}, got {size!r}")
+    if image_format not in IMAGE_FORMATS:
+        raise ConfigError(
+            f"image_format must be one of {tuple(IMAGE_FORMATS)}, got {image_format!r}")
     if not 0.0 <= float(hard_fraction) <= 1.0:
         raise ConfigError(f"hard_fraction must be between 0 and 1, got {hard_fraction!r}")
     if facing is not None and facing not in FACINGS:
@@ -213,7 +217,7 @@ def _synthesize_v1(seed, index, size, image_format, hard_fraction, facing, split
                                         plan.of_level(label), extra))
     record = ImageRecord(
         id=f"syn_{index:05d}",
-        file=f"images/syn_{index:05d}{FORMATS[image_format]}",
+        file=f"images/syn_{index:05d}{IMAGE_FORMATS[image_format]}",
         split=_split(index, split_ratio),
         pixel_spacing_mm=(scene.spacing_mm, scene.spacing_mm),
         vertebrae=vertebrae,
@@ -283,7 +287,7 @@ def synthesize_v2(seed: int, index: int, size: str, image_format: str, hard_frac
     ]
     record = ImageRecord(
         id=f"syn_{index:05d}",
-        file=f"images/syn_{index:05d}{FORMATS[image_format]}",
+        file=f"images/syn_{index:05d}{IMAGE_FORMATS[image_format]}",
         split=split,
         pixel_spacing_mm=(scene.spacing_mm, scene.spacing_mm),
         vertebrae=vertebrae,

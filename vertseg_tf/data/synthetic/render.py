@@ -18,7 +18,19 @@ import numpy as np
 from vertseg_tf.data.synthetic.scene import BonePart, Scene
 from vertseg_tf.geometry import polygon_area
 
-__all__ = ["MAX_VALUE", "Rendered", "burn_marker", "inset_polygon", "render_scene"]
+__all__ = [
+    "MAX_VALUE",
+    "Rendered",
+    "add_collimator",
+    "add_metal",
+    "add_quantum_noise",
+    "burn_marker",
+    "gamma_mapped",
+    "inset_polygon",
+    "motion_blurred",
+    "render_scene",
+    "window_sample",
+]
 
 MAX_VALUE = 65535
 _SHIFT = 4
@@ -170,27 +182,10 @@ def _motion_kernel(length: float, angle: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Generator) -> Rendered:
-    """Render a scene (patient facing left) to a bone-bright uint16 radiograph.
-
-    Args:
-        scene: the scene to render.
-        artefacts: artefact kinds rendered here ("collimation", "motion"); the burned-in
-            marker is added later by `burn_marker`, after any mirroring.
-        rng: the image's random generator.
-
-    Returns:
-        The `Rendered` image and its imaging parameters.
-    """
-    rows, cols = scene.shape
-    spacing = scene.spacing_mm
-    extra: dict = {}
-
-    attenuation = _soft_tissue(scene, rng)
-    bone = np.zeros((rows, cols), np.float32)
-    for part in scene.bones:
-        _add_bone(bone, part)
-    for line, thickness, value in scene.lines:
+def _add_lines(bone: np.ndarray, lines) -> None:
+    """Add anti-aliased open polylines `(points, thickness, value)` to the bone map."""
+    rows, cols = bone.shape
+    for line, thickness, value in lines:
         x0, y0 = np.maximum(np.floor(line.min(axis=0) - thickness).astype(int) - 2, 0)
         x1, y1 = np.minimum(np.ceil(line.max(axis=0) + thickness).astype(int) + 3, [cols, rows])
         if x1 <= x0 or y1 <= y0:
@@ -200,23 +195,84 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
         cv2.polylines(mask, [points], False, 255, max(1, round(thickness)), cv2.LINE_AA,
                       _SHIFT)
         bone[y0:y1, x0:x1] += (value / 255.0) * mask.astype(np.float32)
+
+
+def add_metal(attenuation: np.ndarray, metal_polygons: list[np.ndarray]) -> np.ndarray | None:
+    """Add the metal polygons' attenuation; their anti-aliased uint8 mask, or None if none."""
+    if not metal_polygons:
+        return None
+    metal = _fill_mask(attenuation.shape, metal_polygons, np.zeros(2))
+    attenuation += (_METAL_ATTENUATION / 255.0) * metal.astype(np.float32)
+    return metal
+
+
+def add_collimator(attenuation: np.ndarray, scene: Scene, rng: np.random.Generator) -> float:
+    """Add a collimator blade's edge across one corner; its angle in degrees."""
+    rows, cols = attenuation.shape
+    normal, point, angle = _collimation(scene, rng)
+    grid_x = (np.arange(cols, dtype=np.float32) - point[0]) * normal[0]
+    grid_y = (np.arange(rows, dtype=np.float32) - point[1]) * normal[1]
+    beyond = np.clip(grid_y[:, None] + grid_x[None, :] + 0.5, 0.0, 1.0)
+    attenuation += _COLLIMATOR_ATTENUATION * beyond
+    return float(np.rad2deg(angle))
+
+
+def motion_blurred(
+    transmitted: np.ndarray, spacing: float, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    """The transmitted field smeared by patient motion of 1-2.5 mm; and that length in mm."""
+    length_mm = rng.uniform(1.0, 2.5)
+    kernel = _motion_kernel(max(3.0, length_mm / spacing), rng.uniform(0.0, np.pi))
+    return cv2.filter2D(transmitted, -1, kernel, borderType=cv2.BORDER_REFLECT), float(length_mm)
+
+
+def add_quantum_noise(transmitted: np.ndarray, photons: float, rng: np.random.Generator) -> None:
+    """Add noise of variance `signal / photons`, in place, and keep the field above 1e-5."""
+    noise = rng.standard_normal(transmitted.shape, dtype=np.float32)
+    noise *= cv2.sqrt(transmitted * np.float32(1.0 / photons))
+    transmitted += noise
+    np.maximum(transmitted, 1e-5, out=transmitted)
+
+
+def window_sample(log_transmitted: np.ndarray, metal: np.ndarray | None) -> np.ndarray:
+    """Optical densities on a grid of about 256 x 256, metal left out, to place the window."""
+    rows, cols = log_transmitted.shape
+    step = (max(1, rows // 256), max(1, cols // 256))
+    sample = -log_transmitted[:: step[0], :: step[1]]
+    if metal is not None:
+        sample = sample[metal[:: step[0], :: step[1]] == 0]
+    return sample
+
+
+def gamma_mapped(image: np.ndarray, gamma: float) -> np.ndarray:
+    """A uint16 image through the display curve `value ** gamma` (a lookup table)."""
+    curve = np.linspace(0.0, 1.0, MAX_VALUE + 1) ** gamma
+    return np.round(curve * MAX_VALUE).astype(np.uint16)[image]
+
+
+def _attenuation(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Generator,
+                 extra: dict) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Soft tissue + textured bone and lines + metal + the collimator (its angle into `extra`);
+    (attenuation, metal mask or None, texture amplitude)."""
+    attenuation = _soft_tissue(scene, rng)
+    bone = np.zeros(scene.shape, np.float32)
+    for part in scene.bones:
+        _add_bone(bone, part)
+    _add_lines(bone, scene.lines)
     texture_amplitude = rng.uniform(0.18, 0.32)
-    bone *= 1.0 + texture_amplitude * _texture(scene.shape, spacing, rng)
+    bone *= 1.0 + texture_amplitude * _texture(scene.shape, scene.spacing_mm, rng)
     attenuation += bone
-
-    metal = None
-    if scene.metal:
-        metal = _fill_mask((rows, cols), scene.metal, np.zeros(2))
-        attenuation += (_METAL_ATTENUATION / 255.0) * metal.astype(np.float32)
-
+    metal = add_metal(attenuation, scene.metal)
     if "collimation" in artefacts:
-        normal, point, angle = _collimation(scene, rng)
-        grid_x = (np.arange(cols, dtype=np.float32) - point[0]) * normal[0]
-        grid_y = (np.arange(rows, dtype=np.float32) - point[1]) * normal[1]
-        beyond = np.clip(grid_y[:, None] + grid_x[None, :] + 0.5, 0.0, 1.0)
-        attenuation += _COLLIMATOR_ATTENUATION * beyond
-        extra["collimation_angle_deg"] = float(np.rad2deg(angle))
+        extra["collimation_angle_deg"] = add_collimator(attenuation, scene, rng)
+    return attenuation, metal, float(texture_amplitude)
 
+
+def _expose(attenuation: np.ndarray, spacing: float, artefacts: tuple[str, ...],
+            rng: np.random.Generator, extra: dict) -> tuple[np.ndarray, dict]:
+    """Transmitted intensity with scatter, detector blur, motion (its length into `extra`) and
+    quantum noise; and the exposure's parameters."""
+    rows, cols = attenuation.shape
     transmitted = cv2.exp(-attenuation)
     scatter_fraction = rng.uniform(0.03, 0.12)
     small = cv2.resize(transmitted, (max(1, cols // 16), max(1, rows // 16)),
@@ -227,23 +283,17 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     blur_mm = rng.uniform(0.08, 0.22)
     transmitted = cv2.GaussianBlur(transmitted, (0, 0), max(0.3, blur_mm / spacing))
     if "motion" in artefacts:
-        length_mm = rng.uniform(1.0, 2.5)
-        motion_angle = rng.uniform(0.0, np.pi)
-        kernel = _motion_kernel(max(3.0, length_mm / spacing), motion_angle)
-        transmitted = cv2.filter2D(transmitted, -1, kernel, borderType=cv2.BORDER_REFLECT)
-        extra["motion_blur_mm"] = float(length_mm)
-
+        transmitted, extra["motion_blur_mm"] = motion_blurred(transmitted, spacing, rng)
     photons = rng.uniform(3000.0, 20000.0) * (spacing / 0.14) ** 2
-    noise = rng.standard_normal((rows, cols), dtype=np.float32)
-    noise *= cv2.sqrt(transmitted * np.float32(1.0 / photons))
-    transmitted += noise
-    np.maximum(transmitted, 1e-5, out=transmitted)
-    log_transmitted = cv2.log(transmitted)  # the optical density, negated
+    add_quantum_noise(transmitted, photons, rng)
+    return transmitted, {"scatter_fraction": float(scatter_fraction), "blur_mm": float(blur_mm),
+                         "photons_per_pixel": float(photons)}
 
-    step = (max(1, rows // 256), max(1, cols // 256))
-    sample = -log_transmitted[:: step[0], :: step[1]]
-    if metal is not None:
-        sample = sample[metal[:: step[0], :: step[1]] == 0]
+
+def _display(log_transmitted: np.ndarray, metal: np.ndarray | None,
+             rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Optical density through a random window and gamma, in 16 bits; (image, gamma)."""
+    sample = window_sample(log_transmitted, metal)
     low, high = np.percentile(sample, [rng.uniform(0.5, 4.0), rng.uniform(99.0, 99.9)])
     if metal is not None:
         core = cv2.erode(metal, np.ones((3, 3), np.uint8)) == 255
@@ -256,18 +306,31 @@ def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Genera
     np.clip(linear, 0.0, MAX_VALUE, out=linear)
     image = linear.astype(np.uint16)
     if abs(gamma - 1.0) > 1e-3:
-        curve = np.linspace(0.0, 1.0, MAX_VALUE + 1) ** gamma
-        image = np.round(curve * MAX_VALUE).astype(np.uint16)[image]
+        image = gamma_mapped(image, gamma)
     if metal is not None:
         # Metal stops the beam: whatever blur and scatter did, the detector saturates there.
         image[metal >= 128] = MAX_VALUE
-    extra.update({
-        "scatter_fraction": float(scatter_fraction),
-        "blur_mm": float(blur_mm),
-        "photons_per_pixel": float(photons),
-        "gamma": float(gamma),
-        "texture_amplitude": float(texture_amplitude),
-    })
+    return image, float(gamma)
+
+
+def render_scene(scene: Scene, artefacts: tuple[str, ...], rng: np.random.Generator) -> Rendered:
+    """Render a scene (patient facing left) to a bone-bright uint16 radiograph.
+
+    Args:
+        scene: the scene to render.
+        artefacts: artefact kinds rendered here ("collimation", "motion"); the burned-in
+            marker is added later by `burn_marker`, after any mirroring.
+        rng: the image's random generator.
+
+    Returns:
+        The `Rendered` image and its imaging parameters.
+    """
+    # The artefacts' keys first, then the rest: the order version-1 datasets record.
+    extra: dict = {}
+    attenuation, metal, texture_amplitude = _attenuation(scene, artefacts, rng, extra)
+    transmitted, exposure = _expose(attenuation, scene.spacing_mm, artefacts, rng, extra)
+    image, gamma = _display(cv2.log(transmitted), metal, rng)  # log: optical density, negated
+    extra.update({**exposure, "gamma": gamma, "texture_amplitude": texture_amplitude})
     return Rendered(image, extra)
 
 

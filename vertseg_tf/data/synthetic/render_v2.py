@@ -13,16 +13,17 @@ import cv2
 import numpy as np
 
 from vertseg_tf.data.synthetic.render import (
-    _COLLIMATOR_ATTENUATION,
-    _METAL_ATTENUATION,
     _SHIFT,
     MAX_VALUE,
     Rendered,
     _add_bone,
-    _collimation,
-    _fill_mask,
-    _motion_kernel,
     _soft_tissue,
+    add_collimator,
+    add_metal,
+    add_quantum_noise,
+    gamma_mapped,
+    motion_blurred,
+    window_sample,
 )
 from vertseg_tf.data.synthetic.scene_v2 import FilmScene, Stroke
 
@@ -97,17 +98,9 @@ def _attenuation(scene: FilmScene, rng) -> tuple[np.ndarray, np.ndarray | None, 
     bone *= 1.0 + amplitude * texture
     attenuation += bone
     extra["texture_amplitude"] = float(amplitude)
-    metal = None
-    if scene.metal:
-        metal = _fill_mask((rows, cols), scene.metal, np.zeros(2))
-        attenuation += (_METAL_ATTENUATION / 255.0) * metal.astype(np.float32)
+    metal = add_metal(attenuation, scene.metal)
     if rng.uniform() < COLLIMATION_PROBABILITY:
-        normal, point, angle = _collimation(scene, rng)
-        grid_x = (np.arange(cols, dtype=np.float32) - point[0]) * normal[0]
-        grid_y = (np.arange(rows, dtype=np.float32) - point[1]) * normal[1]
-        beyond = np.clip(grid_y[:, None] + grid_x[None, :] + 0.5, 0.0, 1.0)
-        attenuation += _COLLIMATOR_ATTENUATION * beyond
-        extra["collimation_angle_deg"] = float(np.rad2deg(angle))
+        extra["collimation_angle_deg"] = add_collimator(attenuation, scene, rng)
     return attenuation, metal, extra
 
 
@@ -126,7 +119,6 @@ def _expose(attenuation: np.ndarray, spacing: float, artefacts, rng) -> tuple[np
 
     The anode-heel gradient is in the soft-tissue attenuation (`SoftTissue.heel_gradient`).
     """
-    rows, cols = attenuation.shape
     transmitted = cv2.exp(-attenuation)
     scatter = rng.uniform(0.05, 0.45)
     transmitted = cv2.scaleAdd(_blurred(transmitted, 30.0 / spacing), scatter, transmitted)
@@ -134,15 +126,9 @@ def _expose(attenuation: np.ndarray, spacing: float, artefacts, rng) -> tuple[np
     transmitted = cv2.GaussianBlur(transmitted, (0, 0), max(0.3, blur_mm / spacing))
     extra = {"scatter_fraction": float(scatter), "blur_mm": float(blur_mm)}
     if "motion" in artefacts:
-        length_mm = rng.uniform(1.0, 2.5)
-        kernel = _motion_kernel(max(3.0, length_mm / spacing), rng.uniform(0.0, np.pi))
-        transmitted = cv2.filter2D(transmitted, -1, kernel, borderType=cv2.BORDER_REFLECT)
-        extra["motion_blur_mm"] = float(length_mm)
+        transmitted, extra["motion_blur_mm"] = motion_blurred(transmitted, spacing, rng)
     photons = rng.uniform(1500.0, 25000.0) * (spacing / 0.14) ** 2
-    noise = rng.standard_normal((rows, cols), dtype=np.float32)
-    noise *= cv2.sqrt(transmitted * np.float32(1.0 / photons))
-    transmitted += noise
-    np.maximum(transmitted, 1e-5, out=transmitted)
+    add_quantum_noise(transmitted, photons, rng)
     extra["photons_per_pixel"] = float(photons)
     return transmitted, extra
 
@@ -158,15 +144,11 @@ def render_film(scene: FilmScene, artefacts: tuple[str, ...], rng: np.random.Gen
     Returns:
         The `Rendered` image (metal at `MAX_VALUE`) and its imaging parameters.
     """
-    rows, cols = scene.shape
     attenuation, metal, extra = _attenuation(scene, rng)
     transmitted, exposure = _expose(attenuation, scene.spacing_mm, artefacts, rng)
     extra.update(exposure)
     log_transmitted = cv2.log(transmitted)  # the optical density, negated
-    step = (max(1, rows // 256), max(1, cols // 256))
-    sample = -log_transmitted[:: step[0], :: step[1]]
-    if metal is not None:
-        sample = sample[metal[:: step[0], :: step[1]] == 0]
+    sample = window_sample(log_transmitted, metal)
     low, high = np.percentile(sample, [rng.uniform(0.2, 12.0), rng.uniform(95.0, 99.95)])
     scale = 1.0 / max(high - low, 1e-6)
     display = cv2.addWeighted(log_transmitted, -scale, log_transmitted, 0.0, -low * scale)
@@ -180,8 +162,7 @@ def render_film(scene: FilmScene, artefacts: tuple[str, ...], rng: np.random.Gen
     np.clip(display, 0.0, MAX_VALUE, out=display)
     image = display.astype(np.uint16)
     gamma = rng.uniform(0.55, 1.9)
-    curve = np.linspace(0.0, 1.0, MAX_VALUE + 1) ** gamma
-    image = np.round(curve * MAX_VALUE).astype(np.uint16)[image]
+    image = gamma_mapped(image, gamma)
     if metal is not None:
         image[metal >= 128] = MAX_VALUE
     extra.update({"window_low": float(low), "window_high": float(high), "gamma": float(gamma)})

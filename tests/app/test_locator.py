@@ -1,0 +1,40 @@
+"""The page's "find": `vertseg-tf app --locator M` wires a `vertseg_tf.locate.Locator`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
+from tests.app.conftest import Server
+from vertseg_tf.app.server import create_app
+from vertseg_tf.cli.app import load_locator, locator_finder
+from vertseg_tf.locate import LOCATOR_SPECS, Locator, build_locator
+
+
+def test_find_answers_the_levels_the_locator_found(png_film, tmp_path):
+    path = tmp_path / "locator.keras"
+    build_locator(LOCATOR_SPECS["smoke"]).save(path)
+    # an untrained locator peaks low: threshold 0 reports every level found
+    locator = Locator(str(path), threshold=0.0)
+    found = locator.locate(png_film.image)
+    assert load_locator(str(path)) is not None
+    find = locator_finder(locator)
+    with Server(create_app(png_film.segmenter(), locator=find)) as app:
+        assert app.json("/api/info")[1]["find"] is True
+        status, opened = app.json("/images", files={"image": ("a.png",
+                                                              png_film.path.read_bytes())})
+        status, answer = app.json("/find", fields={"image_id": opened["image_id"]})
+    assert status == 200
+    assert answer["labels"] == ["C3", "C4", "C5", "C6", "C7"]
+    np.testing.assert_allclose(np.reshape(answer["centers"], (-1, 2)),
+                               np.reshape([level.center for level in found], (-1, 2)),
+                               atol=0.005)
+    assert answer["confidences"] == [level.confidence for level in found]
+
+
+def test_without_a_shipped_locator_find_is_hidden():
+    shipped = importlib.util.find_spec("vertseg_tf.pretrained") is not None and hasattr(
+        importlib.import_module("vertseg_tf.pretrained"), "load_pretrained_locator")
+    assert (load_locator(None) is not None) == shipped
