@@ -28,7 +28,9 @@ __all__ = [
     "register_keras_objects",
 ]
 
-KERAS_OBJECT_MODULES = ("vertseg_tf.model", "vertseg_tf.losses", "vertseg_tf.metrics_keras")
+KERAS_OBJECT_MODULES = (
+    "vertseg_tf.model", "vertseg_tf.losses", "vertseg_tf.metrics_keras", "vertseg_tf.locate.network"
+)
 """Every module that registers Keras objects under the package name "vertseg_tf"."""
 
 _LAZY = {

@@ -9,6 +9,7 @@ from vertseg_tf.locate.heatmaps import (
     MISSING_THRESHOLD,
     CanvasGeometry,
     decode_peaks,
+    local_mass,
     render_heatmaps,
 )
 from vertseg_tf.locate.locator import locate_from_heatmaps
@@ -46,6 +47,14 @@ def test_peak_on_the_border_keeps_the_integer_position_on_that_axis():
     np.testing.assert_allclose(peak.xy, [0.0, 2.4], atol=1e-9)
 
 
+def test_confidence_maps_decide_missing_levels():
+    maps = np.stack([_reference_gaussian(2.0, 2.0, (5, 5), 1.0)] * 2, -1)
+    confidence = np.stack([np.full((5, 5), 0.5), np.full((5, 5), 0.2)], -1)
+    findings = decode_peaks(maps, threshold=0.3, confidence=confidence)
+    assert [f.found for f in findings] == [True, False]
+    assert [f.confidence for f in findings] == [0.5, 0.2]
+
+
 def test_a_weak_channel_is_missing_never_a_guess():
     strong = _reference_gaussian(2.0, 2.0, (5, 5), 1.0)
     weak = 0.29 * _reference_gaussian(1.0, 3.0, (5, 5), 1.0)
@@ -68,14 +77,27 @@ def test_geometry_maps_the_image_centre_to_the_heatmap_centre_and_back():
     np.testing.assert_allclose(shifted.to_image(shifted.to_heatmap(points)), points, atol=1e-9)
 
 
+def test_local_mass_matches_a_window_loop():
+    maps = np.random.default_rng(1).uniform(size=(6, 7, 2))
+    mass = local_mass(maps, radius=1)
+    for row in range(6):
+        for col in range(7):
+            window = maps[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
+            np.testing.assert_allclose(mass[row, col], window.sum(axis=(0, 1)), rtol=1e-12)
+
+
 def test_locate_from_heatmaps_reports_a_hidden_c7_as_missing():
-    """C7 under the shoulders: its channel has no peak over the threshold, so no centre."""
+    """C7 under the shoulders: its distribution is spread, no window holds 0.3 of its mass."""
     geometry = CanvasGeometry.fit((100, 50), long_side=20, stride=2)
     truth = np.array([[25.0, 20.0], [26.0, 35.0], [27.0, 50.0], [27.5, 65.0]])
-    channels = [_reference_gaussian(*xy, (10, 10), 1.0) for xy in geometry.to_heatmap(truth)]
-    channels.append(0.1 * _reference_gaussian(3.0, 9.0, (10, 10), 1.0))
+    channels = [_reference_gaussian(*xy, (10, 10), 0.8) for xy in geometry.to_heatmap(truth)]
+    channels = [channel / channel.sum() for channel in channels]
+    channels.append(np.full((10, 10), 0.01))
     located = locate_from_heatmaps(np.stack(channels, -1), geometry)
     assert [level.label for level in located] == ["C3", "C4", "C5", "C6", "C7"]
     assert [level.found for level in located] == [True, True, True, True, False]
-    assert located[4].center is None and located[4].confidence == pytest.approx(0.1)
+    # A flat map's maximum is its first pixel, whose (zero-padded) 5 x 5 window holds 3 x 3
+    # pixels of mass 0.01.
+    assert located[4].center is None and located[4].confidence == pytest.approx(0.09)
+    assert all(level.confidence > 0.9 for level in located[:4])
     np.testing.assert_allclose([level.center for level in located[:4]], truth, atol=1e-6)

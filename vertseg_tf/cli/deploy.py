@@ -58,8 +58,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _segment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE", help="radiograph (DICOM, PNG, JPEG, TIFF)")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--centers", help='clicked centres, top to bottom: "x,y;x,y;..."')
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--centers",
+        help='clicked centres, top to bottom: "x,y;x,y;..." (default: found by the locator)',
+    )
     where.add_argument(
         "--centers-file",
         metavar="FILE",
@@ -69,6 +72,15 @@ def _segment_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default="pretrained",
         help=".keras file, SavedModel folder or .tflite file (default: 'pretrained', the model "
         "shipped with vertseg-tf, trained on synthetic films only)",
+    )
+    parser.add_argument(
+        "--locator", default="pretrained", metavar="RUN_OR_FILE",
+        help="locator run folder or .keras file, used without --centers (default: "
+        "'pretrained', the locator shipped with vertseg-tf, trained on synthetic films only)",
+    )
+    parser.add_argument(
+        "--review", action="store_true",
+        help="without --centers: also write review.png with the found centres and levels",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="new folder for dataset.json and overlay.png"
@@ -99,18 +111,29 @@ def _segment(args: argparse.Namespace) -> int:
 
     if args.centers is not None:
         centers = parse_centers(args.centers)
-    else:
+    elif args.centers_file is not None:
         centers = read_centers_file(args.centers_file)
+    else:
+        centers = None
     labels = None if args.labels is None else [x.strip() for x in args.labels.split(",")]
+    if centers is None and labels is not None:
+        raise ConfigError("--labels needs --centers (the locator names the levels it finds)")
     json_path, results = segment_to_dataset(
-        Segmenter(args.model), args.image, centers, args.out, labels, scale=args.scale,
-        facing=args.facing,
+        Segmenter(args.model, locator=args.locator), args.image, centers, args.out, labels,
+        scale=args.scale, facing=args.facing, review=args.review,
         overwrite=args.overwrite,
     )
     for result in results:
         flags = ", ".join(result.flags) if result.flags else "ok"
+        found = ("" if result.center_confidence is None
+                 else f", centre found, confidence {result.center_confidence:.2f}")
         print(f"  {result.label}: {len(result.contour)} contour points, "
-              f"area {result.area_px:.0f} px^2 ({flags})")
+              f"area {result.area_px:.0f} px^2 ({flags}{found})")
+    if centers is None:
+        found = {result.label for result in results}
+        missing = [level for level in ("C3", "C4", "C5", "C6", "C7") if level not in found]
+        if missing:
+            print(f"  not found (missing, not guessed): {', '.join(missing)}")
     print_stored_measurements(json_path)
     print(f"wrote {json_path}, {json_path.parent / 'measurements.csv'} and "
           f"{json_path.parent / 'overlay.png'}")
@@ -129,7 +152,9 @@ EXPORT = Command(
 
 SEGMENT = Command(
     "segment",
-    "Segment the vertebrae of a radiograph from clicked centres; write a dataset and overlay.",
+    "Segment the vertebrae of a radiograph from clicked centres or, without --centers, from the "
+    "centres the locator finds; write a dataset and overlay.",
+    "vertseg-tf segment scan.png --out runs/scan_auto --review\n"
     'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" --out runs/scan_seg\n'
     'vertseg-tf segment scan.png --centers "412,380;418,452;421,520" '
     "--model models/vertseg/1 --out runs/scan_seg --labels C3,C4,C5",

@@ -49,6 +49,7 @@ __all__ = [
     "VertebraSegmentation",
     "check_patch_batch",
     "default_labels",
+    "draw_located",
     "draw_overlay",
     "latest_version",
     "parse_centers",
@@ -85,6 +86,8 @@ class VertebraSegmentation:
             contour is the largest of them), `"area_outlier"` (area outside
             `AREA_RATIO_RANGE` times the median area of the (up to four) nearest non-empty
             vertebrae, two above and two below: one bad neighbour cannot flag a good one).
+        center_source: "clicked" (given by the caller) or "locator" (found automatically).
+        center_confidence: the locator's confidence in the centre (None when clicked).
     """
 
     label: str
@@ -96,6 +99,8 @@ class VertebraSegmentation:
     area_px: float
     components: int
     flags: list[str] = field(default_factory=list)
+    center_source: str = "clicked"
+    center_confidence: float | None = None
 
 
 def check_patch_batch(patches, what: str = "patches") -> np.ndarray:
@@ -325,8 +330,10 @@ class Segmenter:
         ...     print(vertebra.label, vertebra.contour.shape, vertebra.flags)  # doctest: +SKIP
     """
 
-    def __init__(self, model=None, num_threads: int | None = None):
+    def __init__(self, model=None, num_threads: int | None = None, locator=None):
         from vertseg_tf.models_io import PRETRAINED, load_pretrained_model
+
+        self._locator = locator
 
         pretrained = model is None or (isinstance(model, str) and model == PRETRAINED)
         if pretrained:
@@ -344,20 +351,37 @@ class Segmenter:
         """
         return np.asarray(self._predict(check_patch_batch(patches)), dtype=np.float32)
 
+    @property
+    def locator(self):
+        """The locator used when no centres are given, loaded on first use from the `locator`
+        argument: a run folder, a `.keras` file, None / "pretrained" (the shipped one), or an
+        object with `locate(image)` and `source` such as a `vertseg_tf.locate.Locator`."""
+        from vertseg_tf.locate.locator import Locator
+
+        if self._locator is None or isinstance(self._locator, (str, Path)):
+            self._locator = Locator(self._locator)
+        return self._locator
+
+    def locate(self, image: np.ndarray):
+        """The locator's `LocatedLevel`s (C3-C7, missing levels without a centre)."""
+        return self.locator.locate(image)
+
     def segment(
         self,
         image: np.ndarray,
-        centers,
+        centers=None,
         labels: Sequence[str] | None = None,
         *,
         scale: float | Sequence[float] | None = None,
     ) -> list[VertebraSegmentation]:
-        """Segment one radiograph.
+        """Segment one radiograph, from clicked centres or from the centres the locator finds.
 
         Args:
             image: (H, W) radiograph, bone bright (as `vertseg_tf.data.read_image` returns).
-            centers: (N, 2) clicked centres, image xy, top to bottom.
-            labels: N labels; default "0", "1", ...
+            centers: (N, 2) clicked centres, image xy, top to bottom; None locates them
+                (`locate`): only the levels found are segmented, labelled C3-C7, with
+                `center_source` "locator" and their `center_confidence`.
+            labels: N labels; default "0", "1", ... (not with `centers` None)
             scale: the vertebra scale in image pixels; required for a single centre.
 
         Returns:
@@ -369,6 +393,10 @@ class Segmenter:
             ConfigError: fewer than two centres without `scale`.
         """
         image = np.asarray(image)
+        if centers is None:
+            if labels is not None:
+                raise ConfigError("labels come from the locator when no centres are given")
+            return self.segment_located(image, self.locate(image), scale=scale)
         centers = np.asarray(centers, dtype=np.float64)
         if centers.ndim != 2 or centers.shape[1:] != (2,) or len(centers) == 0:
             raise DataError("centers", f"must be (N, 2) with N >= 1, got shape {centers.shape}")
@@ -410,6 +438,24 @@ class Segmenter:
                 )
             )
         _flag_area_outliers(results)
+        return results
+
+    def segment_located(self, image, located, *, scale=None) -> list[VertebraSegmentation]:
+        """Segment the levels a locator found (`LocatedLevel`s); missing ones are skipped.
+
+        Raises:
+            DataError: no level was found.
+        """
+        found = [level for level in located if level.found]
+        if not found:
+            raise DataError("image", "the locator found no vertebra (every level under its "
+                                     "threshold); give the centres")
+        results = self.segment(image, np.array([level.center for level in found]),
+                               [level.label for level in found],
+                               scale=scale)
+        for result, level in zip(results, found):
+            result.center_source = "locator"
+            result.center_confidence = float(level.confidence)
         return results
 
 
@@ -538,6 +584,29 @@ def draw_overlay(
     return canvas
 
 
+def draw_located(image: np.ndarray, located) -> np.ndarray:
+    """The radiograph as 8-bit BGR with every found centre, its level and confidence, and a
+    line naming the missing levels."""
+    import cv2
+
+    low, high = np.percentile(image, (1, 99))
+    grey = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-12), 0, 1)
+    canvas = cv2.cvtColor(np.round(grey * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    thickness = max(1, round(max(image.shape) / 600))
+    for level in located:
+        if not level.found:
+            continue
+        x, y = (int(v) for v in np.round(level.center))
+        cv2.drawMarker(canvas, (x, y), _GOOD, cv2.MARKER_CROSS, 8 * thickness, thickness)
+        cv2.putText(canvas, f"{level.label} {level.confidence:.2f}", (x + 5 * thickness, y),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, _GOOD, thickness, cv2.LINE_AA)
+    missing = [level.label for level in located if not level.found]
+    if missing:
+        cv2.putText(canvas, "missing: " + ", ".join(missing), (5, 15 * thickness),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, _FLAGGED, thickness, cv2.LINE_AA)
+    return canvas
+
+
 def segmentation_record(
     image_id: str,
     file: str,
@@ -549,7 +618,8 @@ def segmentation_record(
     """The dataset record (split "test") of one segmented radiograph.
 
     Every non-empty vertebra keeps its label, clicked centre and predicted `contour` in
-    pixels, plus `quality_flags`, `contour_mm` (x, y in mm) when `spacing` is given and its
+    pixels, plus `quality_flags`, `center_source` and `center_confidence` for a centre the
+    locator found, `contour_mm` (x, y in mm) when `spacing` is given and its
     `measurements`; the image gets the column's `measurements` and `segmented_by`.
 
     Args:
@@ -565,6 +635,9 @@ def segmentation_record(
         if not len(result.contour):
             continue
         extra: dict = {"quality_flags": list(result.flags)}
+        if result.center_source != "clicked":
+            extra["center_source"] = result.center_source
+            extra["center_confidence"] = result.center_confidence
         if spacing is not None:
             row_mm, col_mm = spacing
             extra["contour_mm"] = (result.contour * [col_mm, row_mm]).tolist()
@@ -588,6 +661,7 @@ def segment_to_dataset(
     facing: str | None = None,
     overwrite: bool = False,
     warn: Callable[[str], None] | None = None,
+    review: bool = False,
 ) -> tuple[Path, list[VertebraSegmentation]]:
     """Segment one radiograph file and write the result as a native dataset folder.
 
@@ -605,7 +679,10 @@ def segment_to_dataset(
     Args:
         segmenter: the loaded model.
         image_path: the radiograph (DICOM, PNG, JPEG, TIFF).
-        centers: (N, 2) clicked centres, image xy, top to bottom.
+        centers: (N, 2) clicked centres, image xy, top to bottom; None finds them with the
+            segmenter's locator: the vertebrae get `center_source` "locator" and
+            `center_confidence`, the image `located_by` and `located_levels` (every level of
+            C3-C7, found or missing, with its confidence).
         out: the output folder; must not exist or be empty unless `overwrite`.
         labels: N spine levels (each once); default C3, C4, ...
         scale: vertebra scale in pixels (required for a single centre), at most the
@@ -614,6 +691,8 @@ def segment_to_dataset(
         overwrite: replace an existing non-empty `out`.
         warn: called with each warning `validate_dataset` finds in the result; default:
             printed to stderr.
+        review: with `centers` None, also write `review.png`: the found centres with their
+            levels and confidences, and the missing levels, for a person to check.
 
     Returns:
         `(dataset_json_path, results)`.
@@ -631,17 +710,28 @@ def segment_to_dataset(
 
     image_path, out = Path(image_path), require_new_folder(out, overwrite=overwrite)
     image, meta = read_image(image_path)
-    centers = np.asarray(centers, dtype=np.float64)
-    labels = default_labels(len(centers)) if labels is None else list(labels)
-    if len(labels) != len(centers):
-        raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
-    _check_labels(labels)
-    results = segmenter.segment(image, centers, labels, scale=scale)
+    located = None
+    if centers is None:
+        located = segmenter.locate(image)
+        results = segmenter.segment_located(image, located, scale=scale)
+    else:
+        centers = np.asarray(centers, dtype=np.float64)
+        labels = default_labels(len(centers)) if labels is None else list(labels)
+        if len(labels) != len(centers):
+            raise ConfigError(f"{len(labels)} labels for {len(centers)} centres")
+        _check_labels(labels)
+        results = segmenter.segment(image, centers, labels, scale=scale)
     spacing = meta.get("pixel_spacing_mm")
     column = measure_segmentation(results, spacing, facing)
     file = f"images/{image_path.name}"
     record = segmentation_record(image_path.stem, file, results, column, spacing,
                                  str(segmenter.source))
+    if located is not None:
+        record.extra["located_by"] = segmenter.locator.source
+        record.extra["located_levels"] = {
+            level.label: {"found": level.found, "confidence": float(level.confidence)}
+            for level in located
+        }
     with atomic_dir(out, replace=overwrite) as building:
         (building / "images").mkdir()
         shutil.copy2(image_path, building / file)
@@ -649,6 +739,10 @@ def segment_to_dataset(
         require_valid_dataset(building, warn=warn)
         if not cv2.imwrite(str(building / "overlay.png"), draw_overlay(image, results, column)):
             raise DataError(building / "overlay.png", "cannot write the overlay")
+        review_path = building / "review.png"
+        if review and located is not None and not cv2.imwrite(str(review_path),
+                                                               draw_located(image, located)):
+            raise DataError(review_path, "cannot write the review overlay")
         write_segmentation_measurements(building, record.id, column)
     return out / "dataset.json", results
 

@@ -17,6 +17,7 @@ __all__ = [
     "CanvasGeometry",
     "PeakFinding",
     "decode_peaks",
+    "local_mass",
     "render_heatmaps",
 ]
 
@@ -114,7 +115,20 @@ def _log_parabola_offset(left: float, centre: float, right: float) -> float:
     return float(np.clip(0.5 * (logs[0] - logs[2]) / curvature, -0.5, 0.5))
 
 
-def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD) -> list[PeakFinding]:
+def local_mass(heatmaps: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Sum of each channel over the (2 radius + 1)^2 window around every pixel (zero padded):
+    for a spatial distribution, the probability that the level lies in that window."""
+    heatmaps = np.asarray(heatmaps, np.float64)
+    padded = np.pad(heatmaps, ((radius, radius), (radius, radius), (0, 0)))
+    summed = np.cumsum(np.cumsum(padded, axis=0), axis=1)
+    summed = np.pad(summed, ((1, 0), (1, 0), (0, 0)))
+    size = 2 * radius + 1
+    return (summed[size:, size:] - summed[:-size, size:] - summed[size:, :-size]
+            + summed[:-size, :-size])
+
+
+def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
+                 confidence: np.ndarray | None = None) -> list[PeakFinding]:
     """The maximum of every channel, refined to sub-pixel precision, or missing.
 
     The refinement fits a parabola to the logs of the maximum and its two neighbours along
@@ -122,7 +136,9 @@ def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD) -> 
 
     Args:
         heatmaps: (h, w, L) heatmaps.
-        threshold: a channel whose maximum is below it is missing (xy NaN); never a guess.
+        threshold: a channel whose confidence is below it is missing (xy NaN); never a guess.
+        confidence: (h, w, L) confidence maps read at each maximum (e.g. `local_mass` of a
+            spatial distribution); default the heatmaps themselves (the peak value).
 
     Returns:
         One `PeakFinding` per channel.
@@ -133,17 +149,19 @@ def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD) -> 
         [([1.3, 2.0], True), ([nan, nan], False)]
     """
     heatmaps = np.asarray(heatmaps, np.float64)
+    confidence = heatmaps if confidence is None else np.asarray(confidence, np.float64)
     findings = []
-    for channel in np.moveaxis(heatmaps, -1, 0):
+    for level, channel in enumerate(np.moveaxis(heatmaps, -1, 0)):
         row, col = np.unravel_index(int(np.argmax(channel)), channel.shape)
         peak = float(channel[row, col])
-        if not peak >= threshold:
-            findings.append(PeakFinding(np.array([np.nan, np.nan]), peak))
+        score = float(confidence[row, col, level])
+        if not score >= threshold:
+            findings.append(PeakFinding(np.array([np.nan, np.nan]), score))
             continue
         x, y = float(col), float(row)
         if 0 < col < channel.shape[1] - 1:
             x += _log_parabola_offset(channel[row, col - 1], peak, channel[row, col + 1])
         if 0 < row < channel.shape[0] - 1:
             y += _log_parabola_offset(channel[row - 1, col], peak, channel[row + 1, col])
-        findings.append(PeakFinding(np.array([x, y]), peak))
+        findings.append(PeakFinding(np.array([x, y]), score))
     return findings

@@ -20,11 +20,22 @@ from typing import Any
 
 from vertseg_tf.errors import DataError
 
-__all__ = ["MODEL_FILE", "PRETRAINED_DIR", "RECORD_FILE", "load_pretrained", "pretrained_record"]
+__all__ = [
+    "LOCATOR_FILE",
+    "LOCATOR_RECORD_FILE",
+    "MODEL_FILE",
+    "PRETRAINED_DIR",
+    "RECORD_FILE",
+    "load_pretrained",
+    "load_pretrained_locator",
+    "pretrained_record",
+]
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 MODEL_FILE = "vertseg_pretrained.keras"
 RECORD_FILE = "vertseg_pretrained.json"
+LOCATOR_FILE = "vertseg_locator.keras"
+LOCATOR_RECORD_FILE = "vertseg_locator.json"
 
 
 def _folder(directory) -> Path:
@@ -89,3 +100,23 @@ def pretrained_record(directory=None) -> dict[str, Any]:
         raise DataError(path, "the pretrained model's record is not installed") from None
     except ValueError as error:
         raise DataError(path, f"not valid JSON ({error})") from None
+
+
+def load_pretrained_locator(directory=None):
+    """The shipped locator (`vertseg_tf.locate`) as an uncompiled `keras.Model`, trained on
+    synthetic v2 films only; its record (recipe, data, figures) is `LOCATOR_RECORD_FILE`.
+
+    Raises:
+        DataError: no locator is installed beside the pretrained segmenter, or it cannot be
+            loaded.
+
+    Example:
+        >>> model = load_pretrained_locator()  # doctest: +SKIP
+    """
+    from vertseg_tf.models_io import load_keras_model
+
+    path = _folder(directory) / LOCATOR_FILE
+    if not path.is_file():
+        raise DataError(path, "no pretrained locator is installed; give the centres or a "
+                              "locator (--locator RUN_OR_FILE)")
+    return load_keras_model(path)

@@ -386,7 +386,7 @@ LOCATOR_PRESETS: dict[str, TrainConfig] = {
     ),
     # Minutes on a shared 2-core CPU: a 256-px canvas, width 8 (training/locator_demo.toml).
     "demo": TrainConfig(
-        method="locator", model="demo", epochs=20, batch_size=8, learning_rate=0.001,
+        method="locator", model="demo", epochs=15, batch_size=8, learning_rate=0.001,
         validation_fraction=0.1, jit_compile=False, synthetic_images=240,
     ),
     # A GPU: a 512-px canvas, width 16, on the full-size synthetic films.
