@@ -63,6 +63,15 @@ def load_pretrained(directory=None):
         >>> model.output_shape  # doctest: +SKIP
         (None, 64, 64, 2)
     """
+    path = _folder(directory) / MODEL_FILE
+    if not path.is_file():
+        raise DataError(path, "the pretrained model is not installed (reinstall vertseg-tf, or "
+                              "pass a model)")
+    return _load_shipped(path, "the pretrained model")
+
+
+def _load_shipped(path: Path, what: str):
+    """Load a shipped `.keras` file uncompiled, every vertseg_tf Keras object registered."""
     import zipfile
 
     import keras
@@ -70,17 +79,10 @@ def load_pretrained(directory=None):
     from vertseg_tf import register_keras_objects
 
     register_keras_objects()
-
-    path = _folder(directory) / MODEL_FILE
-    if not path.is_file():
-        raise DataError(path, "the pretrained model is not installed (reinstall vertseg-tf, or "
-                              "pass a model)")
     try:
         return keras.saving.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise DataError(
-            path, f"cannot load the pretrained model ({type(error).__name__}: {error})"
-        ) from None
+        raise DataError(path, f"cannot load {what} ({type(error).__name__}: {error})") from None
 
 
 def pretrained_record(directory=None) -> dict[str, Any]:
@@ -113,10 +115,8 @@ def load_pretrained_locator(directory=None):
     Example:
         >>> model = load_pretrained_locator()  # doctest: +SKIP
     """
-    from vertseg_tf.models_io import load_keras_model
-
     path = _folder(directory) / LOCATOR_FILE
     if not path.is_file():
         raise DataError(path, "no pretrained locator is installed; give the centres or a "
                               "locator (--locator RUN_OR_FILE)")
-    return load_keras_model(path)
+    return _load_shipped(path, "the pretrained locator")
