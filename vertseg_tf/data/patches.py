@@ -32,6 +32,7 @@ Patch sets of a dataset split are cached on disk; see `PatchSet.from_dataset`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -43,7 +44,10 @@ import numpy as np
 
 from vertseg_tf.atomic import atomic_path, write_json_atomic
 from vertseg_tf.data.dataset import (
+    DATASET_FILE,
     Dataset,
+    ImageRecord,
+    dataset_to_json,
 )
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import (
@@ -52,6 +56,7 @@ from vertseg_tf.geometry import (
     polygons_to_masks,
     polyline_distance_maps,
 )
+from vertseg_tf.progress import progress_callback
 
 __all__ = [
     "CACHE_FORMAT",
@@ -78,8 +83,9 @@ TRAIN_ANGLES = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 TEST_ALPHA = 1.5
 CACHE_FORMAT = "vertseg-patches/1"
 # A worker process costs a second or two to start: each gets at least this much work, counted
-# in patches, an image read counting as 50 patches (see `vertseg_tf.data.patch_build`).
+# in patches, an image read counting as `_READ_COST` patches (about 50 ms against 1 ms).
 PATCHES_PER_WORKER = 2000
+_READ_COST = 50
 
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
@@ -437,9 +443,19 @@ class PatchSet:
                 `dataset.json` and the field).
             ConfigError: `workers` is not a positive integer.
         """
-        from vertseg_tf.data.patch_build import build_patch_set
-
-        return build_patch_set(cls, dataset, split, augment, cache_dir, progress, workers)
+        alphas, angles = (TRAIN_ALPHAS, TRAIN_ANGLES) if augment else ((TEST_ALPHA,), (0.0,))
+        jobs = _image_jobs(dataset, split, alphas, angles)
+        cache_path = _cache_path(dataset, split, augment, jobs, cache_dir)
+        if cache_path.with_suffix(".json").is_file():
+            try:
+                return cls.load(cache_path)
+            except DataError:
+                pass
+        report = progress_callback(progress, f"patches {split}", "images")
+        parts = _cut_images(jobs, _worker_count(workers, jobs), report)
+        patch_set = cls.concatenate(parts)
+        patch_set.save(cache_path)
+        return patch_set
 
 
 def default_cache_dir() -> Path:
@@ -447,6 +463,122 @@ def default_cache_dir() -> Path:
     root = os.environ.get("VERTSEG_TF_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "vertseg-tf"
     return base / "patches"
+
+
+@dataclass(frozen=True)
+class _ImageJob:
+    """One image of a split to cut: everything a worker process needs, picklable."""
+
+    position: int
+    record: ImageRecord
+    path: Path
+    json_path: Path
+    alphas: tuple[float, ...]
+    angles: tuple[float, ...]
+
+
+def _image_jobs(dataset: Dataset, split: str, alphas, angles) -> list[_ImageJob]:
+    json_path = (dataset.root or Path(".")) / DATASET_FILE
+    jobs = [
+        _ImageJob(position, record, dataset.image_path(record), json_path, alphas, angles)
+        for position, record in enumerate(dataset.images)
+        if record.split == split
+    ]
+    if not jobs:
+        raise DataError(json_path, f"no images in split {split!r}", field="images[].split")
+    return jobs
+
+
+def _cache_path(dataset: Dataset, split: str, augment: bool, jobs, cache_dir) -> Path:
+    """The cache file of these jobs (see `PatchSet.from_dataset` for what the key covers)."""
+    files = []
+    for job in jobs:
+        try:
+            stat = job.path.stat()
+        except OSError:
+            raise DataError(job.path, "image file not found", field=f"images[{job.record.id}].file")
+        files.append([stat.st_size, stat.st_mtime_ns])
+    key_source = {
+        "format": CACHE_FORMAT,
+        "split": split,
+        "alphas": list(jobs[0].alphas),
+        "angles": list(jobs[0].angles),
+        "size": PATCH_SIZE,
+        "images": dataset_to_json(Dataset([job.record for job in jobs]))["images"],
+        "files": files,
+    }
+    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / f"{split}-{'augment' if augment else 'base'}-{key[:24]}.npz"
+
+
+def _worker_count(workers: int | None, jobs: list[_ImageJob]) -> int:
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1
+        )
+    elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    grid = len(jobs[0].alphas) * len(jobs[0].angles)
+    work = sum(grid * len(job.record.vertebrae) + _READ_COST for job in jobs)
+    return max(1, min(workers, len(jobs), work // PATCHES_PER_WORKER))
+
+
+def _cut_images(jobs: list[_ImageJob], workers: int, report) -> list[PatchSet]:
+    """The patch sets of `jobs`, in order; in `workers` spawned processes when more than 1."""
+    if workers == 1:
+        parts = []
+        for number, job in enumerate(jobs):
+            parts.append(_cut_image(job))
+            if report is not None:
+                report(number + 1, len(jobs))
+        return parts
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    # spawn, not fork: the caller may hold TensorFlow's threads, which a fork would copy.
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_single_threaded
+    ) as pool:
+        parts = []
+        for part in pool.map(_cut_image, jobs):
+            parts.append(part)
+            if report is not None:
+                report(len(parts), len(jobs))
+        return parts
+
+
+def _single_threaded() -> None:
+    """Worker set-up: one OpenCV thread per process, the processes share the cores."""
+    cv2.setNumThreads(1)
+
+
+def _cut_image(job: _ImageJob) -> PatchSet:
+    """Read one image and cut its patches; errors name `dataset.json` and the record's field."""
+    from vertseg_tf.data.images import read_image
+
+    image, _ = read_image(job.path)
+    record, where = job.record, f"images[{job.position}]"
+    try:
+        return extract_patches(
+            image,
+            np.array([v.center for v in record.vertebrae], dtype=np.float64),
+            [v.contour for v in record.vertebrae],
+            alphas=job.alphas,
+            angles=job.angles,
+            image_id=record.id,
+            labels=[v.label for v in record.vertebrae],
+            conditions=[v.conditions for v in record.vertebrae],
+        )
+    except DataError as error:
+        field_name = where
+        for array, key in (("centers[", "center"), ("contours[", "contour")):
+            if (error.field or "").startswith(array):
+                vertebra = error.field.replace(array, f"{where}.vertebrae[")
+                field_name = f"{vertebra}.{key}"
+        raise DataError(job.json_path, error.problem, field=field_name) from None
+    except ConfigError as error:
+        raise DataError(job.json_path, str(error), field=f"{where}.vertebrae") from None
 
 
 def extract_patches(
