@@ -76,7 +76,7 @@ def test_export_needs_exactly_one_model(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_build_ships_the_better_run_with_its_record(tmp_path):
-    from vertseg_tf.pretrained.build import build_pretrained, score_run
+    from vertseg_tf.build_pretrained import build_pretrained, score_run
     from vertseg_tf.training import TRAIN_PRESETS, train
 
     dataset = tmp_path / "data"
@@ -160,7 +160,7 @@ def test_segment_runs_on_a_synthetic_film_with_no_model(film, tmp_path, capsys):
 
 
 def test_candidate_runs_are_read_through_their_run_folder(tmp_path):
-    from vertseg_tf.pretrained.build import _finished_run
+    from vertseg_tf.build_pretrained import _finished_run
 
     run = tmp_path / "run"
     run.mkdir()

@@ -6,7 +6,7 @@ data, seed, commit, epochs, training time, and the figures of both candidate net
 validation split and of the shipped one on a test split). `vertseg-tf segment` and
 `vertseg_tf.deploy.Segmenter()` use this model when no model is given, and
 `vertseg-tf export --model pretrained` exports it. The files are made by
-`python -m vertseg_tf.pretrained.build` (see `training/pretrained.toml`).
+`python -m vertseg_tf.build_pretrained` (see `training/pretrained.toml`).
 
 The model was trained on synthetic data only: check it on your own films before you rely on
 it, and fine-tune or train on annotated real films for research use.
@@ -47,7 +47,7 @@ def load_pretrained(directory=None):
 
     Args:
         directory: where the model file lies; default the package's `PRETRAINED_DIR`
-            (tests and `vertseg_tf.pretrained.build` pass another folder).
+            (tests and `vertseg_tf.build_pretrained` pass another folder).
 
     Returns:
         The `keras.Model` (a `vertseg_tf.model.UNet`), mapping (N, 64, 64, 1) normalised

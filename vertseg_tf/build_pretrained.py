@@ -1,4 +1,4 @@
-"""Choose and write the shipped pretrained model: `python -m vertseg_tf.pretrained.build`.
+"""Choose and write the shipped pretrained model: `python -m vertseg_tf.build_pretrained`.
 
 Given the run folders of UNet and UNet-S trained with the same recipe (`vertseg-tf-train
 --config training/pretrained.toml`), this scores both on the validation images the runs held
@@ -195,9 +195,9 @@ def _generator_version() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vertseg_tf.pretrained.build",
+        prog="python -m vertseg_tf.build_pretrained",
         description="Score UNet / UNet-S runs, ship the better as the pretrained model.",
-        epilog="example:\n  python -m vertseg_tf.pretrained.build --run unet=runs/pre-unet "
+        epilog="example:\n  python -m vertseg_tf.build_pretrained --run unet=runs/pre-unet "
         "--run unet-s=runs/pre-unet-s --dataset runs/synthetic-v2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
