@@ -14,22 +14,27 @@ def run_row(errors, hard=np.nan, failure=0.0):
 
 
 UNET = {0: [1.0, 2.0, 3.0], 1: [2.0, 2.5, 3.5]}
-UNET_S = {0: [0.5, 1.5, 3.5], 1: [2.5, 3.0, 3.0]}
+UNET_S = {0: [0.5, 1.5, 3.5], 1: [2.5, 3.0, 3.2]}
 
 
 def test_curve_table_gives_the_gap_per_seed_and_whether_its_sign_holds():
     runs = {}
     for seed in (0, 1):
-        runs[f"w=0 (UNet)|{seed}|4"] = run_row(UNET[seed])
-        runs[f"w=1 (paper)|{seed}|4"] = run_row(UNET_S[seed])
+        runs[f"w=0 (UNet)|{seed}|4"] = run_row(UNET[seed], hard=2.0 + seed)
+        runs[f"w=1 (paper)|{seed}|4"] = run_row(UNET_S[seed], hard=1.0)
     table = curve_table({"seeds": [0, 1], "runs": runs}, [2, 4])
     lines = table.splitlines()
     assert len(lines) == 3  # epoch 2 is not measured yet: no row
     unet_means = [np.mean(UNET[0]), np.mean(UNET[1])]
-    assert f"{np.mean(unet_means):.3f} ± {np.std(unet_means, ddof=1):.3f}" in lines[2]
+    assert f"| 4 | {np.mean(unet_means):.3f} ± {np.std(unet_means, ddof=1):.3f} |" in lines[2]
+    assert "| 2.500 ± 0.707 | 1.000 ± 0.000 |" in lines[2]  # the hard-case means
     p0 = stats.ttest_rel(UNET[0], UNET_S[0]).pvalue
-    assert f"+0.167 ({p0:.2g})" in lines[2] and "-0.167" in lines[2]
-    assert lines[2].endswith("| no |")
+    assert f"+0.167 ({p0:.2g})" in lines[2] and "-0.233" in lines[2]
+    averaged = [np.mean([UNET[0], UNET[1]], axis=0), np.mean([UNET_S[0], UNET_S[1]], axis=0)]
+    pooled = stats.ttest_rel(*averaged).pvalue
+    gap = np.mean(averaged[0] - averaged[1])
+    assert np.isfinite(pooled) and gap != 0
+    assert lines[2].endswith(f"| no | {gap:+.3f} ({pooled:.2g}) |")
 
 
 def test_ablation_table_compares_every_variant_with_w_zero_in_each_seed():
