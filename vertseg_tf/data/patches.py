@@ -49,6 +49,7 @@ from vertseg_tf.data.dataset import (
     ImageRecord,
     dataset_to_json,
 )
+from vertseg_tf.distance import similar_distance_maps
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.geometry import (
     apply_affine,
@@ -87,6 +88,9 @@ CACHE_FORMAT = "vertseg-patches/1"
 PATCHES_PER_WORKER = 2000
 _READ_COST = 50
 
+# From this many patches per vertebra on, the distance maps of a vertebra share one pruning
+# structure (`similar_distance_maps`); with fewer, building it costs more than it saves.
+SHARED_DISTANCE_PATCHES = 12
 # Centres closer than this (image pixels) are the same click twice.
 _COINCIDENT_PX = 1e-6
 FLAT_RELATIVE_STD = 1e-6
@@ -644,7 +648,7 @@ def extract_patches(
     if contours is not None:
         outlines = [apply_affine(a, contours[k]) for a, k in zip(affines, vertebra.tolist())]
         masks = polygons_to_masks(outlines, (size, size))
-        dist_maps = polyline_distance_maps(outlines, (size, size), closed=True)
+        dist_maps = _distance_maps(contours, outlines, affines, len(grid), size)
     return PatchSet(
         images=_cut_patches(image, affines, size),
         masks=masks,
@@ -673,6 +677,17 @@ def _checked_contours(contours, count: int) -> list[np.ndarray] | None:
         if not np.isfinite(contour).all():
             raise DataError("contours", "has a point that is not finite", field=f"contours[{k}]")
     return contours
+
+
+def _distance_maps(contours, outlines, affines, per_vertebra: int, size: int) -> np.ndarray:
+    """(N, size, size) exact distance maps, vertebra by vertebra when each has many patches."""
+    if per_vertebra < SHARED_DISTANCE_PATCHES:
+        return polyline_distance_maps(outlines, (size, size), closed=True)
+    maps = np.empty((len(affines), size, size), np.float32)
+    for k, contour in enumerate(contours):
+        patches = slice(k * per_vertebra, (k + 1) * per_vertebra)
+        maps[patches] = similar_distance_maps(contour, affines[patches], (size, size))
+    return maps
 
 
 def _cut_patches(image: np.ndarray, affines: np.ndarray, size: int) -> np.ndarray:
