@@ -4,7 +4,7 @@ import types
 import numpy as np
 import pytest
 
-from vertseg_tf.data import patches
+from vertseg_tf.data import patch_build, patch_cut, patches
 from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
@@ -434,7 +434,7 @@ def test_training_grid_equals_the_previous_one_by_one_cutter():
     centers = np.array([v.center for v in item.record.vertebrae])
     contours = [v.contour for v in item.record.vertebrae]
     grid = {"alphas": patches.TRAIN_ALPHAS, "angles": patches.TRAIN_ANGLES}
-    assert len(grid["alphas"]) * len(grid["angles"]) >= patches.SHARED_DISTANCE_PATCHES
+    assert len(grid["alphas"]) * len(grid["angles"]) >= patch_cut.SHARED_DISTANCE_PATCHES
     cut = patches.extract_patches(item.image, centers, contours, **grid)
     reference = legacy_extract(item.image, centers, contours, **grid)
     np.testing.assert_array_equal(cut.affines, reference["affines"])
@@ -461,7 +461,7 @@ def test_data_error_crosses_a_process_boundary():
 
 @pytest.mark.slow
 def test_any_worker_count_gives_the_same_patch_set(synthetic_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(patches, "PATCHES_PER_WORKER", 1)
+    monkeypatch.setattr(patch_build, "PATCHES_PER_WORKER", 1)
     dataset = load_dataset(synthetic_dataset.root)
     for record in dataset.images:
         record.split = "train"
