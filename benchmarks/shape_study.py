@@ -10,8 +10,9 @@ Both train the `--preset` networks (default `demo`) on the preset's synthetic da
 - `curve`: UNet and UNet-S, each seed trained once and evaluated after each epoch count of
   `--epochs` (a run is resumed to the next count; the learning rate is constant, so the
   resumed run continues the same curve). Table: per epoch count, UNet and UNet-S mean error
-  (mean +- sd over seeds), the gap UNet - UNet-S per seed and whether its sign is the same in
-  every seed.
+  on all and on the hard vertebrae and fit failure (mean +- sd over seeds), the gap
+  UNet - UNet-S per seed, whether its sign is the same in every seed, and the paired test on
+  the per-vertebra errors averaged over the seeds.
 - `ablation`: the loss variants of `VARIANTS` (w in {0, 0.1, 0.3, 1, 3}, the balanced w,
   E per pixel, a warm-up), each trained once per seed for the last `--epochs` count. Table:
   mean +- sd over seeds of the mean point-to-curve error, the hard-case error and the fit
@@ -168,24 +169,34 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-").lower()
 
 
+def _seed_averaged(rows) -> dict:
+    """Each vertebra's error averaged over the seeds' runs (infinite if empty in any seed)."""
+    return {key: float(np.mean([row["errors"][key] for row in rows]))
+            for key in rows[0]["errors"] if all(key in row["errors"] for row in rows)}
+
+
 def curve_table(results: dict, epochs) -> str:
-    """Markdown: per epoch count, UNet and UNet-S error over seeds and the gap per seed."""
+    """Markdown: per epoch count, UNet and UNet-S error (all and hard vertebrae) over seeds,
+    the gap per seed, whether its sign holds, and the paired test on seed-averaged errors."""
     seeds, runs = results["seeds"], results["runs"]
-    header = ("| Epochs | UNet error (px) | UNet-S error (px) | UNet fit failure (%) "
-              "| UNet-S fit failure (%) | UNet - UNet-S per seed (p) | Same sign in every seed |")
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    header = ("| Epochs | UNet error (px) | UNet-S error (px) | UNet hard (px) | UNet-S hard (px) "
+              "| UNet fit failure (%) | UNet-S fit failure (%) | UNet - UNet-S per seed (p) "
+              "| Same sign in every seed | UNet - UNet-S, seed-averaged errors (p) |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for count in epochs:
         rows = {name: [runs.get(f"{name}|{s}|{count}") for s in seeds] for name in CURVE_VARIANTS}
         if any(r is None for group in rows.values() for r in group):
             continue
         gaps = [_paired_p(a["errors"], b["errors"]) for a, b in zip(*rows.values(), strict=True)]
         signs = {np.sign(g) for g, _ in gaps}
-        cells = [_cell(*_mean_sd(r["error_mean"] for r in rows[n])) for n in CURVE_VARIANTS]
-        cells += [_cell(*_mean_sd(r["fit_failure_percent"] for r in rows[n]), digits=1)
-                  for n in CURVE_VARIANTS]
+        pooled = _paired_p(*(_seed_averaged(rows[n]) for n in CURVE_VARIANTS))
+        cells = [_cell(*_mean_sd(r[field] for r in rows[n]), digits=digits)
+                 for field, digits in (("error_mean", 3), ("hard_error_mean", 3),
+                                       ("fit_failure_percent", 1))
+                 for n in CURVE_VARIANTS]
         per_seed = ", ".join(f"{g:+.3f} ({p:.2g})" for g, p in gaps)
         lines.append(f"| {count} | {' | '.join(cells)} | {per_seed} | "
-                     f"{'yes' if len(signs) == 1 else 'no'} |")
+                     f"{'yes' if len(signs) == 1 else 'no'} | {pooled[0]:+.3f} ({pooled[1]:.2g}) |")
     return "\n".join(lines) + "\n"
 
 

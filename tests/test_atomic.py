@@ -1,7 +1,10 @@
+import argparse
+import errno
 import gc
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ from vertseg_tf.atomic import (
     write_json_atomic,
     write_text_atomic,
 )
+from vertseg_tf.cli import error_line
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.interrupts import interrupted, noticing_interrupts
 
@@ -107,15 +111,50 @@ def test_require_new_folder(tmp_path, overwrite):
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_require_new_folder_refuses_a_read_only_parent(tmp_path):
+def _make_read_only(monkeypatch, folder):
+    """Make `folder` read-only for this process, root included: the kernel lets root write
+    into a chmod 0o500 folder, so the OS calls the atomic writers use are refused instead, as
+    a read-only mount or an ACL refuses them. Everything else goes to the real call."""
+    real_access, real_mkdir, real_open = os.access, os.mkdir, os.open
+
+    def refused(path):
+        return PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if Path(path).parent == folder:
+            raise refused(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise refused(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.mark.parametrize("writer", ["require_new_folder", "atomic_dir", "atomic_path"])
+def test_a_read_only_folder_is_one_error_line_naming_it(tmp_path, monkeypatch, writer):
     locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    try:
-        with pytest.raises(ConfigError, match=r"locked.*permission denied"):
+    locked.mkdir()
+    _make_read_only(monkeypatch, locked)
+    with pytest.raises((ConfigError, PermissionError)) as caught:
+        if writer == "require_new_folder":
             require_new_folder(locked / "out")
-    finally:
-        locked.chmod(0o700)
+        else:
+            with (atomic_dir if writer == "atomic_dir" else atomic_path)(locked / "out"):
+                pytest.fail("the block ran in a read-only folder")
+    line = error_line(caught.value, argparse.Namespace())
+    assert "\n" not in line and line.startswith(str(locked))
+    assert "permission denied" in line.lower()
+    assert list(locked.iterdir()) == []
 
 
 def _swallowing_interrupt(phase, info):

@@ -132,6 +132,31 @@ def test_balanced_weight_is_capped_and_survives_a_perfect_batch():
 
 
 @pytest.mark.parametrize("e_mode", E_MODES)
+def test_the_loss_applies_its_max_balanced_weight_when_the_ratio_exceeds_it(e_mode):
+    y_true, logits = targets_and_logits(8)
+    y_pred = softmax(logits).astype(np.float32)
+    log_loss, shape = terms_numpy(y_true, y_pred, "image")
+    cap = 0.5 * log_loss.sum() / shape.sum()  # half the batch's ratio: the cap binds
+    loss = ShapeAwareLoss(weight=2.0, e_mode=e_mode, weighting="balanced",
+                          max_balanced_weight=cap)
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), (log_loss + 2.0 * cap * shape).mean(),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("e_mode", E_MODES)
+def test_balanced_per_pixel_warm_up_combined_matches_numpy(e_mode):
+    y_true, logits = targets_and_logits(9)
+    y_pred = softmax(logits).astype(np.float32)
+    log_loss, shape = terms_numpy(y_true, y_pred, "pixel")
+    ratio = log_loss.sum() / shape.sum()
+    assert ratio < 10.0  # below the default cap
+    for epoch, expected in ((0, log_loss), (3, log_loss + 0.4 * ratio * shape)):
+        got = shape_aware_loss(y_true, y_pred, weight=0.4, e_mode=e_mode, e_per="pixel",
+                               weighting="balanced", warmup_epochs=3, epoch=epoch)
+        np.testing.assert_allclose(to_numpy(got), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("e_mode", E_MODES)
 def test_balanced_gradient_holds_the_ratio_constant(e_mode):
     y_true, logits = targets_and_logits(3, batch=2)
     probabilities = softmax(logits.astype(np.float64))
