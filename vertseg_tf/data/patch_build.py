@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,15 +108,15 @@ def worker_count(workers: int | None, jobs: list[ImageJob]) -> int:
     return max(1, min(workers, len(jobs), work // PATCHES_PER_WORKER))
 
 
-def cut_images(jobs: list[ImageJob], workers: int, report) -> list[dict]:
-    """The `PatchSet` fields of each job, in order; in `workers` spawned processes if > 1."""
+def cut_images(jobs: list[ImageJob], workers: int, report) -> Iterator[dict]:
+    """The `PatchSet` fields of each job, in order, as they are cut; in `workers` spawned
+    processes when more than 1."""
     if workers == 1:
-        parts = []
         for number, job in enumerate(jobs):
-            parts.append(_cut_image(job))
+            yield _cut_image(job)
             if report is not None:
                 report(number + 1, len(jobs))
-        return parts
+        return
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -123,12 +124,10 @@ def cut_images(jobs: list[ImageJob], workers: int, report) -> list[dict]:
     with ProcessPoolExecutor(
         workers, mp_context=get_context("spawn"), initializer=_single_threaded
     ) as pool:
-        parts = []
-        for part in pool.map(_cut_image, jobs):
-            parts.append(part)
+        for number, part in enumerate(pool.map(_cut_image, jobs)):
+            yield part
             if report is not None:
-                report(len(parts), len(jobs))
-        return parts
+                report(number + 1, len(jobs))
 
 
 def _single_threaded() -> None:

@@ -15,7 +15,7 @@ them and re-exports their public names (none of them imports this module):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 CACHE_FORMAT = "vertseg-patches/1"
+_ARRAY_FIELDS = (
+    "images", "masks", "dist_maps", "affines", "vertebra_index", "alphas", "angles"
+)
+_LIST_FIELDS = ("contours", "image_ids", "labels", "conditions")
 
 
 @dataclass
@@ -139,26 +143,33 @@ class PatchSet:
         """One patch set holding `parts` one after the other (all with or all without targets)."""
         if not parts:
             raise ConfigError("cannot concatenate an empty list of patch sets")
-        with_targets = parts[0].masks is not None
-        if any((p.masks is not None) != with_targets for p in parts):
-            raise ConfigError("cannot mix patch sets with and without contours")
+        return cls._gathered((vars(part) for part in parts), sum(len(part) for part in parts))
 
-        def join(name):
-            return np.concatenate([getattr(p, name) for p in parts])
-
-        return cls(
-            images=join("images"),
-            masks=join("masks") if with_targets else None,
-            dist_maps=join("dist_maps") if with_targets else None,
-            contours=[c for p in parts for c in p.contours],
-            affines=join("affines"),
-            vertebra_index=join("vertebra_index"),
-            alphas=join("alphas"),
-            angles=join("angles"),
-            image_ids=[i for p in parts for i in p.image_ids],
-            labels=[label for p in parts for label in p.labels],
-            conditions=[list(c) for p in parts for c in p.conditions],
-        )
+    @classmethod
+    def _gathered(cls, parts: Iterable[dict], count: int) -> PatchSet:
+        """The patch set of `count` patches whose fields come in `parts`, copied in as they come
+        (a part's arrays can be freed before the next one arrives)."""
+        arrays = {name: None for name in _ARRAY_FIELDS}
+        lists = {name: [] for name in _LIST_FIELDS}
+        filled, with_targets = 0, None
+        for part in parts:
+            if with_targets is None:
+                with_targets = part["masks"] is not None
+            elif (part["masks"] is not None) != with_targets:
+                raise ConfigError("cannot mix patch sets with and without contours")
+            size = len(part["images"])
+            for name in _ARRAY_FIELDS:
+                value = part[name]
+                if value is None:
+                    continue
+                if arrays[name] is None:
+                    arrays[name] = np.empty((count, *value.shape[1:]), value.dtype)
+                arrays[name][filled : filled + size] = value
+            for name, values in lists.items():
+                values.extend(part[name])
+            filled += size
+        lists["conditions"] = [list(c) for c in lists["conditions"]]
+        return cls(**arrays, **lists)
 
     def save(self, path) -> Path:
         """Write the arrays to `path` (.npz) and the lists to `path` with suffix .json.
@@ -183,7 +194,7 @@ class PatchSet:
             arrays["masks"] = self.masks
             arrays["dist_maps"] = self.dist_maps
         with atomic_path(path) as temporary, temporary.open("wb") as stream:
-            np.savez(stream, **arrays)
+            _write_npz(stream, arrays)
         lists = {
             "format": CACHE_FORMAT,
             "image_ids": self.image_ids,
@@ -282,9 +293,24 @@ class PatchSet:
                 pass
         report = progress_callback(progress, f"patches {split}", "images")
         parts = cut_images(jobs, worker_count(workers, jobs), report)
-        patch_set = cls.concatenate([cls(**fields) for fields in parts])
+        grid = len(alphas) * len(angles)
+        patch_set = cls._gathered(parts, sum(grid * len(job.record.vertebrae) for job in jobs))
         patch_set.save(path)
         return patch_set
+
+
+def _write_npz(stream, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez`'s file (a zip of .npy files, stored), without copying the arrays into bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array_header_1_0(
+                    entry, np.lib.format.header_data_from_array_1_0(array)
+                )
+                entry.write(memoryview(array.reshape(-1)).cast("B"))
 
 
 def extract_patches(
