@@ -51,6 +51,7 @@ from vertseg_tf.deploy.fresh_process import (
     saved_model_outputs_in_fresh_process,
     saved_model_server,
 )
+from vertseg_tf.deploy.graph_patches import normalise_patches
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
 from vertseg_tf.deploy.locate_signature import (
     IMAGE_INPUT,
@@ -60,6 +61,12 @@ from vertseg_tf.deploy.locate_signature import (
     locate_parity,
     parity_films,
     resolve_locator,
+)
+from vertseg_tf.deploy.radiograph_signature import (
+    SEGMENT_RADIOGRAPH_SIGNATURE,
+    add_segment_radiograph_endpoint,
+    segment_radiograph_manifest,
+    segment_radiograph_parity,
 )
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.interrupts import raise_if_interrupted
@@ -117,23 +124,6 @@ def load_run_model(run_dir_or_model) -> tuple[Any, dict | None, str]:
     return model, run_config, str(path)
 
 
-def normalise_patches(raw):
-    """Per-patch zero mean, unit variance of (N, H, W, C) raw patches, as a TensorFlow graph.
-
-    The definition of `vertseg_tf.data.patches`: mean and population standard deviation of
-    each patch in float64; a patch whose standard deviation is at most 1e-6 of its mean
-    magnitude becomes all zeros; the result is float32.
-    """
-    import tensorflow as tf
-
-    values = tf.cast(raw, tf.float64)
-    mean = tf.reduce_mean(values, axis=[1, 2, 3], keepdims=True)
-    std = tf.sqrt(tf.reduce_mean(tf.square(values - mean), axis=[1, 2, 3], keepdims=True))
-    flat = std <= FLAT_RELATIVE_STD * tf.abs(mean)
-    normalised = (values - mean) / tf.where(flat, tf.ones_like(std), std)
-    return tf.cast(tf.where(flat, tf.zeros_like(normalised), normalised), tf.float32)
-
-
 def _write_saved_model(model, folder: Path, locator=None) -> None:
     import keras
     import tensorflow as tf
@@ -158,6 +148,7 @@ def _write_saved_model(model, folder: Path, locator=None) -> None:
     archive.add_endpoint("segment", segment, input_signature=[spec])
     if locator is not None:
         add_locate_endpoint(archive, locator)
+        add_segment_radiograph_endpoint(archive, model, locator)
     archive.write_out(str(folder), verbose=False)
 
 
@@ -354,6 +345,13 @@ def export_run(
             if not parity["locate"]["passed"]:
                 raise ParityError(f"{target}: `locate` disagrees with Locator.locate: "
                                   f"{parity['locate']['problem']}")
+            say("checking the segment_radiograph signature on whole films")
+            parity[SEGMENT_RADIOGRAPH_SIGNATURE] = segment_radiograph_parity(
+                serve(films, SEGMENT_RADIOGRAPH_SIGNATURE, IMAGE_INPUT), model, locator, films)
+            if not parity[SEGMENT_RADIOGRAPH_SIGNATURE]["passed"]:
+                raise ParityError(f"{target}: `segment_radiograph` disagrees with "
+                                  "Segmenter.segment: "
+                                  f"{parity[SEGMENT_RADIOGRAPH_SIGNATURE]['problem']}")
             locate_entry = locate_manifest(locator, film_source)
         tflite_files = {}
         for variant in variants:
@@ -367,6 +365,7 @@ def export_run(
         manifest = _manifest(model, source, run_config, tflite_files, patch_source, parity)
         if locate_entry is not None:
             manifest["signatures"][LOCATE_SIGNATURE] = locate_entry["signature"]
+            manifest["signatures"][SEGMENT_RADIOGRAPH_SIGNATURE] = segment_radiograph_manifest()
             manifest["locator"] = locate_entry["locator"]
         write_json_atomic(manifest, building / MANIFEST_FILE)
     say(f"wrote {target}")

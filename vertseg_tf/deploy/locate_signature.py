@@ -30,7 +30,10 @@ __all__ = [
     "LOCATE_CONFIDENCE_TOLERANCE",
     "LOCATE_SIGNATURE",
     "add_locate_endpoint",
+    "checked_image",
     "decode_peaks_in_graph",
+    "level_labels",
+    "locate_in_graph",
     "locate_manifest",
     "locate_parity",
     "parity_films",
@@ -133,29 +136,48 @@ def decode_peaks_in_graph(heatmaps, threshold: float):
     return xy, confidence, found
 
 
+def checked_image(image):
+    """The (H, W) image of a signature, its rank and size checked in the graph: a signature
+    does not check shapes itself, and a wrong rank would reach the resize op."""
+    import tensorflow as tf
+
+    image = tf.ensure_shape(image, (None, None), name="check_image_is_2d")
+    tf.debugging.assert_greater_equal(
+        tf.shape(image), 2, message="the image must be at least 2 x 2 pixels")
+    return image
+
+
+def locate_in_graph(image, locator) -> dict:
+    """`locator.locate(image)` on an (H, W) float32 tensor: "centers" (L, 2) float64 image xy
+    (NaN where missing), "found" (L,) bool, "confidences" (L,) float64, "scale" float64."""
+    spec = locator.spec
+    canvas, scale = _canvas_in_graph(image, spec.long_side)
+    heatmaps = locator.model(canvas[None, :, :, None], training=False)[0]
+    xy, confidence, found = decode_peaks_in_graph(heatmaps, locator.threshold)
+    centers = (xy + 0.5) * spec.stride / scale - 0.5  # `CanvasGeometry.to_image`, offset 0
+    return {"centers": centers, "found": found, "confidences": confidence, "scale": scale}
+
+
+def level_labels(locator) -> list[str]:
+    """The level names of the locator's output channels, top to bottom."""
+    return list(LOCATED_LEVELS)[: int(locator.model.output_shape[-1])]
+
+
 def add_locate_endpoint(archive, locator) -> None:
     """Track `locator.model` in a `keras.export.ExportArchive` and add the `locate` endpoint."""
     import tensorflow as tf
 
-    model, spec, threshold = locator.model, locator.spec, locator.threshold
-    labels = list(LOCATED_LEVELS)[: int(model.output_shape[-1])]
-    archive.track(model)
+    archive.track(locator.model)
+    labels = level_labels(locator)
 
     def locate(image):
-        # The signature does not check shapes itself: a wrong rank would reach the resize op.
-        image = tf.ensure_shape(image, (None, None), name="check_image_is_2d")
-        tf.debugging.assert_greater_equal(
-            tf.shape(image), 2, message="locate: the image must be at least 2 x 2 pixels")
-        canvas, scale = _canvas_in_graph(image, spec.long_side)
-        heatmaps = model(canvas[None, :, :, None], training=False)[0]
-        xy, confidence, found = decode_peaks_in_graph(heatmaps, threshold)
-        centers = (xy + 0.5) * spec.stride / scale - 0.5  # `CanvasGeometry.to_image`, offset 0
+        located = locate_in_graph(checked_image(image), locator)
         return {
-            "centers": tf.cast(centers, tf.float32),
-            "found": found,
-            "confidences": tf.cast(confidence, tf.float32),
+            "centers": tf.cast(located["centers"], tf.float32),
+            "found": located["found"],
+            "confidences": tf.cast(located["confidences"], tf.float32),
             "labels": tf.constant(labels),
-            "scale": tf.cast(scale, tf.float32),
+            "scale": tf.cast(located["scale"], tf.float32),
         }
 
     spec_in = tf.TensorSpec((None, None), tf.float32, name=IMAGE_INPUT)
