@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.polylines import random_outlines
 from vertseg_tf import geometry
@@ -84,6 +86,25 @@ def test_masks_equal_scikit_image_on_random_and_grid_aligned_polygons():
         for polygon, mask in zip(polygons, masks):
             expected = polygon2mask(shape, polygon[:, ::-1]).astype(np.uint8)
             np.testing.assert_array_equal(mask, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    vertices=st.lists(
+        st.tuples(st.integers(-12, 60), st.integers(-12, 60)), min_size=3, max_size=14
+    ),
+    step=st.sampled_from([1.0, 0.5, 0.25, 0.1, 1.0 / 3.0]),
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+)
+def test_masks_equal_scikit_image_on_lattice_polygons(vertices, step, shape):
+    """Vertices on lattices of pixel fractions: edges and crossings land on pixel centres."""
+    from skimage.draw import polygon2mask
+
+    polygon = np.array(vertices, dtype=np.float64) * step
+    mask = geometry.polygons_to_masks([polygon, polygon[::-1]], shape)
+    expected = polygon2mask(shape, polygon[:, ::-1]).astype(np.uint8)
+    np.testing.assert_array_equal(mask[0], expected)
+    np.testing.assert_array_equal(mask[1], polygon2mask(shape, polygon[::-1, ::-1]))
 
 
 def test_polygon_is_simple_on_known_shapes():

@@ -500,8 +500,9 @@ class _CellTable:
         slot = np.minimum(np.arange(_SLOTS)[:, None], counts - 1)
         chosen = segment.take(starts + slot)
         fields = (self.unit_x, self.unit_y, self.along_0, self.across_0, self.half)
+        place = (np.arange(_SLOTS)[:, None] * self.slots.shape[2] + filled).ravel()
         for slots, field in zip(self.slots, fields):
-            slots[:, filled] = field.take(chosen)
+            slots.reshape(-1)[place] = field.take(chosen).ravel()
         fuller = np.repeat(counts > _SLOTS, counts)
         return cell[fuller], segment[fuller]
 
