@@ -20,6 +20,18 @@ def test_affines_match_vertebra_poses_and_patch_affine():
     np.testing.assert_allclose(patch_affines_in_graph(CENTERS).numpy(), expected, atol=1e-9)
 
 
+def test_a_missing_level_between_found_ones_counts_as_a_level():
+    from vertseg_tf.locate.heatmaps import located_scales
+
+    levels = np.array([0, 2, 3])  # C4 missing
+    centers = np.array([[50.0, 20.0], [50.0, 100.0], [50.0, 140.0]])
+    scales = located_scales(np.array([centers[0], [np.nan, np.nan], *centers[1:]]))
+    assert scales.tolist() == [40.0, 40.0, 40.0]
+    affines = patch_affines_in_graph(centers, levels).numpy()
+    np.testing.assert_allclose(affines[:, :, :2], [64 / (1.5 * 40.0) * np.eye(2)] * 3,
+                               atol=1e-12)
+
+
 def test_a_straight_spine_gives_upright_patches_of_known_zoom():
     centers = np.array([[50.0, 20.0], [50.0, 60.0], [50.0, 110.0]])
     affines = patch_affines_in_graph(centers).numpy()

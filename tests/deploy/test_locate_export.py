@@ -18,9 +18,9 @@ import pytest
 from vertseg_tf import build_unet
 from vertseg_tf.cli import main
 from vertseg_tf.deploy import export_run
-from vertseg_tf.deploy.locate_signature import decode_peaks_in_graph, parity_films
+from vertseg_tf.deploy.locate_signature import parity_films
 from vertseg_tf.locate import Locator
-from vertseg_tf.locate.heatmaps import decode_peaks, local_mass, render_heatmaps
+from vertseg_tf.locate.heatmaps import local_mass, render_heatmaps
 from vertseg_tf.locate.network import LocatorSpec, prepare_canvas
 
 CANVAS = 64
@@ -53,17 +53,33 @@ def _film(shape=(300, 200), center=(71.0, 113.0), sigma=9.0):
     return (1000.0 + 3000.0 * blob).astype(np.float32)
 
 
-def test_graph_decoding_matches_decode_peaks_with_local_mass():
+def _chain_maps(seed):
+    """Spatial distributions of 5 levels down a 24 x 20 map: sharp peaks on a spine with a
+    second, weaker peak a level away for some, one level flat (hidden) and noise."""
+    rng = np.random.default_rng(seed)
+    spine = np.array([[8.0 + 0.3 * k, 3.2 + 4.1 * k] for k in range(5)])
+    maps = render_heatmaps(spine, (24, 20), 1.1)
+    decoy = render_heatmaps(spine[[1, 2, 3, 4, 0]], (24, 20), 1.1)
+    maps += rng.uniform(0.0, 0.8, 5)[None, None] * decoy
+    maps[..., rng.integers(0, 5)] = 0.0
+    maps += rng.uniform(0.0, 0.01, maps.shape)
+    return (maps / maps.sum(axis=(0, 1))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("threshold", [0.3, 0.0])
+def test_graph_decoding_matches_decode_chain_with_local_mass(seed, threshold):
     import tensorflow as tf
 
-    rng = np.random.default_rng(3)
-    sharp = render_heatmaps([[4.3, 7.6], [0.0, 5.2], [9.0, 0.0], [np.nan, np.nan]], (11, 10), 1.2)
-    maps = sharp + rng.uniform(0.0, 0.02, sharp.shape).astype(np.float32)
-    maps /= maps.sum(axis=(0, 1))
-    xy, confidence, found = (t.numpy() for t in decode_peaks_in_graph(tf.constant(maps), 0.3))
-    reference = decode_peaks(maps, 0.3, confidence=local_mass(maps))
-    assert found.tolist() == [p.found for p in reference] == [True, True, True, False]
-    np.testing.assert_allclose(confidence, [p.confidence for p in reference], atol=1e-12)
+    from vertseg_tf.deploy.chain_graph import decode_chain_in_graph
+    from vertseg_tf.locate.heatmaps import decode_chain
+
+    maps = _chain_maps(seed)
+    xy, confidence, found = (t.numpy() for t in decode_chain_in_graph(tf.constant(maps),
+                                                                      threshold))
+    reference = decode_chain(maps, threshold, confidence=local_mass(maps))
+    assert found.tolist() == [p.found for p in reference]
+    np.testing.assert_allclose(confidence, [p.confidence for p in reference], atol=1e-9)
     np.testing.assert_allclose(xy, np.array([p.xy for p in reference]), atol=1e-9)
 
 
@@ -136,12 +152,12 @@ def test_export_records_locate_parity_and_the_locator(blob_export):
     manifest = json.loads((blob_export[1] / "manifest.json").read_text())
     parity = manifest["parity"]["locate"]
     assert parity["passed"] and parity["problem"] is None
-    assert parity["max_center_diff_px"] <= 0.01 and parity["max_confidence_diff"] <= 1e-3
+    assert parity["max_center_diff_px"] <= 0.05 and parity["max_confidence_diff"] <= 2e-3
     # C3-C6 are found on every parity film (they peak around its brightest spot), C7 never
     assert parity["levels_found"] == 4 * parity["films"] == 12
     cut = manifest["parity"]["segment_radiograph"]
     assert cut["passed"] and cut["vertebrae"] == 12 and cut["films_refused_by_python"] == 0
-    assert cut["max_placement_diff_px"] <= 0.01 and cut["mask_pixel_agreement"] >= 0.999
+    assert cut["max_placement_diff_px"] <= 0.05 and cut["mask_pixel_agreement"] >= 0.999
     assert manifest["locator"]["canvas"] == CANVAS and manifest["locator"]["stride"] == 2
     assert manifest["locator"]["missing_threshold"] == 0.3
     assert manifest["locator"]["source"] == "in-memory model"

@@ -267,10 +267,10 @@ def export_run(
           (a warning: an untrained model has no meaningful masks), not an error;
         - with a locator, the `locate` signature on whole films (`parity_films`) against
           `Locator.locate`: the same levels found, centres within `LOCATE_CENTER_TOLERANCE_PX`
-          (0.01 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (1e-3), else
+          (0.05 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (2e-3), else
           `ParityError`; and `segment_radiograph` on the same films against
           `Segmenter(model, locator=locator).segment`: the same vertebrae, patches placed
-          within 0.01 px, at least 99.9 % of the mask pixels equal, else `ParityError`.
+          within 0.05 px, at least 99.9 % of the mask pixels equal, else `ParityError`.
 
     Args:
         run_dir_or_model: RUN_DIR with `model.keras` (+ `config.json`), a `.keras` file, or a
