@@ -83,6 +83,21 @@ def test_graph_decoding_matches_decode_chain_with_local_mass(seed, threshold):
     np.testing.assert_allclose(xy, np.array([p.xy for p in reference]), atol=1e-9)
 
 
+def test_the_chain_cases_are_not_the_independent_maxima():
+    """Some of the cases above place a level elsewhere than its own channel's maximum (or
+    drop it), so a decoder that ignored the chain would fail them."""
+    from vertseg_tf.locate.heatmaps import decode_chain, decode_peaks
+
+    differs = 0
+    for seed in range(6):
+        maps = _chain_maps(seed)
+        chain = decode_chain(maps, 0.0, confidence=local_mass(maps))
+        alone = decode_peaks(maps, 0.0, confidence=local_mass(maps))
+        differs += any(a.found != b.found or (a.found and not np.allclose(a.xy, b.xy))
+                       for a, b in zip(chain, alone))
+    assert differs >= 2
+
+
 @pytest.mark.parametrize("shape", [(543, 478), (300, 201), (40, 64), (2, 2)])
 def test_graph_canvas_matches_prepare_canvas(shape):
     import tensorflow as tf
