@@ -104,6 +104,18 @@ def test_a_missed_level_is_an_empty_mask_and_left_out_of_the_matched_vertebrae(d
         rows[("clicked", "all")][4], np.mean([r.dice for r in clicked.values()]))
 
 
+def test_a_lone_found_level_cannot_be_segmented_and_every_vertebra_counts_as_missed(dataset):
+    def keep_c3(centers):
+        centers[1:] = np.nan
+        return centers
+
+    evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset, keep_c3)),
+                                    {"Net": _predictor})
+    assert evaluation.matched["Net"] == set()
+    assert {r.dice for r in evaluation.records if r.method == "Net (located)"} == {0.0}
+    assert evaluation.figures["all"]["found"] == len(dataset.split("test"))
+
+
 def test_resampling_is_exact_for_the_identity_a_shift_and_a_quarter_turn():
     rng = np.random.default_rng(0)
     probabilities = rng.uniform(size=(8, 8, 2)).astype(np.float32)

@@ -164,7 +164,8 @@ def _located_patches(image, found, predict: Predictor, refine: int):
     """The patches around the found centres and the network's probabilities on them, as
     `Segmenter.segment_located` makes them: scales counting missing levels, the centres
     `refine` times moved to the centroids of their outlines. Returns (patches, probabilities,
-    final centres of the found levels); (None, None, centres) under two found levels."""
+    final centres of the found levels); (None, None, no centres) under two found levels, which
+    `segment_located` cannot segment without a scale."""
     from vertseg_tf.channels import predicted_mask
     from vertseg_tf.data.patches import extract_patches, patch_to_image
     from vertseg_tf.geometry import largest_outline
@@ -172,7 +173,7 @@ def _located_patches(image, found, predict: Predictor, refine: int):
 
     present = np.flatnonzero(np.isfinite(found[:, 0]))
     if len(present) < 2:
-        return None, None, found[present]
+        return None, None, np.zeros((0, 2))
     for passes_left in range(refine, -1, -1):
         cut = extract_patches(image, found[present], scale=located_scales(found))
         probabilities = np.asarray(predict(cut.x()), np.float32)
