@@ -33,7 +33,7 @@ __all__ = ["FLAT_RELATIVE_STD", "SHARED_DISTANCE_PATCHES", "cut_patch_fields"]
 FLAT_RELATIVE_STD = 1e-6
 # From this many patches per vertebra on, the distance maps of a vertebra share one pruning
 # structure (`similar_distance_maps`); with fewer, building it costs more than it saves.
-SHARED_DISTANCE_PATCHES = 12
+SHARED_DISTANCE_PATCHES = 8
 
 
 def cut_patch_fields(
