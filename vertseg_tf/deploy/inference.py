@@ -443,13 +443,21 @@ class Segmenter:
     def segment_located(self, image, located, *, scale=None) -> list[VertebraSegmentation]:
         """Segment the levels a locator found (`LocatedLevel`s); missing ones are skipped.
 
+        Unless `scale` is given, each vertebra's scale counts the levels between found
+        neighbours (`located_scales`): a missing level does not double its neighbours' patches.
+
         Raises:
             DataError: no level was found.
         """
+        from vertseg_tf.locate.evaluate import found_centers
+        from vertseg_tf.locate.heatmaps import located_scales
+
         found = [level for level in located if level.found]
         if not found:
             raise DataError("image", "the locator found no vertebra (every level under its "
                                      "threshold); give the centres")
+        if scale is None and len(found) >= 2:
+            scale = located_scales(found_centers(located))
         results = self.segment(image, np.array([level.center for level in found]),
                                [level.label for level in found],
                                scale=scale)
