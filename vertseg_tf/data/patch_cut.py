@@ -10,7 +10,8 @@ Content of each patch (the geometry is `vertseg_tf.data.patch_geometry`'s):
     - mask: the contour mapped through the same affine and filled at pixel centres
       (`vertseg_tf.geometry.polygons_to_masks`, boundary included).
     - dist_map: exact distance, in patch pixels, from each pixel centre to the mapped contour
-      polyline (closed), not to the mask edge (`vertseg_tf.distance`).
+      polyline (closed), not to the mask edge (`vertseg_tf.distance`, and
+      `vertseg_tf.similar_distance` for the many patches of one vertebra).
 
 `cut_patch_fields` returns the fields of a `vertseg_tf.data.patches.PatchSet`; this module
 does not know that class (`patches` imports this module, never the reverse).
@@ -24,16 +25,16 @@ import cv2
 import numpy as np
 
 from vertseg_tf.data.patch_geometry import PATCH_SIZE, TEST_ALPHA, patch_affines, vertebra_poses
-from vertseg_tf.distance import similar_distance_maps
 from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import apply_affine, polygons_to_masks, polyline_distance_maps
+from vertseg_tf.similar_distance import similar_distance_maps
 
 __all__ = ["FLAT_RELATIVE_STD", "SHARED_DISTANCE_PATCHES", "cut_patch_fields"]
 
 FLAT_RELATIVE_STD = 1e-6
 # From this many patches per vertebra on, the distance maps of a vertebra share one pruning
 # structure (`similar_distance_maps`); with fewer, building it costs more than it saves.
-SHARED_DISTANCE_PATCHES = 12
+SHARED_DISTANCE_PATCHES = 8
 
 
 def cut_patch_fields(
