@@ -19,6 +19,8 @@ Signatures of the SavedModel:
     - `locate` (only when a locator is given): input `image` float32 (H, W), a whole
       radiograph; outputs `centers`, `found`, `confidences`, `labels` and `scale`
       (`vertseg_tf.deploy.locate_signature` owns the graph and its contract).
+    - `segment_radiograph` (with `locate`): the same `image`; per found vertebra `masks`,
+      `affines`, `labels`, `centers`, `confidences` (`vertseg_tf.deploy.radiograph_signature`).
 
 TFLite variants (all with float32 input and output, same tensors as `serving_default`):
     - `float32`: the graph as is.
@@ -265,8 +267,10 @@ def export_run(
           (a warning: an untrained model has no meaningful masks), not an error;
         - with a locator, the `locate` signature on whole films (`parity_films`) against
           `Locator.locate`: the same levels found, centres within `LOCATE_CENTER_TOLERANCE_PX`
-          (0.01 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (1e-3), else
-          `ParityError`.
+          (0.05 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (2e-3), else
+          `ParityError`; and `segment_radiograph` on the same films against
+          `Segmenter(model, locator=locator).segment`: the same vertebrae, patches placed
+          within 0.05 px, at least 99.9 % of the mask pixels equal, else `ParityError`.
 
     Args:
         run_dir_or_model: RUN_DIR with `model.keras` (+ `config.json`), a `.keras` file, or a
@@ -276,10 +280,11 @@ def export_run(
         tflite: TFLite variants to write, a subset of `TFLITE_VARIANTS` (or "a,b" text).
         representative: `(calibration, test)` normalised patches (N, 64, 64[, 1]); default
             `representative_patches(run_config)`.
-        locator: add the `locate` signature with this locator: a `vertseg_tf.locate.Locator`
-            (its threshold is fixed in the graph), "pretrained" (the shipped one), a locator
-            run folder or a `.keras` file; default None, no `locate` signature.
-        locate_films: (H, W) radiographs to check `locate` on; default `parity_films()`.
+        locator: add the `locate` and `segment_radiograph` signatures with this locator: a
+            `vertseg_tf.locate.Locator` (its threshold is fixed in the graph), "pretrained"
+            (the shipped one), a locator run folder or a `.keras` file; default None, neither.
+        locate_films: (H, W) radiographs to check the whole-film signatures on; default
+            `parity_films()`.
         progress: print one line per step to stderr.
         fresh_process_parity: load the SavedModel for its two parity checks in fresh
             processes, as a serving system would (default); False loads it once in this

@@ -31,16 +31,22 @@ def normalise_patches(raw):
     return tf.cast(tf.where(flat, tf.zeros_like(normalised), normalised), tf.float32)
 
 
-def patch_affines_in_graph(centers):
+def patch_affines_in_graph(centers, levels=None):
     """The (N, 2, 3) float64 image -> patch affines of the test patches of (N, 2) float64
     centres in spine order, N >= 2: the spine axis `c[k+1] - c[k-1]` (one-sided at the ends),
-    the scale the mean distance to the neighbouring centres, side `TEST_ALPHA` x the scale."""
+    the scale the mean distance to the neighbouring centres, side `TEST_ALPHA` x the scale.
+
+    With `levels` (N,) the level number of each centre, a step between neighbours counts the
+    levels it spans, as `vertseg_tf.locate.heatmaps.located_scales` (two levels apart is
+    twice the spacing)."""
     import tensorflow as tf
 
     ahead = tf.concat([centers[1:], centers[-1:]], axis=0)
     behind = tf.concat([centers[:1], centers[:-1]], axis=0)
     axes = tf.math.l2_normalize(ahead - behind, axis=1)
     steps = tf.norm(centers[1:] - centers[:-1], axis=1)
+    if levels is not None:
+        steps /= tf.cast(levels[1:] - levels[:-1], tf.float64)
     before = tf.concat([steps[:1], steps], axis=0)  # the first centre has only the step after
     after = tf.concat([steps, steps[-1:]], axis=0)  # the last only the step before
     scales = (before + after) / 2.0

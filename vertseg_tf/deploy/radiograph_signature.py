@@ -79,7 +79,7 @@ def add_segment_radiograph_endpoint(archive, model, locator) -> None:
         found = tf.gather(located["centers"], keep)
         keep = keep[: tf.where(_segmentable(found, tf.shape(image)), tf.size(keep), 0)]
         centers = tf.gather(located["centers"], keep)
-        affines = patch_affines_in_graph(centers)
+        affines = patch_affines_in_graph(centers, keep)  # a missing level counts
         raw = cut_patches_in_graph(image, affines)
         # Not the network on an empty batch: a Keras layer can fail on one.
         probabilities = tf.cond(
