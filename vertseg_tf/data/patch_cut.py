@@ -127,11 +127,16 @@ def _cut_patches(image: np.ndarray, affines: np.ndarray, size: int) -> np.ndarra
 
 
 def _normalise(patches: np.ndarray) -> np.ndarray:
-    """Each (size, size) patch to zero mean and unit variance; a flat patch to zeros."""
-    flat = patches.reshape(len(patches), -1).astype(np.float64)
-    mean = flat.mean(axis=1, keepdims=True)
-    std = flat.std(axis=1, keepdims=True)
+    """Each (size, size) patch to zero mean and unit variance; a flat patch to zeros.
+
+    In float64 (the mean accumulated in float64 from the float32 pixels, then the population
+    standard deviation of the centred pixels, as `np.std` computes it).
+    """
+    flat = patches.reshape(len(patches), -1)
+    mean = flat.mean(axis=1, keepdims=True, dtype=np.float64)
+    centred = flat - mean
+    std = np.sqrt(np.mean(centred * centred, axis=1, keepdims=True))
     flat_patch = std <= FLAT_RELATIVE_STD * np.abs(mean)
-    normalised = (flat - mean) / np.where(flat_patch, 1.0, std)
-    normalised[flat_patch[:, 0]] = 0.0
-    return normalised.astype(np.float32).reshape(patches.shape)
+    centred /= np.where(flat_patch, 1.0, std)
+    centred[flat_patch[:, 0]] = 0.0
+    return centred.astype(np.float32).reshape(patches.shape)
