@@ -28,6 +28,7 @@ __all__ = [
     "apply_affine",
     "inside_image",
     "invert_affine",
+    "largest_outline",
     "line_crossings",
     "mask_to_contours",
     "point_in_polygon",
@@ -224,6 +225,32 @@ def mask_to_contours(mask: np.ndarray) -> list[np.ndarray]:
             xy = xy[:-1]
         contours.append(xy)
     return contours
+
+
+def largest_outline(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The outer contour of a mask's largest 4-connected component, and the component count.
+
+    Returns:
+        ((K, 2) contour as `mask_to_contours` traces it, the largest by area of that
+        component's contours; (0, 2) for an empty mask), number of components.
+
+    Example:
+        >>> mask = np.zeros((8, 8), np.uint8); mask[1:3, 1:3] = 1; mask[4:8, 4:8] = 1
+        >>> outline, count = largest_outline(mask)
+        >>> count, abs(polygon_area(outline)) > 4
+        (2, True)
+    """
+    from scipy import ndimage
+
+    components, count = ndimage.label(mask)
+    largest = np.asarray(mask, bool)
+    if count > 1:
+        sizes = np.bincount(components.ravel())[1:]
+        largest = components == 1 + int(np.argmax(sizes))
+    contours = mask_to_contours(largest)
+    if not contours:
+        return np.zeros((0, 2)), count
+    return max(contours, key=lambda contour: abs(polygon_area(contour))), count
 
 
 def resample_closed(polyline: np.ndarray, n: int, start_index: int = 0) -> np.ndarray:

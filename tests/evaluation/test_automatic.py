@@ -61,7 +61,7 @@ def _answers(dataset, change=lambda centers: centers):
 
 def test_located_true_centres_reproduce_the_clicked_evaluation_exactly(dataset):
     evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset)),
-                                    {"Net": _predictor})
+                                    {"Net": _predictor}, refine=0)
     patches = PatchSet.from_dataset(dataset, "test", False, progress=False)
     reference = evaluate_masks(
         "Net (clicked)", patches.masks, patches.contours,
@@ -72,7 +72,7 @@ def test_located_true_centres_reproduce_the_clicked_evaluation_exactly(dataset):
     assert clicked == reference
     assert [(r.key, r.dice, r.error) for r in located] == [(r.key, r.dice, r.error)
                                                            for r in clicked]
-    assert evaluation.matched == {r.key for r in clicked}
+    assert evaluation.matched["Net"] == {r.key for r in clicked}
     overall = evaluation.figures["all"]
     assert overall["n"] == overall["found"] == overall["identified"] == len(patches)
     assert overall["median_mm"] == 0.0
@@ -84,16 +84,16 @@ def test_a_missed_level_is_an_empty_mask_and_left_out_of_the_matched_vertebrae(d
         return centers
 
     evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset, drop_c5)),
-                                    {"Net": _predictor})
+                                    {"Net": _predictor}, refine=0)
     films = len(dataset.split("test"))
     located = {r.key: r for r in evaluation.records if r.method == "Net (located)"}
     clicked = {r.key: r for r in evaluation.records if r.method == "Net (clicked)"}
     for key, result in located.items():
         if key[1] == "C5":
             assert result.dice == 0.0 and result.error == float("inf")
-            assert key not in evaluation.matched
+            assert key not in evaluation.matched["Net"]
         else:
-            assert key in evaluation.matched
+            assert key in evaluation.matched["Net"]
     assert evaluation.figures["all"]["missed"] == films
     rows = {(row[1], row[2]): row for row in automatic_table(evaluation).rows}
     assert rows[("clicked", "matched")][3] == rows[("located", "matched")][3] == 4 * films
@@ -102,6 +102,18 @@ def test_a_missed_level_is_an_empty_mask_and_left_out_of_the_matched_vertebrae(d
     assert rows[("located", "all")][8] >= 20.0
     np.testing.assert_allclose(
         rows[("clicked", "all")][4], np.mean([r.dice for r in clicked.values()]))
+
+
+def test_a_lone_found_level_cannot_be_segmented_and_every_vertebra_counts_as_missed(dataset):
+    def keep_c3(centers):
+        centers[1:] = np.nan
+        return centers
+
+    evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset, keep_c3)),
+                                    {"Net": _predictor})
+    assert evaluation.matched["Net"] == set()
+    assert {r.dice for r in evaluation.records if r.method == "Net (located)"} == {0.0}
+    assert evaluation.figures["all"]["found"] == len(dataset.split("test"))
 
 
 def test_resampling_is_exact_for_the_identity_a_shift_and_a_quarter_turn():

@@ -10,7 +10,8 @@ Content of each patch (the geometry is `vertseg_tf.data.patch_geometry`'s):
     - mask: the contour mapped through the same affine and filled at pixel centres
       (`vertseg_tf.geometry.polygons_to_masks`, boundary included).
     - dist_map: exact distance, in patch pixels, from each pixel centre to the mapped contour
-      polyline (closed), not to the mask edge (`vertseg_tf.distance`).
+      polyline (closed), not to the mask edge (`vertseg_tf.distance`, and
+      `vertseg_tf.similar_distance` for the many patches of one vertebra).
 
 `cut_patch_fields` returns the fields of a `vertseg_tf.data.patches.PatchSet`; this module
 does not know that class (`patches` imports this module, never the reverse).
@@ -24,16 +25,16 @@ import cv2
 import numpy as np
 
 from vertseg_tf.data.patch_geometry import PATCH_SIZE, TEST_ALPHA, patch_affines, vertebra_poses
-from vertseg_tf.distance import similar_distance_maps
 from vertseg_tf.errors import DataError
 from vertseg_tf.geometry import apply_affine, polygons_to_masks, polyline_distance_maps
+from vertseg_tf.similar_distance import similar_distance_maps
 
 __all__ = ["FLAT_RELATIVE_STD", "SHARED_DISTANCE_PATCHES", "cut_patch_fields"]
 
 FLAT_RELATIVE_STD = 1e-6
 # From this many patches per vertebra on, the distance maps of a vertebra share one pruning
 # structure (`similar_distance_maps`); with fewer, building it costs more than it saves.
-SHARED_DISTANCE_PATCHES = 12
+SHARED_DISTANCE_PATCHES = 8
 
 
 def cut_patch_fields(
@@ -126,11 +127,16 @@ def _cut_patches(image: np.ndarray, affines: np.ndarray, size: int) -> np.ndarra
 
 
 def _normalise(patches: np.ndarray) -> np.ndarray:
-    """Each (size, size) patch to zero mean and unit variance; a flat patch to zeros."""
-    flat = patches.reshape(len(patches), -1).astype(np.float64)
-    mean = flat.mean(axis=1, keepdims=True)
-    std = flat.std(axis=1, keepdims=True)
+    """Each (size, size) patch to zero mean and unit variance; a flat patch to zeros.
+
+    In float64 (the mean accumulated in float64 from the float32 pixels, then the population
+    standard deviation of the centred pixels, as `np.std` computes it).
+    """
+    flat = patches.reshape(len(patches), -1)
+    mean = flat.mean(axis=1, keepdims=True, dtype=np.float64)
+    centred = flat - mean
+    std = np.sqrt(np.mean(centred * centred, axis=1, keepdims=True))
     flat_patch = std <= FLAT_RELATIVE_STD * np.abs(mean)
-    normalised = (flat - mean) / np.where(flat_patch, 1.0, std)
-    normalised[flat_patch[:, 0]] = 0.0
-    return normalised.astype(np.float32).reshape(patches.shape)
+    centred /= np.where(flat_patch, 1.0, std)
+    centred[flat_patch[:, 0]] = 0.0
+    return centred.astype(np.float32).reshape(patches.shape)

@@ -98,9 +98,10 @@ def add_segment_radiograph_endpoint(archive, model, locator) -> None:
 
 
 def _python_path(segmenter, film):
-    """`Segmenter.segment(film)`, or the reason it refuses the film."""
+    """`Segmenter.segment(film)` without its centre refinement (the graph segments once from
+    the located centres), or the reason it refuses the film."""
     try:
-        return segmenter.segment(film), None
+        return segmenter.segment_located(film, segmenter.locate(film), refine=0), None
     except VertsegError as error:
         return [], str(error)
 

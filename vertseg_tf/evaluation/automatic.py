@@ -133,13 +133,14 @@ class AutomaticEvaluation:
         figures: the locator's figures (`locator_figures`, with "films", "split" and
             "seconds_per_film").
         records: per network and test vertebra, "NAME (clicked)" and "NAME (located)".
-        matched: (image_id, label) of the vertebrae a found centre matched.
+        matched: per network, the (image_id, label) of the vertebrae a found centre matched
+            (after that network's refinement of the centres).
         networks: the networks' names, in order.
     """
 
     figures: dict
     records: list[VertebraResult] = field(default_factory=list)
-    matched: set = field(default_factory=set)
+    matched: dict = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)
 
     def tables(self, threshold: float = FIT_FAILURE_THRESHOLD) -> list[Table]:
@@ -149,27 +150,47 @@ class AutomaticEvaluation:
         return tables
 
 
-def _film_patches(image, record, found):
-    """The true-centre patches of a record's vertebrae (with targets), the located ones (their
-    scales counting missing levels, as `Segmenter.segment_located` cuts them; None under two
-    found centres) and the matched found centre per true vertebra."""
+def _clicked_patches(image, record):
+    """The patches around a record's true centres, with their targets."""
     from vertseg_tf.data.patches import extract_patches
-    from vertseg_tf.locate.heatmaps import located_scales
 
-    truth = np.array([v.center for v in record.vertebrae], np.float64)
-    clicked = extract_patches(image, truth, [v.contour for v in record.vertebrae],
-                              image_id=record.id, labels=[v.label for v in record.vertebrae],
-                              conditions=[v.conditions for v in record.vertebrae])
-    present = found[np.isfinite(found[:, 0])]
+    return extract_patches(image, np.array([v.center for v in record.vertebrae], np.float64),
+                           [v.contour for v in record.vertebrae], image_id=record.id,
+                           labels=[v.label for v in record.vertebrae],
+                           conditions=[v.conditions for v in record.vertebrae])
+
+
+def _located_patches(image, found, predict: Predictor, refine: int):
+    """The patches around the found centres and the network's probabilities on them, as
+    `Segmenter.segment_located` makes them: scales counting missing levels, the centres
+    `refine` times moved to the centroids of their outlines. Returns (patches, probabilities,
+    final centres of the found levels); (None, None, no centres) under two found levels, which
+    `segment_located` cannot segment without a scale."""
+    from vertseg_tf.channels import predicted_mask
+    from vertseg_tf.data.patches import extract_patches, patch_to_image
+    from vertseg_tf.geometry import largest_outline
+    from vertseg_tf.locate.heatmaps import located_scales, recentred
+
+    present = np.flatnonzero(np.isfinite(found[:, 0]))
     if len(present) < 2:
-        return clicked, None, np.full(len(truth), -1)
-    located = extract_patches(image, present, scale=located_scales(found))
-    return clicked, located, match_located(present, truth)
+        return None, None, np.zeros((0, 2))
+    for passes_left in range(refine, -1, -1):
+        cut = extract_patches(image, found[present], scale=located_scales(found))
+        probabilities = np.asarray(predict(cut.x()), np.float32)
+        if passes_left:
+            masks = predicted_mask(probabilities)
+            outlines = {}
+            for j, level in enumerate(present):
+                outline = largest_outline(masks[j])[0]
+                outlines[level] = (patch_to_image(outline, cut.affines[j]) if len(outline)
+                                   else outline)
+            found = recentred(found, outlines, np.shape(image))
+    return cut, probabilities, found[present]
 
 
 def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | None = None,
-                       split: str = "test", progress: Callable[[str], None] | None = None
-                       ) -> AutomaticEvaluation:
+                       split: str = "test", progress: Callable[[str], None] | None = None,
+                       refine: int | None = None) -> AutomaticEvaluation:
     """Locate the centres of every film of `split`, and segment from them with each network.
 
     Args:
@@ -178,18 +199,22 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
         networks: name -> predictor; none gives the locator's figures only.
         split: the split to evaluate.
         progress: called with a line per film.
+        refine: centre refinements before the located segmentation (default
+            `LOCATED_REFINEMENTS`, as `Segmenter.segment_located`).
     """
     from vertseg_tf.channels import predicted_mask
     from vertseg_tf.data.images import read_image
     from vertseg_tf.locate.evaluate import found_centers, locator_figures
-    from vertseg_tf.locate.heatmaps import level_centers
+    from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS, level_centers
 
     networks = dict(networks or {})
     records = dataset.split(split)
     if not records:
         raise ConfigError(f"{dataset.root}: no images in split {split!r}")
     found_all, truth_all, spacing, seconds = [], [], [], 0.0
-    evaluation = AutomaticEvaluation({}, networks=list(networks))
+    refine = LOCATED_REFINEMENTS if refine is None else int(refine)
+    evaluation = AutomaticEvaluation({}, matched={name: set() for name in networks},
+                                     networks=list(networks))
     for position, record in enumerate(records):
         image, _ = read_image(dataset.image_path(record))
         started = time.monotonic()
@@ -202,17 +227,19 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
             progress(f"{split} film {position + 1}/{len(records)}: {record.id}")
         if not networks or len(record.vertebrae) < 2:
             continue
-        clicked, located, matched = _film_patches(image, record, found)
-        evaluation.matched |= {(record.id, clicked.labels[v]) for v in np.flatnonzero(matched >= 0)}
+        clicked = _clicked_patches(image, record)
+        truth = np.array([v.center for v in record.vertebrae], np.float64)
         for name, predict in networks.items():
             reference = np.asarray(predict(clicked.x()), np.float32)
+            located, automatic, centers = _located_patches(image, found, predict, refine)
+            matched = match_located(centers, truth)
+            evaluation.matched[name] |= {(record.id, clicked.labels[v])
+                                         for v in np.flatnonzero(matched >= 0)}
             moved = np.zeros_like(reference)
-            if located is not None:
-                automatic = np.asarray(predict(located.x()), np.float32)
-                for v, f in enumerate(matched):
-                    if f >= 0:
-                        moved[v] = resample_into(automatic[f], located.affines[f],
-                                                 clicked.affines[v])
+            for v, f in enumerate(matched):
+                if f >= 0:
+                    moved[v] = resample_into(automatic[f], located.affines[f],
+                                             clicked.affines[v])
             for suffix, probabilities in ((CLICKED, reference), (LOCATED, moved)):
                 evaluation.records += evaluate_masks(
                     f"{name} ({suffix})", clicked.masks, clicked.contours,
@@ -234,10 +261,10 @@ def automatic_table(evaluation: AutomaticEvaluation,
 
     rows = []
     for name in evaluation.networks:
-        for subset, keep in (("matched", lambda r: r.key in evaluation.matched),
-                             ("all", lambda r: True)):
+        matched = evaluation.matched[name]
+        for subset, keep in (("matched", matched.__contains__), ("all", lambda key: True)):
             chosen = [r for r in evaluation.records
-                      if r.method.startswith(f"{name} (") and keep(r)]
+                      if r.method.startswith(f"{name} (") and keep(r.key)]
             if not chosen:
                 continue
             summaries = summarize(chosen, threshold)
@@ -267,7 +294,7 @@ def dice_gap(evaluation: AutomaticEvaluation, name: str) -> float | None:
     values = {}
     for suffix in (CLICKED, LOCATED):
         chosen = [r.dice for r in evaluation.records
-                  if r.method == f"{name} ({suffix})" and r.key in evaluation.matched]
+                  if r.method == f"{name} ({suffix})" and r.key in evaluation.matched[name]]
         values[suffix] = float(np.mean(chosen)) if chosen else None
     if values[CLICKED] is None or values[LOCATED] is None:
         return None
@@ -289,9 +316,9 @@ def summary_lines(evaluation: AutomaticEvaluation) -> list[str]:
         gap = dice_gap(evaluation, name)
         keys = {r.key for r in evaluation.records if r.method == f"{name} ({CLICKED})"}
         if gap is not None:
+            matched = len(keys & evaluation.matched[name])
             lines.append(f"{name}: located minus clicked mean Dice {gap:+.4f} on the "
-                         f"{len(keys & evaluation.matched)} of {len(keys)} vertebrae a located "
-                         "centre matched.")
+                         f"{matched} of {len(keys)} vertebrae a located centre matched.")
     return lines
 
 
