@@ -75,7 +75,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"  locate: same levels found on {locate['films']} films, centres within "
               f"{locate['max_center_diff_px']:.2e} px of Locator.locate")
         cut = parity["segment_radiograph"]
-        print(f"  segment_radiograph: {cut['vertebrae']} vertebrae as Segmenter.segment, "
+        print(f"  segment_radiograph: {cut['vertebrae']} vertebrae as Segmenter.segment_located, "
               f"placed within {cut['max_placement_diff_px']:.2e} px, "
               f"{cut['mask_pixel_agreement']:.4%} of mask pixels equal")
     else:

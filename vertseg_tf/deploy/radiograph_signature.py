@@ -1,9 +1,11 @@
 """The SavedModel's `segment_radiograph` signature: a whole film in, one row per vertebra out.
 
-It is `Segmenter(model, locator=locator).segment(image)` in one TensorFlow graph: the `locate`
-graph (`locate_signature.locate_in_graph`), then for the levels found, top to bottom, the
-test patches cut in the graph (`graph_patches`), normalised, segmented by the UNet and
-thresholded with `channels.predicted_mask`. Input: `image` float32 (H, W), as for `locate`.
+It is `Segmenter(model, locator=locator).segment_located(image, located, refine=0)` in one
+TensorFlow graph (the automatic segmentation without the centroid refinement that
+`Segmenter.segment(image)` adds by default): the `locate` graph
+(`locate_signature.locate_in_graph`), then for the levels found, top to bottom, the test
+patches cut in the graph (`graph_patches`), normalised, segmented by the UNet and thresholded
+with `channels.predicted_mask`. Input: `image` float32 (H, W), as for `locate`.
 
 Outputs, one row per found level (N rows). Where `Segmenter.segment` refuses the found centres
 (fewer than two, since a lone centre has no neighbour to set its patch scale; one off the
@@ -108,7 +110,8 @@ def _python_path(segmenter, film):
 
 def segment_radiograph_parity(served: list[dict[str, np.ndarray]], model, locator,
                               films) -> dict[str, Any]:
-    """The served outputs of `films` against `Segmenter(model, locator=locator).segment`.
+    """The served outputs of `films` against `Segmenter(model, locator=locator)`'s
+    `segment_located(film, locate(film), refine=0)`.
 
     Returns:
         The figures; "passed" is False, with the reason under "problem", when the vertebrae
