@@ -11,7 +11,6 @@ that TensorFlow, Keras and JAX stay unimported.
 """
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -112,6 +111,8 @@ def measure(repeats: int, tensorflow_repeats: int) -> dict:
 
 
 def main() -> None:
+    from benchmarks.suite import print_report
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="runs per case (default 10)")
     parser.add_argument("--tensorflow-repeats", type=int, default=3,
@@ -119,10 +120,7 @@ def main() -> None:
     parser.add_argument("--out", help="JSON file to write (default: print only)")
     args = parser.parse_args()
     report = measure(args.repeats, args.tensorflow_repeats)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print_report(report, args.out)
 
 
 if __name__ == "__main__":

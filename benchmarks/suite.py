@@ -30,6 +30,7 @@ time, a section that failed) is `{"not_measured": "<reason>"}`, never a made-up 
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import platform
@@ -37,6 +38,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -137,31 +139,34 @@ def _pipeline(quick: bool) -> tuple[dict, dict]:
     }, result
 
 
+def _per_item(section: str, items: dict, fields: dict[str, str]) -> dict:
+    """`{section}.{item}.{key}` -> `figures[field]` for every item's figures and (key, field)."""
+    return {
+        f"{section}.{name}.{key}": figures[field]
+        for name, figures in items.items()
+        for key, field in fields.items()
+    }
+
+
 def _synthetic(quick: bool) -> tuple[dict, dict]:
     from benchmarks import synthetic_rate
 
     result = synthetic_rate.run(quick)
-    values = {}
-    for size, figures in result["results"].items():
-        values[f"synthetic.{size}.images_per_cpu_second"] = (
-            figures["render_and_png_images_per_cpu_second"]
-        )
-        values[f"synthetic.{size}.render_images_per_cpu_second"] = (
-            figures["render_images_per_cpu_second"]
-        )
-    return values, result
+    return _per_item("synthetic", result["results"], {
+        "images_per_cpu_second": "render_and_png_images_per_cpu_second",
+        "render_images_per_cpu_second": "render_images_per_cpu_second",
+    }), result
 
 
 def _asm(quick: bool) -> tuple[dict, dict]:
     from benchmarks import asm_speed
 
     result = asm_speed.run(quick)
-    values = {}
-    for name, figures in result["methods"].items():
-        values[f"asm.{name}.predict_cpu_ms_per_patch"] = figures["predict_cpu_ms_mean"]
-        values[f"asm.{name}.predict_wall_ms_per_patch"] = figures["predict_wall_ms_median"]
-        values[f"asm.{name}.fit_seconds"] = figures["fit_seconds"]
-    return values, result
+    return _per_item("asm", result["methods"], {
+        "predict_cpu_ms_per_patch": "predict_cpu_ms_mean",
+        "predict_wall_ms_per_patch": "predict_wall_ms_median",
+        "fit_seconds": "fit_seconds",
+    }), result
 
 
 def _inference(quick: bool) -> tuple[dict, dict]:
@@ -183,11 +188,10 @@ def _memory(quick: bool) -> tuple[dict, dict]:
     from benchmarks import train_memory
 
     result = train_memory.run(quick)
-    values = {}
-    for preset, figures in result["presets"].items():
-        values[f"memory.{preset}.peak_rss_mb"] = figures["peak_rss_mb"]
-        values[f"memory.{preset}.training_increase_mb"] = figures["training_increase_mb"]
-    return values, result
+    return _per_item("memory", result["presets"], {
+        "peak_rss_mb": "peak_rss_mb",
+        "training_increase_mb": "training_increase_mb",
+    }), result
 
 
 RUNNERS: dict[str, Callable[[bool], tuple[dict, dict]]] = {
@@ -255,6 +259,14 @@ def machine_description(tensorflow: bool = True) -> dict:
             "keras_backend": keras.backend.backend(),
         })
     return description
+
+
+def print_report(report: dict, out: str | None = None) -> None:
+    """Print a script's report as indented JSON and, given `out`, write the same text there."""
+    text = json.dumps(report, indent=1)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
 
 
 def run_suite(quick: bool, only: Sequence[str] | None = None) -> dict:

@@ -20,7 +20,6 @@ if __name__ == "__main__":
     os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -87,16 +86,15 @@ def run(quick: bool, images: int | None = None, seed: int = 0) -> dict:
 
 
 def main() -> None:
+    from benchmarks.suite import print_report
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10, help="images per size (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file to write (default: print only)")
     args = parser.parse_args()
     report = run(False, args.images, args.seed)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,8 @@ def train_in_this_process(preset: str, batch: int, steps: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras
-    from benchmarks.train_step import synthetic_batch
 
+    from benchmarks.train_step import synthetic_batch
     from vertseg_tf.losses import ShapeAwareLoss
     from vertseg_tf.model import PRESETS, build_unet
 

@@ -1,4 +1,5 @@
-"""The README and docs/: relative links resolve, the README stays short, its commands parse."""
+"""The README and docs/: relative links resolve, the README stays short, its commands parse,
+the tests the pages name exist."""
 
 import re
 import shlex
@@ -57,6 +58,9 @@ def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) < README_MAX_LINES
 
 
+_SEPARATORS = (";", "&&", "&")  # "&": a command started in the background
+
+
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
     commands = []
@@ -65,8 +69,8 @@ def _readme_commands() -> list[str]:
             lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
             lexer.whitespace_split = True
             words = [*lexer, ";"]
-            while ";" in words or "&&" in words:
-                end = min(words.index(sep) for sep in (";", "&&") if sep in words)
+            while any(sep in words for sep in _SEPARATORS):
+                end = min(words.index(sep) for sep in _SEPARATORS if sep in words)
                 command, words = words[:end], words[end + 1:]
                 while command and "=" in command[0]:  # leading VAR=value assignments
                     command.pop(0)
@@ -85,3 +89,22 @@ def test_every_vertseg_tf_command_in_the_readme_parses():
             parser.parse_args(argv)
         except SystemExit:
             pytest.fail(f"README command does not parse: {' '.join(words)}")
+
+
+# `tests/a/test_b.py::test_c`, or `::test_d`: another test of the file named last on the line.
+_TEST_ID = re.compile(r"`(?:(tests/[\w/]+\.py)(?:::(\w+))?|::(\w+))`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_the_tests_a_page_names_exist(page):
+    missing = []
+    for line in page.read_text(encoding="utf-8").splitlines():
+        current = None
+        for path, name, next_name in _TEST_ID.findall(line):
+            current, name = (ROOT / path if path else current), name or next_name
+            if current is None or not current.is_file():
+                missing.append(f"{path or name}: no such test file")
+            elif name and not re.search(rf"^def {name}\(", current.read_text(encoding="utf-8"),
+                                        re.MULTILINE):
+                missing.append(f"{current.relative_to(ROOT)}::{name}: no such test")
+    assert missing == []

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.polylines import random_outlines
 from vertseg_tf import geometry
 
 UNIT_SQUARE = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
@@ -46,46 +49,6 @@ def test_mask_to_contours_closes_at_border_and_finds_all_components():
     assert geometry.mask_to_contours(np.zeros((3, 3))) == []
 
 
-def test_point_to_unit_square_distance():
-    points = np.array([[0.5, 0.5], [0.5, 0.25], [2.0, 0.5], [-3.0, -4.0], [1.0, 0.3], [0.5, 1.5]])
-    expected = np.array([0.5, 0.25, 1.0, 5.0, 0.0, 0.5])
-    distances = geometry.point_to_polyline_distance(points, UNIT_SQUARE)
-    np.testing.assert_allclose(distances, expected, atol=1e-12)
-
-
-def test_open_polyline_distance_ignores_closing_segment():
-    points = np.array([[-0.5, 0.5]])
-    assert geometry.point_to_polyline_distance(points, UNIT_SQUARE, closed=True)[0] == 0.5
-    open_distance = geometry.point_to_polyline_distance(points, UNIT_SQUARE, closed=False)[0]
-    assert open_distance == pytest.approx(np.hypot(0.5, 0.5))
-
-
-def test_distance_matches_brute_force_on_random_points(monkeypatch):
-    rng = np.random.default_rng(3)
-    polyline = rng.uniform(0, 10, (7, 2))
-    points = rng.uniform(-2, 12, (50, 2))
-    dense = np.concatenate(
-        [
-            a + np.linspace(0, 1, 20001)[:, None] * (b - a)
-            for a, b in zip(polyline, np.roll(polyline, -1, 0))
-        ]
-    )
-    brute = np.sqrt(((points[:, None] - dense[None]) ** 2).sum(-1)).min(1)
-    monkeypatch.setattr(geometry, "_POINTS_PER_CHUNK", 7)
-    exact = geometry.point_to_polyline_distance(points, polyline)
-    assert np.all(exact <= brute + 1e-12)
-    np.testing.assert_allclose(exact, brute, atol=1e-3)
-
-
-def test_distance_map_of_horizontal_line():
-    y0 = 2.25
-    line = np.array([[-100.0, y0], [100.0, y0]])
-    dist = geometry.polyline_distance_map(line, (6, 5), closed=False)
-    ys = np.arange(6, dtype=np.float64)[:, None] * np.ones((1, 5))
-    assert dist.dtype == np.float32
-    np.testing.assert_allclose(dist, np.abs(ys - y0), atol=1e-6)
-
-
 def test_resample_closed_square_by_arc_length():
     square = UNIT_SQUARE * 4
     points = geometry.resample_closed(square, 8, start_index=1)
@@ -111,54 +74,10 @@ def test_area_and_centroid_of_rectangle():
     np.testing.assert_allclose(geometry.polygon_centroid(rectangle), [3.0, 3.0])
 
 
-def test_single_vertex_and_repeated_vertex_polylines():
-    points = np.array([[3.0, 4.0], [0.0, -2.0]])
-    np.testing.assert_allclose(
-        geometry.point_to_polyline_distance(points, np.zeros((1, 2))), [5.0, 2.0]
-    )
-    repeated = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    np.testing.assert_allclose(
-        geometry.point_to_polyline_distance(points, repeated), [np.hypot(2.0, 3.0), 2.0]
-    )
-
-
-def _random_outlines(seed: int, count: int) -> list[np.ndarray]:
-    """Polylines of 1 to 40 vertices, some on pixel centres and half-pixels, some off the grid."""
-    rng = np.random.default_rng(seed)
-    outlines = []
-    for k in range(count):
-        points = rng.uniform(-6.0, 20.0, (int(rng.integers(1, 40)), 2))
-        if k % 3 == 0:
-            points = np.round(points * 2.0) / 2.0
-        outlines.append(points)
-    return outlines
-
-
-def test_distance_maps_equal_the_every_segment_reference():
-    from benchmarks.legacy_patches import legacy_distance_map
-
-    outlines = _random_outlines(11, 60)
-    for shape in ((13, 7), (16, 16), (1, 5)):
-        for closed in (True, False):
-            maps = geometry.polyline_distance_maps(outlines, shape, closed)
-            assert maps.shape == (len(outlines), *shape) and maps.dtype == np.float32
-            reference = np.stack([legacy_distance_map(o, shape, closed) for o in outlines])
-            np.testing.assert_allclose(maps, reference, rtol=0, atol=1e-5)
-
-
-def test_distance_map_far_from_the_curve_and_of_a_point():
-    far = geometry.polyline_distance_map(np.array([[500.0, -300.0], [520.0, -300.0]]), (8, 8))
-    ys, xs = np.mgrid[0:8, 0:8]
-    expected = np.hypot(np.maximum(500.0 - xs, 0.0), ys + 300.0)
-    np.testing.assert_allclose(far, expected, rtol=1e-6)
-    point = geometry.polyline_distance_map(np.array([[2.0, 3.0]]), (5, 6))
-    np.testing.assert_allclose(point, np.hypot(xs[:5, :6] - 2.0, ys[:5, :6] - 3.0), atol=1e-6)
-
-
 def test_masks_equal_scikit_image_on_random_and_grid_aligned_polygons():
     from skimage.draw import polygon2mask
 
-    polygons = [o for o in _random_outlines(12, 90) if len(o) >= 3]
+    polygons = [o for o in random_outlines(12, 90) if len(o) >= 3]
     polygons.append(np.array([[1.0, 1.0], [4.0, 1.0], [4.0, 3.0], [1.0, 3.0]]))  # edges on rows
     polygons.append(np.array([[2.0, 0.0], [4.0, 2.0], [2.0, 4.0], [0.0, 2.0]]))  # vertices on rows
     for shape in ((12, 9), (20, 20)):
@@ -167,6 +86,25 @@ def test_masks_equal_scikit_image_on_random_and_grid_aligned_polygons():
         for polygon, mask in zip(polygons, masks):
             expected = polygon2mask(shape, polygon[:, ::-1]).astype(np.uint8)
             np.testing.assert_array_equal(mask, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    vertices=st.lists(
+        st.tuples(st.integers(-12, 60), st.integers(-12, 60)), min_size=3, max_size=14
+    ),
+    step=st.sampled_from([1.0, 0.5, 0.25, 0.1, 1.0 / 3.0]),
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+)
+def test_masks_equal_scikit_image_on_lattice_polygons(vertices, step, shape):
+    """Vertices on lattices of pixel fractions: edges and crossings land on pixel centres."""
+    from skimage.draw import polygon2mask
+
+    polygon = np.array(vertices, dtype=np.float64) * step
+    mask = geometry.polygons_to_masks([polygon, polygon[::-1]], shape)
+    expected = polygon2mask(shape, polygon[:, ::-1]).astype(np.uint8)
+    np.testing.assert_array_equal(mask[0], expected)
+    np.testing.assert_array_equal(mask[1], polygon2mask(shape, polygon[::-1, ::-1]))
 
 
 def test_polygon_is_simple_on_known_shapes():

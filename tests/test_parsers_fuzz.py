@@ -146,33 +146,35 @@ GOOD_LABELME = {
 }
 
 
-def _import_and_check(run, source, out):
-    try:
-        run(source, out)
-    except (DataError, ConfigError) as error:
-        assert _names_the_source(error, source), error
-        assert not out.exists()
-        return
-    # An import that succeeds has written a dataset validate accepts.
-    assert not [p for p in validate_dataset(out) if p.is_error]
+def _importer_property(run, document, source_name: str, examples: int):
+    """Fuzz the importer `run` with mutations of `document`, written to `source_name` (a path
+    in a fresh folder) beside the `a.png` the document names."""
 
-
-def _labelme_property(examples):
     @_settings(examples)
-    @given(obj=mutated(GOOD_LABELME))
+    @given(obj=mutated(document))
     def check(obj):
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
-            _image(root / "src")
-            source = root / "src" / "a.json"
+            source, out = root / source_name, root / "out"
+            _image(source.parent)
             source.write_text(json.dumps(obj, allow_nan=True))
-            _import_and_check(import_labelme, source, root / "out")
+            try:
+                run(source, out)
+            except (DataError, ConfigError) as error:
+                assert _names_the_source(error, source), error
+                assert not out.exists()
+                return
+            # An import that succeeds has written a dataset validate accepts.
+            assert not [p for p in validate_dataset(out) if p.is_error]
 
     return check
 
 
-test_labelme_importer_fuzz = _labelme_property(FAST)
-test_labelme_importer_fuzz_thorough = pytest.mark.slow(_labelme_property(THOROUGH))
+LABELME_SOURCE = "src/a.json"
+test_labelme_importer_fuzz = _importer_property(import_labelme, GOOD_LABELME, LABELME_SOURCE, FAST)
+test_labelme_importer_fuzz_thorough = pytest.mark.slow(
+    _importer_property(import_labelme, GOOD_LABELME, LABELME_SOURCE, THOROUGH)
+)
 
 
 GOOD_COCO = {
@@ -185,22 +187,12 @@ GOOD_COCO = {
 }
 
 
-def _coco_property(examples):
-    @_settings(examples)
-    @given(obj=mutated(GOOD_COCO))
-    def check(obj):
-        with tempfile.TemporaryDirectory() as folder:
-            root = Path(folder)
-            _image(root / "export")
-            source = root / "export" / "instances.json"
-            source.write_text(json.dumps(obj, allow_nan=True))
-            _import_and_check(import_coco, source, root / "out")
+COCO_SOURCE = "export/instances.json"
+test_coco_importer_fuzz = _importer_property(import_coco, GOOD_COCO, COCO_SOURCE, FAST)
+test_coco_importer_fuzz_thorough = pytest.mark.slow(
+    _importer_property(import_coco, GOOD_COCO, COCO_SOURCE, THOROUGH)
+)
 
-    return check
-
-
-test_coco_importer_fuzz = _coco_property(FAST)
-test_coco_importer_fuzz_thorough = pytest.mark.slow(_coco_property(THOROUGH))
 
 NUMBER_TEXT = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),

@@ -52,6 +52,30 @@ def test_smoke_reproduction_writes_every_table_and_figure_and_resumes(tmp_path, 
 
 
 @pytest.mark.slow
+def test_automatic_reproduction_adds_the_locator_and_clicked_against_located_tables(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("VERTSEG_TF_CACHE", str(tmp_path / "cache"))
+    dataset = tmp_path / "v2"
+    generate(6, 2, dataset, size="small", version=2, split_ratio=(2, 1), progress=False)
+    out = tmp_path / "auto"
+    assert main(["reproduce", "--preset", "smoke", "--dataset", str(dataset), "--out", str(out),
+                 "--automatic"]) == 0
+    report = out / "report"
+    text = (report / "report.md").read_text()
+    assert "## Automatic mode" in text and "Table 1" in text
+    images = json.loads((dataset / "dataset.json").read_text())["images"]
+    test_levels = 5 * sum(image["split"] == "test" for image in images)
+    assert json.loads((report / "locator.json").read_text())["all"]["n"] == test_levels
+    with (report / "automatic_segmentation.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["network"], row["centres"]) for row in rows} == {
+        (name, centres) for name in ("UNet", "UNet-S") for centres in ("clicked", "located")}
+    assert {row["n"] for row in rows if row["vertebrae"] == "all"} == {str(test_levels)}
+    assert "evaluate+automatic" in json.loads((out / "reproduce.json").read_text())["steps"]
+
+
+@pytest.mark.slow
 def test_smoke_reproduction_over_two_seeds_writes_per_seed_and_aggregated_tables(
     tmp_path, monkeypatch
 ):

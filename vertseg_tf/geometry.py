@@ -5,6 +5,7 @@ row; the origin is the centre of the top-left pixel, so pixel (x, y) has its cen
 coordinates (x, y).
 Polygons and polylines are (K, 2) float arrays of xy points; a closed polygon does not repeat
 its first point. Affine maps are (2, 3) matrices acting on column vectors (x, y, 1).
+The distances to polylines live in `vertseg_tf.distance` and are re-exported here.
 
 numpy / scipy / scikit-image only: no TensorFlow, so every backend can use this module.
 """
@@ -16,10 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.measure import find_contours
 
+from vertseg_tf.distance import (
+    point_to_polyline_distance,
+    polyline_distance_map,
+    polyline_distance_maps,
+    polyline_segments,
+)
+
 __all__ = [
     "apply_affine",
     "inside_image",
     "invert_affine",
+    "largest_outline",
     "line_crossings",
     "mask_to_contours",
     "point_in_polygon",
@@ -35,15 +44,6 @@ __all__ = [
     "resample_closed",
 ]
 
-# Points handled at once; bounds the temporary arrays to a few tens of MB.
-_POINTS_PER_CHUNK = 1 << 20
-# Side of the pruning tiles of `polyline_distance_maps`, the largest distance from a tile's
-# centre to one of its pixel centres, and a margin far above the rounding of the bound.
-_TILE = 4
-_TILE_RADIUS = (_TILE - 1) / 2.0 * np.sqrt(2.0)
-_BOUND_SLACK = 1e-6
-# Tile x segment distances per chunk of maps: keeps the temporaries within the CPU cache.
-_PAIRS_PER_CHUNK = 1 << 17
 # scikit-image's tolerance for a pixel centre on a polygon vertex.
 _VERTEX_EPS = 1e-12
 
@@ -77,9 +77,10 @@ def polygons_to_masks(polygons: Sequence[np.ndarray], shape: tuple[int, int]) ->
     The rule is scikit-image's ray crossing (O'Rourke, "Computational Geometry in C", ch. 7):
     a pixel centre is in when it is within 1e-12 of a vertex, or when a ray to the right or a
     ray to the left crosses the outline an odd number of times (on an edge the two parities
-    differ), tested only inside the polygon's bounding box clipped to the grid. Every float
-    operation is the one scikit-image performs, so the masks are the same bit for bit. Only
-    the edges that straddle a row are tested against that row's pixels.
+    differ), tested only inside the polygon's bounding box clipped to the grid. Each edge that
+    straddles a row crosses it once, at x = X; a column c farther than rounding from X counts
+    by the sign of X - c, and one within 1e-12 (relative) of X by scikit-image's own float
+    operations, so the masks are the same bit for bit at a cost per row, not per pixel.
 
     Args:
         polygons: B (K_b, 2) xy outlines, K_b >= 3 (they may differ in length).
@@ -142,18 +143,47 @@ def _fill_crossings(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     row = np.arange(total) - np.repeat(np.cumsum(rows_per_edge) - rows_per_edge, rows_per_edge)
     row += first[edge]
     group = edge // ys.shape[1] * height + row
-    order = np.argsort(group, kind="stable")
-    edge, row, group = edge[order], row[order].astype(np.float64), group[order]
-    columns = np.arange(width, dtype=np.float64)
-    edge_y0, edge_y1 = (y0[edge] - row)[:, None], (y1[edge] - row)[:, None]
-    crossing = ((x0[edge][:, None] - columns) * edge_y1 - (x1[edge][:, None] - columns) * edge_y0)
-    crossing /= edge_y1 - edge_y0
-    odd_right = (crossing > 0) & ((edge_y0 > 0) != (edge_y1 > 0))
-    odd_left = (crossing < 0) & ((edge_y0 < 0) != (edge_y1 < 0))
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    parity = np.bitwise_xor.reduceat(odd_right.view(np.uint8), starts, axis=0)
-    parity |= np.bitwise_xor.reduceat(odd_left.view(np.uint8), starts, axis=0)
-    masks.reshape(count * height, width)[group[starts]] = parity
+    x0, x1 = x0[edge], x1[edge]
+    y0, y1 = y0[edge] - row, y1[edge] - row
+    # scikit-image tests crossing(c) = ((x0 - c) y1 - (x1 - c) y0) / (y1 - y0) at every column
+    # c: > 0 counts for the right ray, < 0 for the left one. That is X - c for the crossing
+    # point X, to rounding (at most 1e-15 of the coordinates: |y0| + |y1| = |y1 - y0| on an
+    # edge that straddles the row), so away from X the sign is that of X - c; a column within
+    # `near` of X is tested with scikit-image's own arithmetic.
+    cross = (x0 * y1 - x1 * y0) / (y1 - y0)
+    right = (y0 > 0) != (y1 > 0)
+    left = (y0 < 0) != (y1 < 0)
+    # The right ray of column c crosses when c < X (c < ceil X), the left one when c > X.
+    odd_right = _parities(group[right], np.ceil(cross[right]), count * height, width, False)
+    odd_left = _parities(group[left], np.floor(cross[left]) + 1.0, count * height, width, True)
+    near = 1e-12 * (1.0 + np.abs(x0) + np.abs(x1) + width)
+    column = np.rint(cross)
+    close = np.flatnonzero((np.abs(cross - column) <= near) & (column >= 0) & (column < width))
+    if len(close):
+        c = column[close]
+        exact = ((x0[close] - c) * y1[close] - (x1[close] - c) * y0[close]) / (
+            y1[close] - y0[close]
+        )
+        where = (group[close], c.astype(np.int64))
+        flip = right[close] & ((exact > 0) != (c < cross[close]))
+        np.bitwise_xor.at(odd_right, (where[0][flip], where[1][flip]), 1)
+        flip = left[close] & ((exact < 0) != (c > cross[close]))
+        np.bitwise_xor.at(odd_left, (where[0][flip], where[1][flip]), 1)
+    odd_right |= odd_left
+    masks.reshape(count * height, width)[:] = odd_right
+
+
+def _parities(group, start, groups: int, width: int, from_start: bool) -> np.ndarray:
+    """(groups, width) uint8: for each row group, the parity of its crossings that count at
+    column c, a crossing counting from column `start` on (`from_start`) or before it."""
+    toggles = np.zeros((groups, width + 1), np.uint8)
+    np.add.at(toggles, (group, np.clip(start, 0, width).astype(np.int64)), 1)
+    if from_start:
+        parity = np.cumsum(toggles, axis=1, dtype=np.uint8)[:, :width]
+    else:
+        parity = np.cumsum(toggles[:, ::-1], axis=1, dtype=np.uint8)[:, ::-1][:, 1:]
+    parity &= 1
+    return parity
 
 
 def _mark_vertices(masks: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
@@ -197,200 +227,30 @@ def mask_to_contours(mask: np.ndarray) -> list[np.ndarray]:
     return contours
 
 
-def _segments(polyline: np.ndarray, closed: bool) -> tuple[np.ndarray, np.ndarray]:
-    polyline = np.asarray(polyline, dtype=np.float64)
-    if polyline.ndim != 2 or polyline.shape[1] != 2 or len(polyline) == 0:
-        raise ValueError(f"polyline must be (K, 2) with K >= 1, got shape {polyline.shape}")
-    if len(polyline) == 1:
-        return polyline, polyline
-    ends = np.roll(polyline, -1, axis=0) if closed else polyline[1:]
-    starts = polyline if closed else polyline[:-1]
-    return starts, ends
-
-
-def _segment_frames(polylines: Sequence[np.ndarray], closed: bool) -> np.ndarray:
-    """(5, B, K_max) per segment: midpoint x, midpoint y, unit direction x, y, half length.
-
-    A polyline with fewer segments repeats its last segment, which changes no minimum. A
-    zero-length segment gets the direction (1, 0): its distance is then that to its point.
-    """
-    pairs = [_segments(polyline, closed) for polyline in polylines]
-    longest = max(len(starts) for starts, _ in pairs)
-    frames = np.empty((5, len(pairs), longest))
-    for b, (starts, ends) in enumerate(pairs):
-        count = len(starts)
-        frames[0, b, :count], frames[1, b, :count] = ((starts + ends) / 2.0).T
-        frames[2, b, :count], frames[3, b, :count] = (ends - starts).T
-        frames[:4, b, count:] = frames[:4, b, count - 1 : count]
-    frames[4] = np.hypot(frames[2], frames[3])
-    point = frames[4] == 0
-    frames[2:4] /= np.where(point, 1.0, frames[4])
-    frames[2][point], frames[3][point] = 1.0, 0.0
-    frames[4] /= 2.0
-    return frames
-
-
-def _clamped_squared(along: np.ndarray, across: np.ndarray, half_length) -> np.ndarray:
-    """Squared distance to a segment from a point's coordinates in the segment's frame.
-
-    `along` is the offset from the segment's midpoint along its direction, `across` the offset
-    perpendicular to it; the point lies max(|along| - half_length, 0) beyond the segment's
-    end along it. Both arrays are overwritten (in place: no temporary, about a third faster
-    than clamping the projection).
-    """
-    np.abs(along, out=along)
-    along -= half_length
-    np.maximum(along, 0.0, out=along)
-    along *= along
-    across *= across
-    across += along
-    return across
-
-
-def point_to_polyline_distance(
-    points: np.ndarray, polyline: np.ndarray, closed: bool = True
-) -> np.ndarray:
-    """Exact Euclidean distance from each point to the nearest point of a polyline.
-
-    Every segment is measured exactly (projection clamped to the segment). The work is
-    vectorised over points, one pass per segment keeping a running minimum, in chunks of
-    points so memory stays bounded. For the pixel grid, `polyline_distance_maps` is much
-    faster: it measures only the segments that can be nearest.
-
-    Args:
-        points: (P, 2) xy points.
-        polyline: (K, 2) xy vertices; a single vertex is a point.
-        closed: also use the segment from the last vertex back to the first.
+def largest_outline(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The outer contour of a mask's largest 4-connected component, and the component count.
 
     Returns:
-        (P,) float64 distances.
+        ((K, 2) contour as `mask_to_contours` traces it, the largest by area of that
+        component's contours; (0, 2) for an empty mask), number of components.
 
     Example:
-        >>> square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-        >>> point_to_polyline_distance(np.array([[0.5, 0.5], [2.0, 0.5]]), square)
-        array([0.5, 1. ])
+        >>> mask = np.zeros((8, 8), np.uint8); mask[1:3, 1:3] = 1; mask[4:8, 4:8] = 1
+        >>> outline, count = largest_outline(mask)
+        >>> count, abs(polygon_area(outline)) > 4
+        (2, True)
     """
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    frames = _segment_frames([polyline], closed)[:, 0]
-    out = np.empty(len(points), dtype=np.float64)
-    for begin in range(0, len(points), _POINTS_PER_CHUNK):
-        xs = points[begin : begin + _POINTS_PER_CHUNK, 0]
-        ys = points[begin : begin + _POINTS_PER_CHUNK, 1]
-        best = np.full(len(xs), np.inf)
-        for middle_x, middle_y, unit_x, unit_y, half_length in frames.T:
-            offset_x, offset_y = xs - middle_x, ys - middle_y
-            along = offset_x * unit_x + offset_y * unit_y
-            across = offset_y * unit_x - offset_x * unit_y
-            np.minimum(best, _clamped_squared(along, across, half_length), out=best)
-        out[begin : begin + _POINTS_PER_CHUNK] = np.sqrt(best)
-    return out
+    from scipy import ndimage
 
-
-def polyline_distance_map(
-    polyline: np.ndarray, shape: tuple[int, int], closed: bool = True
-) -> np.ndarray:
-    """Distance from every pixel centre of an (H, W) grid to a polyline, in pixels.
-
-    Args:
-        polyline: (K, 2) xy vertices.
-        shape: (H, W) of the map.
-        closed: treat the polyline as a closed polygon outline.
-
-    Returns:
-        (H, W) float32 map; entry [y, x] is the distance from (x, y) to the curve.
-
-    Example:
-        >>> line = np.array([[0.0, 1.0], [3.0, 1.0]])
-        >>> polyline_distance_map(line, (3, 4), closed=False)[:, 0]
-        array([1., 0., 1.], dtype=float32)
-    """
-    return polyline_distance_maps([polyline], shape, closed)[0]
-
-
-def polyline_distance_maps(
-    polylines: Sequence[np.ndarray], shape: tuple[int, int], closed: bool = True
-) -> np.ndarray:
-    """`polyline_distance_map` of many polylines at once: exact, and pruned.
-
-    The grid is cut into 4 x 4 pixel tiles. The distance from a tile's centre c to every
-    segment s, d_s(c), is measured first; every pixel p of the tile lies within r = 1.5 * sqrt(2)
-    of c, and a distance to a set changes by at most |p - c|, so s can be nearest to p only if
-    d_s(c) <= min_s' d_s'(c) + 2 r. Only those segments (about 15 of a 96-point vertebra
-    outline, instead of all) are then measured at the tile's pixels, exactly (projection
-    clamped to the segment, as `point_to_polyline_distance` does); the two agree to rounding
-    (about 1e-13 pixels).
-
-    Args:
-        polylines: B (K_b, 2) xy polylines (they may differ in length).
-        shape: (H, W) of the maps.
-        closed: treat each polyline as a closed polygon outline.
-
-    Returns:
-        (B, H, W) float32 maps.
-
-    Example:
-        >>> line = np.array([[0.0, 1.0], [3.0, 1.0]])
-        >>> maps = polyline_distance_maps([line, line + 1.0], (3, 4), closed=False)
-        >>> [round(float(d), 4) for d in maps[:, 0, 0]]  # (0, 0) to (0, 1) and to the end (1, 2)
-        [1.0, 2.2361]
-    """
-    height, width = (int(n) for n in shape)
-    out = np.empty((len(polylines), height, width), np.float32)
-    if len(polylines) == 0 or height == 0 or width == 0:
-        return out
-    frames = _segment_frames(polylines, closed)
-    tiles = -(-height // _TILE) * -(-width // _TILE)
-    step = max(1, _PAIRS_PER_CHUNK // (tiles * frames.shape[2]))
-    for begin in range(0, len(polylines), step):
-        out[begin : begin + step] = _pruned_distances(frames[:, begin : begin + step], shape)
-    return out
-
-
-def _pruned_distances(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The maps of the segments in `frames` (5, B, K): see `polyline_distance_maps`."""
-    height, width = shape
-    count = frames.shape[1]
-    rows, columns = -(-height // _TILE), -(-width // _TILE)
-    middle_x, middle_y, unit_x, unit_y, half_length = frames
-    # Offsets in each segment's frame are sums of a row term and a column term: one addition
-    # per tile x segment (and per pixel x segment below) instead of a dot product.
-    centre_x = (np.arange(columns) * float(_TILE) + (_TILE - 1) / 2.0)[None, :, None]
-    centre_y = (np.arange(rows) * float(_TILE) + (_TILE - 1) / 2.0)[None, :, None]
-    unit_x, unit_y = unit_x[:, None, :], unit_y[:, None, :]
-    origin_along = -(middle_x * unit_x[:, 0] + middle_y * unit_y[:, 0])[:, None, :]
-    origin_across = (middle_x * unit_y[:, 0] - middle_y * unit_x[:, 0])[:, None, :]
-    along = (centre_x * unit_x + origin_along)[:, None] + (centre_y * unit_y)[:, :, None]
-    across = (origin_across - centre_x * unit_y)[:, None] + (centre_y * unit_x)[:, :, None]
-    at_centres = _clamped_squared(along, across, half_length[:, None, None, :])
-    reach = np.sqrt(at_centres.min(axis=3)) + 2.0 * _TILE_RADIUS + _BOUND_SLACK
-    # Flat indices: much faster than a 4-D nonzero; tiles come out in raster order.
-    pair = np.flatnonzero(at_centres <= (reach * reach)[..., None])
-    tile, segment = np.divmod(pair, frames.shape[2])
-    segment += tile // (rows * columns) * frames.shape[2]
-    tile_row, tile_column = np.divmod(tile % (rows * columns), columns)
-    frames = frames.reshape(5, -1)[:, segment]
-    squared = _tile_pixels_squared(
-        tile_column * float(_TILE) - frames[0], tile_row * float(_TILE) - frames[1], frames[2:]
-    )
-    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
-    nearest = np.sqrt(np.minimum.reduceat(squared, starts, axis=1))
-    grid = nearest.reshape(_TILE, _TILE, count, rows, columns).transpose(2, 3, 0, 4, 1)
-    return grid.reshape(count, rows * _TILE, columns * _TILE)[:, :height, :width]
-
-
-def _tile_pixels_squared(offset_x, offset_y, frame) -> np.ndarray:
-    """(TILE * TILE, P) squared distances from each tile pixel to its pair's segment.
-
-    `offset_x`, `offset_y`: (P,) tile origin minus segment midpoint; `frame`: (3, P) unit x,
-    unit y, half length. Rows are the tile's pixels, row-major.
-    """
-    unit_x, unit_y, half_length = frame
-    local = np.arange(_TILE, dtype=np.float64)[:, None]
-    along_x = local * unit_x + (offset_x * unit_x + offset_y * unit_y)
-    across_x = (offset_y * unit_x - offset_x * unit_y) - local * unit_y
-    along = ((local * unit_y)[:, None] + along_x[None]).reshape(_TILE * _TILE, -1)
-    across = ((local * unit_x)[:, None] + across_x[None]).reshape(_TILE * _TILE, -1)
-    return _clamped_squared(along, across, half_length)
+    components, count = ndimage.label(mask)
+    largest = np.asarray(mask, bool)
+    if count > 1:
+        sizes = np.bincount(components.ravel())[1:]
+        largest = components == 1 + int(np.argmax(sizes))
+    contours = mask_to_contours(largest)
+    if not contours:
+        return np.zeros((0, 2)), count
+    return max(contours, key=lambda contour: abs(polygon_area(contour))), count
 
 
 def resample_closed(polyline: np.ndarray, n: int, start_index: int = 0) -> np.ndarray:
@@ -541,7 +401,7 @@ def polygon_is_simple(polygon: np.ndarray) -> bool:
         >>> polygon_is_simple(np.array([[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]]))
         False
     """
-    starts, ends = _segments(polygon, closed=True)
+    starts, ends = polyline_segments(polygon, closed=True)
     count = len(starts)
     if count < 3 or len(np.unique(starts, axis=0)) < count:
         return False
@@ -582,7 +442,7 @@ def line_crossings(polyline: np.ndarray, origin, direction, closed: bool = True)
         >>> line_crossings(square, [1.0, 1.0], [0.0, 1.0])
         array([-1.,  1.])
     """
-    starts, ends = _segments(polyline, closed)
+    starts, ends = polyline_segments(polyline, closed)
     origin = np.asarray(origin, dtype=np.float64)
     direction = np.asarray(direction, dtype=np.float64)
     edges = ends - starts

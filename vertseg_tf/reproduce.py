@@ -174,6 +174,8 @@ def reproduce(
     hard_share: float | None = None,
     seeds: int = 1,
     model_selection: str | None = None,
+    automatic: bool = False,
+    locator=None,
     command_line: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -200,6 +202,12 @@ def reproduce(
         seeds: training seeds per network: the preset's seed and the next `seeds - 1`.
         model_selection: "last" or "best" (see `TrainConfig.model_selection`); None = the
             preset's.
+        automatic: add the automatic mode to every report: the locator's centre figures on
+            the test split and UNet / UNet-S segmentation from the located centres against
+            the true ones (`vertseg_tf.evaluation.automatic`). Its evaluation steps are named
+            "evaluate+automatic", so a finished plain evaluation is redone with it.
+        locator: the locator of the automatic mode: a run folder, a `.keras` file or None
+            (the shipped one).
         command_line: the command quoted in the report.
         log: where progress lines go.
 
@@ -253,6 +261,8 @@ def reproduce(
     notes = _notes(config, seed_list, settings)
     title = f"vertseg-tf reproduction ({preset} preset)"
 
+    evaluate_step = "evaluate+automatic" if automatic else "evaluate"
+
     def evaluate(runs, report_dir, seed_title) -> dict:
         from vertseg_tf.evaluation.runs import evaluate_runs
 
@@ -262,15 +272,17 @@ def reproduce(
             # The report folder belongs to this resumable output folder: a step that was
             # interrupted after writing it but before recording it is redone over it.
             overwrite=True,
+            locator=(locator or "pretrained") if automatic else None,
         )
         return {"report": str(report)}
 
     if len(seed_list) == 1:
-        run_step("evaluate", lambda: evaluate(runs_by_seed[seed_list[0]], out / "report", title))
-        return Path(steps["evaluate"]["report"])
+        run_step(evaluate_step,
+                 lambda: evaluate(runs_by_seed[seed_list[0]], out / "report", title))
+        return Path(steps[evaluate_step]["report"])
     for seed, runs in runs_by_seed.items():
         run_step(
-            f"evaluate/seed-{seed}",
+            f"{evaluate_step}/seed-{seed}",
             lambda runs=runs, seed=seed: evaluate(
                 runs, out / "seeds" / f"seed-{seed}", f"{title}, training seed {seed}"
             ),
@@ -281,7 +293,7 @@ def reproduce(
         from vertseg_tf.evaluation.seeds import write_seed_report
 
         per_seed = {
-            seed: read_records_csv(Path(steps[f"evaluate/seed-{seed}"]["report"]).parent
+            seed: read_records_csv(Path(steps[f"{evaluate_step}/seed-{seed}"]["report"]).parent
                                    / "per_vertebra.csv")
             for seed in seed_list
         }

@@ -12,6 +12,23 @@ def ellipse(centre, half_width, half_height, n_points, angle=0.0):
     return points @ rotation.T + np.asarray(centre)
 
 
+def noisy_ellipses(seed, count, centres, n_points, noise):
+    """`count` seeded ellipses (half axes 12-18 by 8-12 px, centre coordinates drawn from
+    `centres`, tilted up to 0.2 rad) with Gaussian noise of sd `noise` on every point."""
+    rng = np.random.default_rng(seed)
+    return [
+        ellipse(
+            rng.uniform(*centres, 2),
+            rng.uniform(12, 18),
+            rng.uniform(8, 12),
+            n_points,
+            angle=rng.uniform(-0.2, 0.2),
+        )
+        + rng.normal(scale=noise, size=(n_points, 2))
+        for _ in range(count)
+    ]
+
+
 def test_resample_square_known_landmarks():
     square = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]])
     expected = [[2, 0], [4, 0], [4, 2], [4, 4], [2, 4], [0, 4], [0, 2], [0, 0]]
@@ -38,18 +55,7 @@ def test_resample_equal_arc_spacing_and_start_direction():
 
 
 def test_full_variance_model_reconstructs_training_shapes_exactly():
-    rng = np.random.default_rng(0)
-    contours = [
-        ellipse(
-            rng.uniform(25, 38, 2),
-            rng.uniform(12, 18),
-            rng.uniform(8, 12),
-            60,
-            angle=rng.uniform(-0.2, 0.2),
-        )
-        + rng.normal(scale=0.3, size=(60, 2))
-        for _ in range(30)
-    ]
+    contours = noisy_ellipses(seed=0, count=30, centres=(25, 38), n_points=60, noise=0.3)
     pdm = PointDistributionModel(n_landmarks=12, variance_kept=1.0).fit(contours)
     landmarks = pdm.landmarks(contours)
     for points in landmarks:
@@ -62,18 +68,7 @@ def test_98_percent_model_reconstruction_error_matches_discarded_variance():
     # is the sum of the discarded eigenvalues (times (n-1)/n). Mapped to patch pixels by the
     # mean pose scale this bounds the landmark RMS error; the fit re-optimises the pose, so it
     # may only do better (a 5 % margin covers the pose/shape alternation's approximation).
-    rng = np.random.default_rng(1)
-    contours = [
-        ellipse(
-            rng.uniform(28, 35, 2),
-            rng.uniform(12, 18),
-            rng.uniform(8, 12),
-            80,
-            angle=rng.uniform(-0.2, 0.2),
-        )
-        + rng.normal(scale=0.4, size=(80, 2))
-        for _ in range(40)
-    ]
+    contours = noisy_ellipses(seed=1, count=40, centres=(28, 35), n_points=80, noise=0.4)
     pdm = PointDistributionModel(n_landmarks=16, variance_kept=0.98).fit(contours)
     kept = pdm.variances.sum() / pdm.training_variances.sum()
     assert kept >= 0.98

@@ -4,7 +4,7 @@ import types
 import numpy as np
 import pytest
 
-from vertseg_tf.data import patches
+from vertseg_tf.data import patch_build, patch_cut, patches
 from vertseg_tf.data.dataset import (
     Dataset,
     ImageRecord,
@@ -425,6 +425,23 @@ def test_cut_equals_the_previous_one_by_one_cutter():
     np.testing.assert_allclose(cut.dist_maps, reference["dist_maps"], rtol=0, atol=1e-5)
 
 
+def test_training_grid_equals_the_previous_one_by_one_cutter():
+    """45 patches per vertebra: the distance maps share one structure per vertebra."""
+    from benchmarks.legacy_patches import legacy_extract
+    from vertseg_tf.data.synthetic import synthesize
+
+    item = synthesize(1, 4, size="small")
+    centers = np.array([v.center for v in item.record.vertebrae])
+    contours = [v.contour for v in item.record.vertebrae]
+    grid = {"alphas": patches.TRAIN_ALPHAS, "angles": patches.TRAIN_ANGLES}
+    assert len(grid["alphas"]) * len(grid["angles"]) >= patch_cut.SHARED_DISTANCE_PATCHES
+    cut = patches.extract_patches(item.image, centers, contours, **grid)
+    reference = legacy_extract(item.image, centers, contours, **grid)
+    np.testing.assert_array_equal(cut.affines, reference["affines"])
+    np.testing.assert_array_equal(cut.masks, reference["masks"])
+    np.testing.assert_allclose(cut.dist_maps, reference["dist_maps"], rtol=0, atol=1e-5)
+
+
 def test_workers_must_be_a_positive_integer(tmp_path, counted_reader):
     dataset = write_dataset(tmp_path / "ds")
     for workers in (0, -1, 1.5, True):
@@ -444,7 +461,7 @@ def test_data_error_crosses_a_process_boundary():
 
 @pytest.mark.slow
 def test_any_worker_count_gives_the_same_patch_set(synthetic_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(patches, "PATCHES_PER_WORKER", 1)
+    monkeypatch.setattr(patch_build, "PATCHES_PER_WORKER", 1)
     dataset = load_dataset(synthetic_dataset.root)
     for record in dataset.images:
         record.split = "train"

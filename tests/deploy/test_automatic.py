@@ -72,6 +72,34 @@ def test_segment_to_dataset_records_sources_confidences_and_the_missing_level(fi
     assert (tmp_path / "out" / "review.png").is_file()
 
 
+def _shifted_disk_model(patches):
+    """A disk 3 patch pixels right of the patch centre: each refinement moves a centre there."""
+    rows, cols = np.mgrid[:64, :64]
+    disk = ((rows - 31.5) ** 2 + (cols - 34.5) ** 2 < 12**2).astype(np.float32)
+    masks = np.broadcast_to(disk, (len(patches), 64, 64))
+    return np.stack([1.0 - masks, masks], axis=-1)
+
+
+@pytest.mark.parametrize("refine", [0, 1, 2])
+def test_each_refinement_moves_the_located_centres_to_their_outlines_centroids(film, refine):
+    from vertseg_tf.data.patches import extract_patches, vertebra_poses
+    from vertseg_tf.geometry import apply_affine, invert_affine
+
+    _, image, truth = film
+    locator = _HeatmapLocator(truth, image.shape)
+    segmenter = Segmenter(_shifted_disk_model, locator=locator)
+    results = segmenter.segment_located(image, locator.locate(image), refine=refine)
+    expected = truth[:4].copy()
+    for _ in range(refine):
+        # Patches cut as the segmenter cuts them; the disk's centre (34.5, 31.5) in each.
+        cut = extract_patches(image, expected, scale=vertebra_poses(expected)[1])
+        expected = np.array([apply_affine(invert_affine(a), [[34.5, 31.5]])[0]
+                             for a in cut.affines])
+    np.testing.assert_allclose([r.center for r in results], expected, atol=0.05)
+    if refine:
+        assert np.linalg.norm(expected - truth[:4], axis=1).min() > 1.0
+
+
 def test_clicked_centres_keep_their_source(film, tmp_path):
     _, image, truth = film
     results = Segmenter(_disk_model).segment(image, truth)

@@ -149,12 +149,12 @@ def test_manifest_and_tflite_float32_parity(untrained_export):
 
 
 def test_parity_checked_in_the_exporting_process(untrained_export, tmp_path, monkeypatch):
-    from vertseg_tf.deploy import export
+    from vertseg_tf.deploy import fresh_process
 
     def no_fresh_process(*args, **kwargs):
         raise AssertionError("a fresh process was started")
 
-    monkeypatch.setattr(export, "saved_model_outputs_in_fresh_process", no_fresh_process)
+    monkeypatch.setattr(fresh_process, "signature_outputs_in_fresh_process", no_fresh_process)
     model, _, patches = untrained_export
     target = export_run(model, tmp_path / "vertseg", 1, tflite=(),
                         representative=(patches[:4], patches), progress=False,

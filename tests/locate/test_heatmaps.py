@@ -8,6 +8,7 @@ import pytest
 from vertseg_tf.locate.heatmaps import (
     MISSING_THRESHOLD,
     CanvasGeometry,
+    decode_chain,
     decode_peaks,
     local_mass,
     render_heatmaps,
@@ -101,3 +102,55 @@ def test_locate_from_heatmaps_reports_a_hidden_c7_as_missing():
     assert located[4].center is None and located[4].confidence == pytest.approx(0.09)
     assert all(level.confidence > 0.9 for level in located[:4])
     np.testing.assert_allclose([level.center for level in located[:4]], truth, atol=1e-6)
+
+
+def _spine_maps(peaks, shape=(40, 20), sigma=1.0):
+    """One spatial distribution per level: a sum of Gaussians (xy, weight), normalised."""
+    channels = []
+    for level in peaks:
+        channel = sum(weight * _reference_gaussian(x, y, shape, sigma) for (x, y), weight in level)
+        channels.append(channel / channel.sum())
+    return np.stack(channels, -1)
+
+
+def test_chain_moves_a_level_off_a_vertebra_its_neighbour_holds_more_strongly():
+    # Vertebrae 8 px apart at y = 6, 14, 22, 30. C4's strongest peak sits on C3's vertebra,
+    # its second (weaker) one on its own; argmax decoding gives both the same place.
+    maps = _spine_maps([[((10, 6), 1.0)], [((10, 6), 0.6), ((10, 14), 0.4)],
+                        [((10, 22), 1.0)], [((10, 30), 1.0)]])
+    mass = local_mass(maps)
+    assert np.allclose(decode_peaks(maps, 0.3, mass)[1].xy, [10, 6], atol=1e-6)
+    chain = decode_chain(maps, 0.3, mass)
+    np.testing.assert_allclose([p.xy for p in chain], [[10, 6], [10, 14], [10, 22], [10, 30]],
+                               atol=0.05)
+    assert chain[1].confidence == pytest.approx(mass[14, 10, 1])
+
+
+def test_chain_reports_missing_a_level_with_no_place_of_its_own():
+    maps = _spine_maps([[((10, 6), 1.0)], [((10, 6), 1.0)], [((10, 22), 1.0)],
+                        [((10, 30), 1.0)]])
+    chain = decode_chain(maps, 0.3, local_mass(maps))
+    assert [p.found for p in chain] == [True, False, True, True]
+    # Still the mass at that channel's maximum, which is on C3's vertebra.
+    assert chain[1].confidence > 0.9
+
+
+def test_chain_refuses_a_level_above_the_one_before():
+    maps = _spine_maps([[((10, 10), 1.0)], [((10, 20), 1.0)], [((10, 4), 1.0)]])
+    assert [p.found for p in decode_chain(maps, 0.3, local_mass(maps))] == [True, True, False]
+
+
+def test_chain_refuses_a_level_far_off_the_spacing():
+    # Typical spacing: the median of 6, 6, 6, 32 / 3, 26 / 2 and 20 per level, 8.33; C6 lies
+    # 20 below C5 (2.4 spacings for one level, above the 1.5 allowed), 26 below C4 (1.56 per
+    # level) and only fits after C3 with C4 and C5 missing, a chain of lower score.
+    maps = _spine_maps([[((10, 4), 1.0)], [((10, 10), 1.0)], [((10, 16), 1.0)],
+                        [((10, 36), 1.0)]])
+    assert [p.found for p in decode_chain(maps, 0.3, local_mass(maps))] == [
+        True, True, True, False]
+
+
+def test_chain_never_finds_a_level_under_the_threshold():
+    maps = _spine_maps([[((10, 6), 1.0)], [((10, 14), 1.0)]], sigma=1.0)
+    maps[..., 1] = 1.0 / maps[..., 1].size
+    assert [p.found for p in decode_chain(maps, 0.3, local_mass(maps))] == [True, False]

@@ -31,6 +31,22 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated TFLite variants to write, or '' for none "
         "(default float32,float16,int8)",
     )
+    parser.add_argument(
+        "--locator", metavar="RUN_OR_FILE",
+        help="add the SavedModel's 'locate' signature (whole film in, C3-C7 centres out) with "
+        "this locator run folder or .keras file, 'pretrained' for the shipped one, or 'none' "
+        "to leave it out (default: the shipped locator when it is installed)",
+    )
+
+
+def _export_locator(choice: str | None):
+    """What `--locator` asks `export_run` for: None, a path, or "pretrained"."""
+    from vertseg_tf.models_io import PRETRAINED
+    from vertseg_tf.pretrained import LOCATOR_FILE, PRETRAINED_DIR
+
+    if choice is None:
+        return PRETRAINED if (PRETRAINED_DIR / LOCATOR_FILE).is_file() else None
+    return None if choice.lower() == "none" else choice
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -44,7 +60,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.model is not None and args.model != PRETRAINED:
         raise ConfigError(f"--model takes only {PRETRAINED!r}; give a run folder as RUN_DIR")
     source = load_pretrained_model() if args.model is not None else args.run_dir
-    target = export_run(source, args.out, args.version, tflite=args.tflite)
+    target = export_run(source, args.out, args.version, tflite=args.tflite,
+                        locator=_export_locator(args.locator))
     parity = json.loads((target / MANIFEST_FILE).read_text(encoding="utf-8"))["parity"]
     saved_model = parity["saved_model"]
     print(f"{target}: SavedModel max |diff| {saved_model['max_abs_diff']:.2e} "
@@ -53,6 +70,16 @@ def _export(args: argparse.Namespace) -> int:
         if name.startswith("tflite_"):
             print(f"  {name[7:]}: max |diff| {figures['max_abs_diff']:.2e}, "
                   f"mask Dice {figures['mask_dice']:.4f}")
+    if "locate" in parity:
+        locate = parity["locate"]
+        print(f"  locate: same levels found on {locate['films']} films, centres within "
+              f"{locate['max_center_diff_px']:.2e} px of Locator.locate")
+        cut = parity["segment_radiograph"]
+        print(f"  segment_radiograph: {cut['vertebrae']} vertebrae as Segmenter.segment_located, "
+              f"placed within {cut['max_placement_diff_px']:.2e} px, "
+              f"{cut['mask_pixel_agreement']:.4%} of mask pixels equal")
+    else:
+        print("  no locate signature (no locator given or installed)")
     return 0
 
 

@@ -24,11 +24,19 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         dest="models",
         action="append",
-        required=True,
+        default=[],
         type=_model_spec,
         metavar="NAME=RUN_DIR",
         help="a method's report name and its run folder; repeat for each method "
-        "(names UNet, UNet-S, ASM-G, ASM-M, ASM-RF get the paper's tables and tests)",
+        "(names UNet, UNet-S, ASM-G, ASM-M, ASM-RF get the paper's tables and tests); "
+        "required unless --locator is given",
+    )
+    parser.add_argument(
+        "--locator", metavar="RUN_OR_FILE",
+        help="also evaluate the automatic mode with this locator (a locator run folder, a "
+        ".keras file or 'pretrained'): centre error in mm per level, identification rate, "
+        "misses, false detections, and segmentation from the located centres against the "
+        "true ones (with the --model networks, or the shipped segmenter without --model)",
     )
     parser.add_argument("--out", required=True, metavar="REPORT_DIR",
                         help="report folder (must not exist or be empty, unless --overwrite)")
@@ -45,6 +53,10 @@ def _eval(args: argparse.Namespace) -> int:
     runs = dict(args.models)
     if len(runs) != len(args.models):
         raise ConfigError("each --model NAME must be given once")
+    if not runs and args.locator is None:
+        raise ConfigError("give at least one --model NAME=RUN_DIR, or --locator")
+    if not runs:
+        return _eval_locator(args)
     report = evaluate_runs(
         args.dataset,
         runs,
@@ -56,7 +68,29 @@ def _eval(args: argparse.Namespace) -> int:
         command_line=command_line(),
         progress=echo,
         overwrite=args.overwrite,
+        locator=args.locator,
     )
+    print(f"report: {report}")
+    return 0
+
+
+def _eval_locator(args: argparse.Namespace) -> int:
+    """`eval --locator` without `--model`: the locator's figures, and segmentation from the
+    located centres with the shipped segmenter when one is installed."""
+    from vertseg_tf.evaluation.automatic import evaluate_locator_run, network_predictor
+    from vertseg_tf.models_io import PRETRAINED
+
+    try:
+        networks = {PRETRAINED: network_predictor(PRETRAINED)}
+    except ConfigError as error:
+        echo(f"no end-to-end figures: {error}")
+        networks = {}
+    report, evaluation = evaluate_locator_run(
+        args.dataset, args.locator, args.out, split=args.split, networks=networks,
+        title=args.title, command_line=command_line(), overwrite=args.overwrite,
+    )
+    for table in evaluation.tables():
+        print(table.markdown())
     print(f"report: {report}")
     return 0
 
@@ -90,6 +124,11 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator-version", type=int, choices=(1, 2), default=2,
                         help="synthetic generator when no --dataset is given: 2 (default) or 1, "
                              "the first one, to reproduce earlier results")
+    parser.add_argument("--automatic", action="store_true",
+                        help="add the automatic mode to the report: the locator's centre "
+                             "figures and segmentation from located against true centres")
+    parser.add_argument("--locator", metavar="RUN_OR_FILE",
+                        help="the locator of --automatic (default: the shipped one)")
     parser.add_argument("--hard-share", type=float, default=None, metavar="SHARE",
                         help="synthetic v2 data: exact share of hard vertebrae in the test "
                              "split, e.g. 0.5 (default: the preset's; demo 0.5)")
@@ -108,6 +147,8 @@ def _reproduce(args: argparse.Namespace) -> int:
         workers=args.workers,
         generator_version=args.generator_version,
         hard_share=args.hard_share,
+        automatic=args.automatic,
+        locator=args.locator,
         command_line=command_line(),
         log=echo,
     )
@@ -120,7 +161,8 @@ EVAL = Command(
     "Evaluate trained runs on a dataset split: per-vertebra CSV, Tables 1-3, Figures 6-9, "
     "report.md.",
     "vertseg-tf eval --dataset data/ --model UNet=runs/unet --model UNet-S=runs/unet-s \\\n"
-    "    --model ASM-G=runs/asm-g --out runs/report",
+    "    --model ASM-G=runs/asm-g --out runs/report\n"
+    "vertseg-tf eval --dataset data/ --locator pretrained --out runs/locator-report",
     _eval_arguments,
     _eval,
 )
@@ -131,7 +173,8 @@ REPRODUCE = Command(
     "ASM-RF -> evaluation -> report. Finished steps are skipped when run again.",
     "vertseg-tf reproduce --preset demo --out runs/demo\n"
     "vertseg-tf reproduce --preset demo --seeds 3 --model-selection best --out runs/demo-3\n"
-    "vertseg-tf reproduce --preset demo --out runs/demo-v1 --generator-version 1",
+    "vertseg-tf reproduce --preset demo --out runs/demo-v1 --generator-version 1\n"
+    "vertseg-tf reproduce --preset demo --automatic --out runs/demo",
     _reproduce_arguments,
     _reproduce,
 )

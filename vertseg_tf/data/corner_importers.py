@@ -31,7 +31,7 @@ from vertseg_tf.data.importers import (
     _Outline,
     _write_dataset,
 )
-from vertseg_tf.errors import DataError
+from vertseg_tf.errors import ConfigError, DataError
 
 __all__ = [
     "AASCE_LEVELS",
@@ -115,8 +115,8 @@ def import_aasce(
 
     Args:
         source: the dataset's top folder (holding `data/` and `labels/`).
-        out: the new dataset folder; must not exist or be empty.
-        link: hard-link (or symbolic-link) the images instead of copying them.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
+        link: hard-link the images instead of copying them (copied across file systems).
         pixel_origin: "corner" (subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
         overwrite: replace an existing non-empty `out`.
@@ -125,9 +125,9 @@ def import_aasce(
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a missing folder or image, an unreadable or malformed label file, or a
-            non-empty `out`; nothing written.
-        ConfigError: an unknown `pixel_origin`.
+        DataError: a missing folder or image, an unreadable or malformed label file;
+            nothing written.
+        ConfigError: an unknown `pixel_origin`, a non-empty `out` without `overwrite`.
 
     Example:
         >>> dataset = import_aasce("boostnet_labeldata", "aasce")  # doctest: +SKIP
@@ -270,10 +270,10 @@ def import_corners_csv(
 
     Args:
         source: the folder.
-        out: the new dataset folder; must not exist or be empty.
+        out: the new dataset folder; must not exist or be empty unless `overwrite`.
         split: the split of images not in a split subfolder.
         first_level: the level of the first two rows when labels are not levels.
-        link: hard-link (or symbolic-link) the images instead of copying them.
+        link: hard-link the images instead of copying them (copied across file systems).
         pixel_origin: "corner" (subtract 0.5) or "center".
         progress: optional `progress(done, total)` called after each image is placed.
         overwrite: replace an existing non-empty `out`.
@@ -282,14 +282,13 @@ def import_corners_csv(
         The written `Dataset` (its `root` is `out`).
 
     Raises:
-        DataError: a malformed CSV, a missing image, or a non-empty `out`; nothing written.
-        ConfigError: an unknown `split`, `first_level` or `pixel_origin`.
+        DataError: a malformed CSV or a missing image; nothing written.
+        ConfigError: an unknown `split`, `first_level` or `pixel_origin`, a non-empty `out`
+            without `overwrite`.
 
     Example:
         >>> dataset = import_corners_csv("BUU-LSPINE/LA", "buu_lateral")  # doctest: +SKIP
     """
-    from vertseg_tf.errors import ConfigError
-
     shift = _check_options(split, pixel_origin)
     if first_level.upper() not in SPINE_LEVELS:
         raise ConfigError(f"unknown first_level {first_level!r}; expected a level such as L1")

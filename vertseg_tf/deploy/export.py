@@ -16,6 +16,11 @@ Signatures of the SavedModel:
     - `segment`: input `patch` float32 (None, 64, 64, 1) of raw patch intensities (the
       resampled radiograph, before normalisation); normalised inside the graph exactly as
       `vertseg_tf.data.patches` does; output `mask` uint8 (None, 64, 64), the argmax.
+    - `locate` (only when a locator is given): input `image` float32 (H, W), a whole
+      radiograph; outputs `centers`, `found`, `confidences`, `labels` and `scale`
+      (`vertseg_tf.deploy.locate_signature` owns the graph and its contract).
+    - `segment_radiograph` (with `locate`): the same `image`; per found vertebra `masks`,
+      `affines`, `labels`, `centers`, `confidences` (`vertseg_tf.deploy.radiograph_signature`).
 
 TFLite variants (all with float32 input and output, same tensors as `serving_default`):
     - `float32`: the graph as is.
@@ -26,11 +31,7 @@ TFLite variants (all with float32 input and output, same tensors as `serving_def
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,29 @@ from vertseg_tf.data.patches import (
     TRAIN_ALPHAS,
     TRAIN_ANGLES,
 )
+from vertseg_tf.deploy.fresh_process import (
+    ParityError,
+    saved_model_outputs_in_fresh_process,
+    saved_model_server,
+)
+from vertseg_tf.deploy.graph_patches import normalise_patches
 from vertseg_tf.deploy.inference import PROBABILITIES_OUTPUT, check_patch_batch, tflite_predictor
-from vertseg_tf.errors import ConfigError, VertsegError
+from vertseg_tf.deploy.locate_signature import (
+    IMAGE_INPUT,
+    LOCATE_SIGNATURE,
+    add_locate_endpoint,
+    locate_manifest,
+    locate_parity,
+    parity_films,
+    resolve_locator,
+)
+from vertseg_tf.deploy.radiograph_signature import (
+    SEGMENT_RADIOGRAPH_SIGNATURE,
+    add_segment_radiograph_endpoint,
+    segment_radiograph_manifest,
+    segment_radiograph_parity,
+)
+from vertseg_tf.errors import ConfigError
 from vertseg_tf.interrupts import raise_if_interrupted
 from vertseg_tf.models_io import load_keras_model
 from vertseg_tf.progress import write
@@ -80,10 +102,6 @@ _CALIBRATION_PATCHES = 128
 _PARITY_PATCHES = 32
 
 
-class ParityError(VertsegError):
-    """An exported model disagrees with the Keras model beyond its tolerance."""
-
-
 def load_run_model(run_dir_or_model) -> tuple[Any, dict | None, str]:
     """The Keras model of a training run, the run's record (`config.json`, or None), its source.
 
@@ -108,24 +126,7 @@ def load_run_model(run_dir_or_model) -> tuple[Any, dict | None, str]:
     return model, run_config, str(path)
 
 
-def normalise_patches(raw):
-    """Per-patch zero mean, unit variance of (N, H, W, C) raw patches, as a TensorFlow graph.
-
-    The definition of `vertseg_tf.data.patches`: mean and population standard deviation of
-    each patch in float64; a patch whose standard deviation is at most 1e-6 of its mean
-    magnitude becomes all zeros; the result is float32.
-    """
-    import tensorflow as tf
-
-    values = tf.cast(raw, tf.float64)
-    mean = tf.reduce_mean(values, axis=[1, 2, 3], keepdims=True)
-    std = tf.sqrt(tf.reduce_mean(tf.square(values - mean), axis=[1, 2, 3], keepdims=True))
-    flat = std <= FLAT_RELATIVE_STD * tf.abs(mean)
-    normalised = (values - mean) / tf.where(flat, tf.ones_like(std), std)
-    return tf.cast(tf.where(flat, tf.zeros_like(normalised), normalised), tf.float32)
-
-
-def _write_saved_model(model, folder: Path) -> None:
+def _write_saved_model(model, folder: Path, locator=None) -> None:
     import keras
     import tensorflow as tf
 
@@ -147,6 +148,9 @@ def _write_saved_model(model, folder: Path) -> None:
 
     archive.add_endpoint("serving_default", serving_default, input_signature=[spec])
     archive.add_endpoint("segment", segment, input_signature=[spec])
+    if locator is not None:
+        add_locate_endpoint(archive, locator)
+        add_segment_radiograph_endpoint(archive, model, locator)
     archive.write_out(str(folder), verbose=False)
 
 
@@ -225,59 +229,6 @@ def representative_patches(
     return calibration, test_x, source
 
 
-_FRESH_PROCESS_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    import tensorflow as tf
-
-    folder, inputs, outputs, signature = sys.argv[1:5]
-    function = tf.saved_model.load(folder).signatures[signature]
-    result = function(patch=tf.constant(np.load(inputs)))
-    np.savez(outputs, **{name: value.numpy() for name, value in result.items()})
-    if any(name.split(".")[0] == "vertseg_tf" for name in sys.modules):
-        raise SystemExit("vertseg_tf was imported")
-    """
-)
-
-
-def saved_model_outputs_in_fresh_process(
-    folder, patches: np.ndarray, signature: str = "serving_default"
-) -> dict[str, np.ndarray]:
-    """Run a SavedModel signature in a new Python process that imports only TensorFlow.
-
-    This is what a serving system sees: no vertseg-tf code, no registered Keras objects.
-
-    Args:
-        folder: the SavedModel (version) folder.
-        patches: (N, 64, 64, 1) float32 input of the signature's `patch`.
-        signature: the signature to call.
-
-    Returns:
-        The signature's outputs by name.
-
-    Raises:
-        ParityError: the process failed (its stderr tail is in the message).
-    """
-    with tempfile.TemporaryDirectory(prefix="vertseg-parity-") as work:
-        inputs, outputs = Path(work) / "patches.npy", Path(work) / "outputs.npz"
-        np.save(inputs, np.asarray(patches, dtype=np.float32))
-        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # The child runs in `work`, so a relative folder would name another place there.
-        completed = subprocess.run(
-            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, str(Path(folder).resolve()), str(inputs),
-             str(outputs), signature],
-            cwd=work, env=env, capture_output=True, text=True, check=False,
-        )
-        if completed.returncode != 0:
-            tail = completed.stderr.strip().splitlines()[-3:]
-            raise ParityError(f"{folder}: loading the SavedModel in a fresh process failed: "
-                              + " | ".join(tail))
-        with np.load(outputs) as result:
-            return {name: result[name] for name in result.files}
-
-
 def _parse_variants(tflite: Sequence[str] | str) -> tuple[str, ...]:
     variants = tflite.split(",") if isinstance(tflite, str) else list(tflite)
     variants = [variant.strip() for variant in variants if variant.strip()]
@@ -295,6 +246,8 @@ def export_run(
     tflite: Sequence[str] | str = TFLITE_VARIANTS,
     representative: tuple[np.ndarray, np.ndarray] | None = None,
     *,
+    locator=None,
+    locate_films: Sequence[np.ndarray] | None = None,
     progress: bool = True,
     fresh_process_parity: bool = True,
 ) -> Path:
@@ -311,7 +264,14 @@ def export_run(
           `TFLITE_FLOAT32_TOLERANCE` (1e-4), else `ParityError`;
         - TFLite float16 and int8: max |difference| and the mean Dice of their masks against
           the Keras masks; an int8 Dice under `INT8_MIN_DICE` (0.98) is reported as not passed
-          (a warning: an untrained model has no meaningful masks), not an error.
+          (a warning: an untrained model has no meaningful masks), not an error;
+        - with a locator, the `locate` signature on whole films (`parity_films`) against
+          `Locator.locate`: the same levels found, centres within `LOCATE_CENTER_TOLERANCE_PX`
+          (0.05 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (2e-3), else
+          `ParityError`; and `segment_radiograph` on the same films against
+          `Segmenter(model, locator=locator).segment_located(film, located, refine=0)`:
+          the same vertebrae, patches placed within 0.05 px, at least 99.9 % of the mask
+          pixels equal, else `ParityError`.
 
     Args:
         run_dir_or_model: RUN_DIR with `model.keras` (+ `config.json`), a `.keras` file, or a
@@ -321,6 +281,11 @@ def export_run(
         tflite: TFLite variants to write, a subset of `TFLITE_VARIANTS` (or "a,b" text).
         representative: `(calibration, test)` normalised patches (N, 64, 64[, 1]); default
             `representative_patches(run_config)`.
+        locator: add the `locate` and `segment_radiograph` signatures with this locator: a
+            `vertseg_tf.locate.Locator` (its threshold is fixed in the graph), "pretrained"
+            (the shipped one), a locator run folder or a `.keras` file; default None, neither.
+        locate_films: (H, W) radiographs to check the whole-film signatures on; default
+            `parity_films()`.
         progress: print one line per step to stderr.
         fresh_process_parity: load the SavedModel for its two parity checks in fresh
             processes, as a serving system would (default); False loads it once in this
@@ -356,6 +321,7 @@ def export_run(
             write(f"export: {message}")
 
     model, run_config, source = load_run_model(run_dir_or_model)
+    locator = resolve_locator(locator)
     if representative is None:
         say("cutting representative patches")
         calibration, test, patch_source = representative_patches(run_config)
@@ -368,10 +334,31 @@ def export_run(
 
     with atomic_dir(target) as building:
         say(f"writing the SavedModel ({len(calibration)} calibration, {len(test)} test patches)")
-        _write_saved_model(model, building)
+        _write_saved_model(model, building, locator)
         raise_if_interrupted()
-        serve = _saved_model_server(building, fresh_process_parity)
+        serve = saved_model_server(building, fresh_process_parity)
         parity = _saved_model_parity(serve, test, reference, target, fresh_process_parity)
+        locate_entry = None
+        if locator is not None:
+            say("checking the locate signature on whole films")
+            if locate_films is None:
+                films, film_source = parity_films()
+            else:
+                films = [np.asarray(film, np.float32) for film in locate_films]
+                film_source = f"{len(films)} films given by the caller"
+            parity["locate"] = locate_parity(serve(films, LOCATE_SIGNATURE, IMAGE_INPUT),
+                                             locator, films)
+            if not parity["locate"]["passed"]:
+                raise ParityError(f"{target}: `locate` disagrees with Locator.locate: "
+                                  f"{parity['locate']['problem']}")
+            say("checking the segment_radiograph signature on whole films")
+            parity[SEGMENT_RADIOGRAPH_SIGNATURE] = segment_radiograph_parity(
+                serve(films, SEGMENT_RADIOGRAPH_SIGNATURE, IMAGE_INPUT), model, locator, films)
+            if not parity[SEGMENT_RADIOGRAPH_SIGNATURE]["passed"]:
+                raise ParityError(f"{target}: `segment_radiograph` disagrees with "
+                                  "Segmenter.segment_located(refine=0): "
+                                  f"{parity[SEGMENT_RADIOGRAPH_SIGNATURE]['problem']}")
+            locate_entry = locate_manifest(locator, film_source)
         tflite_files = {}
         for variant in variants:
             say(f"converting TFLite {variant}")
@@ -382,41 +369,26 @@ def export_run(
             tflite_files[variant] = name
             parity[f"tflite_{variant}"] = _tflite_parity(content, variant, test, reference, target)
         manifest = _manifest(model, source, run_config, tflite_files, patch_source, parity)
+        if locate_entry is not None:
+            manifest["signatures"][LOCATE_SIGNATURE] = locate_entry["signature"]
+            manifest["signatures"][SEGMENT_RADIOGRAPH_SIGNATURE] = segment_radiograph_manifest()
+            manifest["locator"] = locate_entry["locator"]
         write_json_atomic(manifest, building / MANIFEST_FILE)
     say(f"wrote {target}")
     return target
-
-
-def _saved_model_server(folder: Path, fresh_process: bool):
-    """`serve(patches, signature) -> outputs` of the SavedModel in `folder`: each call in a
-    fresh process (as a serving system loads it), or loaded once in this process."""
-    if fresh_process:
-        def serve(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
-            return saved_model_outputs_in_fresh_process(folder, patches, signature)
-
-        return serve
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(folder))
-
-    def serve_here(patches: np.ndarray, signature: str) -> dict[str, np.ndarray]:
-        outputs = loaded.signatures[signature](patch=tf.constant(patches, tf.float32))
-        return {name: value.numpy() for name, value in outputs.items()}
-
-    return serve_here
 
 
 def _saved_model_parity(
     serve, test: np.ndarray, reference: np.ndarray, target: Path, fresh_process: bool
 ) -> dict[str, Any]:
     """Both signatures against the Keras model; `ParityError` beyond SAVED_MODEL_TOLERANCE."""
-    served = serve(test, "serving_default")[PROBABILITIES_OUTPUT]
+    served = serve([test], "serving_default", "patch")[0][PROBABILITIES_OUTPUT]
     saved_model_error = float(np.abs(served - reference).max())
     if saved_model_error > SAVED_MODEL_TOLERANCE:
         raise ParityError(f"{target}: SavedModel differs from Keras by {saved_model_error:.3g}"
                           f" > {SAVED_MODEL_TOLERANCE:g}")
     raw = test * 37.5 + 1200.0  # any positive affine change of intensities normalises back
-    raw_masks = serve(raw, "segment")[MASK_OUTPUT]
+    raw_masks = serve([raw], "segment", "patch")[0][MASK_OUTPUT]
     return {
         "test_patches": len(test),
         "saved_model": {"max_abs_diff": saved_model_error,

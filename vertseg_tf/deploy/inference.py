@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from vertseg_tf.atomic import atomic_dir, require_new_folder
 from vertseg_tf.channels import predicted_mask
@@ -37,7 +36,8 @@ from vertseg_tf.deploy.measurements import (
     write_segmentation_measurements,
 )
 from vertseg_tf.errors import ConfigError, DataError
-from vertseg_tf.geometry import inside_image, mask_to_contours, polygon_area
+from vertseg_tf.geometry import inside_image, largest_outline, polygon_area
+from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS
 from vertseg_tf.models_io import load_keras_model
 from vertseg_tf.startup import quiet_native_logs
 from vertseg_tf.training.run_folder import RunFolder
@@ -276,21 +276,6 @@ def _predictor(model, num_threads: int | None) -> tuple[Callable, str, object | 
                           ".tflite file")
 
 
-def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    components, count = ndimage.label(mask)
-    if count <= 1:
-        return mask.astype(bool), count
-    sizes = np.bincount(components.ravel())[1:]
-    return components == 1 + int(np.argmax(sizes)), count
-
-
-def _outer_contour(mask: np.ndarray) -> np.ndarray:
-    contours = mask_to_contours(mask)
-    if not contours:
-        return np.zeros((0, 2))
-    return max(contours, key=lambda contour: abs(polygon_area(contour)))
-
-
 def _flag_area_outliers(results: list[VertebraSegmentation]) -> None:
     low, high = AREA_RATIO_RANGE
     areas = [result.area_px for result in results]
@@ -420,8 +405,7 @@ class Segmenter:
         masks = predicted_mask(probabilities).astype(np.uint8)
         results = []
         for k in range(len(cut)):
-            largest, count = _largest_component(masks[k])
-            outline = _outer_contour(largest)
+            outline, count = largest_outline(masks[k])
             contour = patch_to_image(outline, cut.affines[k]) if len(outline) else outline
             flags = ["empty"] if count == 0 else ["several_components"] if count > 1 else []
             results.append(
@@ -440,19 +424,35 @@ class Segmenter:
         _flag_area_outliers(results)
         return results
 
-    def segment_located(self, image, located, *, scale=None) -> list[VertebraSegmentation]:
+    def segment_located(self, image, located, *, scale=None,
+                        refine: int = LOCATED_REFINEMENTS) -> list[VertebraSegmentation]:
         """Segment the levels a locator found (`LocatedLevel`s); missing ones are skipped.
+
+        Unless `scale` is given, each vertebra's scale counts the levels between found
+        neighbours (`located_scales`): a missing level does not double its neighbours' patches.
+        `refine` times, every found centre is first moved to the area centroid of the outline
+        segmented from it (`recentred`), then the film is segmented again from the moved
+        centres; the results carry the final centres.
 
         Raises:
             DataError: no level was found.
         """
+        from vertseg_tf.locate.evaluate import found_centers
+        from vertseg_tf.locate.heatmaps import located_scales, recentred
+
         found = [level for level in located if level.found]
         if not found:
             raise DataError("image", "the locator found no vertebra (every level under its "
                                      "threshold); give the centres")
-        results = self.segment(image, np.array([level.center for level in found]),
-                               [level.label for level in found],
-                               scale=scale)
+        centers = found_centers(located)
+        present = np.flatnonzero(np.isfinite(centers[:, 0]))
+        labels = [level.label for level in found]
+        for passes_left in range(refine, -1, -1):
+            scales = scale if scale is not None or len(found) < 2 else located_scales(centers)
+            results = self.segment(image, centers[present], labels, scale=scales)
+            if passes_left:
+                centers = recentred(centers, {level: result.contour for level, result
+                                              in zip(present, results)}, np.shape(image))
         for result, level in zip(results, found):
             result.center_source = "locator"
             result.center_confidence = float(level.confidence)

@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_masks",
     "evaluate_patch_set",
     "read_records_csv",
+    "records_csv",
     "write_records_csv",
 ]
 
@@ -258,22 +259,8 @@ def evaluate_patch_set(
     return records, samples
 
 
-def write_records_csv(records: Sequence[VertebraResult], path) -> Path:
-    """Write `per_vertebra.csv` atomically (temporary file, then rename).
-
-    Conditions are joined by ";"; an infinite error is written as `inf`.
-
-    Args:
-        records: the results to write.
-        path: the CSV file to write.
-
-    Returns:
-        The path written.
-
-    Example:
-        >>> write_records_csv(records, "report/per_vertebra.csv")  # doctest: +SKIP
-    """
-    path = Path(path)
+def records_csv(records: Sequence[VertebraResult]) -> str:
+    """The text of `per_vertebra.csv`: conditions joined by ";", an infinite error as `inf`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -290,7 +277,24 @@ def write_records_csv(records: Sequence[VertebraResult], path) -> Path:
                 repr(r.error),
             ]
         )
-    write_text_atomic(buffer.getvalue(), path)
+    return buffer.getvalue()
+
+
+def write_records_csv(records: Sequence[VertebraResult], path) -> Path:
+    """Write `per_vertebra.csv` (`records_csv`) atomically (temporary file, then rename).
+
+    Args:
+        records: the results to write.
+        path: the CSV file to write.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> write_records_csv(records, "report/per_vertebra.csv")  # doctest: +SKIP
+    """
+    path = Path(path)
+    write_text_atomic(records_csv(records), path)
     return path
 
 

@@ -66,8 +66,13 @@ def evaluate_runs(
     progress: Callable[[str], None] | None = None,
     notes: Sequence[str] = (),
     overwrite: bool = False,
+    locator=None,
 ) -> Path:
     """Predict the un-augmented patches of `split` with every run and write the report.
+
+    With a `locator`, the report gains the automatic mode's section
+    (`vertseg_tf.evaluation.automatic`): the locator's centre figures on `split` and every
+    network run's segmentation from the located centres against the true ones.
 
     Args:
         dataset_dir: a native dataset folder.
@@ -82,6 +87,8 @@ def evaluate_runs(
         notes: lines the report lists under the command.
         overwrite: replace an existing non-empty `out_dir` (else it is refused before any
             work).
+        locator: a locator run folder, `.keras` file, "pretrained" or a `Locator`; None
+            leaves the automatic mode out.
 
     Returns:
         The path of `report.md`.
@@ -115,7 +122,28 @@ def evaluate_runs(
         kind, prediction = predict_run(run_dir, patches.images)
         (masks if kind == "mask" else contours)[name] = prediction
     records, samples = evaluate_patch_set(patches, masks, contours)
+    sections = []
+    if locator is not None:
+        sections.append(_automatic_section(dataset, runs, locator, split, progress))
     return write_report(
         records, out_dir, title=title, samples=samples, command_line=command_line,
-        overwrite=overwrite, notes=notes,
+        overwrite=overwrite, notes=notes, sections=sections,
     )
+
+
+def _automatic_section(dataset, runs: Mapping[str, Path], locator, split, progress):
+    """The automatic mode's report section for the network runs among `runs`."""
+    from vertseg_tf.evaluation.automatic import (
+        automatic_section,
+        evaluate_automatic,
+        network_predictor,
+    )
+    from vertseg_tf.locate.locator import Locator
+
+    if not hasattr(locator, "locate"):
+        locator = Locator(locator)
+    networks = {name: network_predictor(run_dir) for name, run_dir in runs.items()
+                if not run_method(run_dir).startswith("asm")}
+    if progress:
+        progress(f"automatic mode: locating the {split} films with {locator.source}")
+    return automatic_section(evaluate_automatic(dataset, locator, networks, split))

@@ -6,7 +6,7 @@ import numpy as np
 
 from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
 
-__all__ = ["evaluate_locator", "locator_figures"]
+__all__ = ["evaluate_locator", "found_centers", "locator_figures"]
 
 
 def _identified(found_xy, label_index, truth_xy) -> bool:
@@ -64,13 +64,19 @@ def locator_figures(found, truth, spacing_mm) -> dict:
             "all": summary(list(range(len(levels))))}
 
 
+def found_centers(located) -> np.ndarray:
+    """(L, 2) centres of a locator's `LocatedLevel`s, NaN where a level is missing."""
+    return np.array([level.center if level.found else [np.nan, np.nan] for level in located],
+                    dtype=np.float64).reshape(-1, 2)
+
+
 def evaluate_locator(locator, dataset, split: str = "test", limit: int | None = None) -> dict:
     """Run `locator` on every film of `split` of a loaded native dataset; `locator_figures`
     plus "films" and "seconds_per_film"."""
     import time
 
     from vertseg_tf.data.images import read_image
-    from vertseg_tf.locate.training import _level_centers
+    from vertseg_tf.locate.heatmaps import level_centers
 
     records = dataset.split(split)[:limit]
     found, truth, spacing = [], [], []
@@ -78,8 +84,8 @@ def evaluate_locator(locator, dataset, split: str = "test", limit: int | None = 
     for record in records:
         image, _ = read_image(dataset.image_path(record))
         located = locator.locate(image)
-        found.append([level.center if level.found else [np.nan, np.nan] for level in located])
-        truth.append(_level_centers(record))
+        found.append(found_centers(located))
+        truth.append(level_centers(record))
         spacing.append((record.pixel_spacing_mm or (1.0, 1.0))[0])
     seconds = time.monotonic() - started
     figures = locator_figures(np.array(found), np.array(truth), spacing)

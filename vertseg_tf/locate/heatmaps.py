@@ -13,16 +13,86 @@ import numpy as np
 
 __all__ = [
     "LOCATED_LEVELS",
+    "LOCATED_REFINEMENTS",
     "MISSING_THRESHOLD",
     "CanvasGeometry",
     "PeakFinding",
+    "decode_chain",
     "decode_peaks",
+    "level_centers",
     "local_mass",
+    "located_scales",
+    "recentred",
     "render_heatmaps",
 ]
 
 LOCATED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
 """The levels the locator finds: the levels the native datasets (and synthetic v2) annotate."""
+
+def level_centers(record) -> np.ndarray:
+    """(L, 2) annotated centres of a dataset record per level of `LOCATED_LEVELS`, NaN for a
+    level it does not annotate."""
+    centers = np.full((len(LOCATED_LEVELS), 2), np.nan)
+    for vertebra in record.vertebrae:
+        if vertebra.label in LOCATED_LEVELS:
+            centers[LOCATED_LEVELS.index(vertebra.label)] = vertebra.center
+    return centers
+
+
+def located_scales(centers) -> np.ndarray:
+    """The vertebra scale (mean distance to the neighbouring levels) of each found level,
+    with a missing level in between counted: two levels apart is twice the spacing.
+
+    Args:
+        centers: (L, 2) centres per level, top to bottom, NaN where a level is missing; at
+            least two found.
+
+    Returns:
+        (F,) scales of the F found levels, in order.
+
+    Example:
+        >>> located_scales([[0.0, 0.0], [np.nan, np.nan], [0.0, 20.0], [0.0, 32.0]]).tolist()
+        [10.0, 11.0, 12.0]
+    """
+    centers = np.asarray(centers, np.float64)
+    levels = np.flatnonzero(np.isfinite(centers[:, 0]))
+    steps = (np.linalg.norm(np.diff(centers[levels], axis=0), axis=1) / np.diff(levels))
+    return np.nanmean(np.stack([np.r_[np.nan, steps], np.r_[steps, np.nan]]), axis=0)
+
+
+def recentred(centers, outlines, shape=None) -> np.ndarray:
+    """Found centres moved to the area centroids of their segmented outlines.
+
+    A vertebra's centre is its outline's area centroid (the convention of the synthetic
+    generator and the importers), so a segmentation from a located centre gives a better
+    centre; segmenting again from it gives a better outline.
+
+    Args:
+        centers: (L, 2) centres per level, NaN where missing.
+        outlines: {level index: (K, 2) image-space outline}; an empty outline (or a level not
+            given) keeps its centre.
+        shape: the image's (H, W): a centroid outside it keeps the centre.
+
+    Example:
+        >>> square = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]])
+        >>> recentred([[1.0, 1.0], [np.nan, np.nan]], {0: square}).tolist()
+        [[2.0, 2.0], [nan, nan]]
+    """
+    from vertseg_tf.geometry import inside_image, polygon_centroid
+
+    moved = np.array(centers, np.float64)
+    for level, outline in outlines.items():
+        if len(outline) < 3 or not np.isfinite(moved[level, 0]):
+            continue
+        centroid = polygon_centroid(np.asarray(outline, np.float64))
+        if shape is None or inside_image(centroid[None], shape[:2])[0]:
+            moved[level] = centroid
+    return moved
+
+
+LOCATED_REFINEMENTS = 1
+"""Times a segmentation from located centres moves each centre to its outline's centroid
+(`recentred`) and segments again (chosen on the validation films: docs/automatic.md)."""
 
 MISSING_THRESHOLD = 0.3
 """A level whose heatmap peak is below this is reported missing (its centre is not given)."""
@@ -127,6 +197,18 @@ def local_mass(heatmaps: np.ndarray, radius: int = 2) -> np.ndarray:
             + summed[:-size, :-size])
 
 
+def _refined(channel: np.ndarray, row: int, col: int) -> np.ndarray:
+    """Sub-pixel xy of the maximum at (row, col): a parabola through the logs of it and its two
+    neighbours along each axis (exact for a Gaussian); on the border an axis stays integer."""
+    x, y = float(col), float(row)
+    peak = channel[row, col]
+    if 0 < col < channel.shape[1] - 1:
+        x += _log_parabola_offset(channel[row, col - 1], peak, channel[row, col + 1])
+    if 0 < row < channel.shape[0] - 1:
+        y += _log_parabola_offset(channel[row - 1, col], peak, channel[row + 1, col])
+    return np.array([x, y])
+
+
 def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
                  confidence: np.ndarray | None = None) -> list[PeakFinding]:
     """The maximum of every channel, refined to sub-pixel precision, or missing.
@@ -153,15 +235,98 @@ def decode_peaks(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
     findings = []
     for level, channel in enumerate(np.moveaxis(heatmaps, -1, 0)):
         row, col = np.unravel_index(int(np.argmax(channel)), channel.shape)
-        peak = float(channel[row, col])
         score = float(confidence[row, col, level])
-        if not score >= threshold:
-            findings.append(PeakFinding(np.array([np.nan, np.nan]), score))
-            continue
-        x, y = float(col), float(row)
-        if 0 < col < channel.shape[1] - 1:
-            x += _log_parabola_offset(channel[row, col - 1], peak, channel[row, col + 1])
-        if 0 < row < channel.shape[0] - 1:
-            y += _log_parabola_offset(channel[row - 1, col], peak, channel[row + 1, col])
-        findings.append(PeakFinding(np.array([x, y]), score))
+        xy = _refined(channel, row, col) if score >= threshold else np.array([np.nan, np.nan])
+        findings.append(PeakFinding(xy, score))
+    return findings
+
+
+def _candidates(channel: np.ndarray, mass: np.ndarray, count: int):
+    """Up to `count` local maxima of a channel (3 x 3 neighbourhood), highest first (the
+    channel's maximum first; ties in row-major order), as (refined xy (K, 2), mass (K,))."""
+    height, width = channel.shape
+    padded = np.pad(channel, 1, constant_values=-np.inf)
+    neighbours = np.stack([padded[1 + dr:1 + dr + height, 1 + dc:1 + dc + width]
+                           for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
+    rows, cols = np.nonzero(channel >= neighbours.max(axis=0))
+    order = np.argsort(-channel[rows, cols], kind="stable")[:count]
+    xy = np.array([_refined(channel, rows[k], cols[k]) for k in order]).reshape(-1, 2)
+    return xy, mass[rows[order], cols[order]]
+
+
+def _typical_spacing(peaks: list[np.ndarray]) -> float | None:
+    """Median distance per level between the first candidates of every two levels."""
+    steps = [np.linalg.norm(peaks[j] - peaks[i]) / (j - i)
+             for i in range(len(peaks)) for j in range(i + 1, len(peaks))
+             if peaks[i] is not None and peaks[j] is not None]
+    return float(np.median(steps)) if steps else None
+
+
+def decode_chain(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
+                 confidence: np.ndarray | None = None, candidates: int = 3,
+                 spacing_range: tuple[float, float] = (0.6, 1.5)) -> list[PeakFinding]:
+    """One position per level (channels top to bottom), chosen jointly in spine order.
+
+    Every level may take one of its channel's `candidates` strongest local maxima whose
+    confidence is at least `threshold`, or be missing. Two found levels k < l must lie with
+    l below k in the image, `(l - k)` typical spacings apart within `spacing_range` (the
+    typical spacing is the median distance per level between the channels' strongest peaks
+    of confidence >= threshold). Among the chains that obey this, the decoder takes the one
+    with the largest sum of log confidences, a missing level counting log(threshold): two
+    levels never share a vertebra, and a level is never placed where the spine's spacing says
+    no vertebra of that level can be; it is reported missing instead.
+
+    Returns:
+        One `PeakFinding` per channel; a missing one carries the confidence at its channel's
+        maximum.
+    """
+    heatmaps = np.asarray(heatmaps, np.float64)
+    confidence = heatmaps if confidence is None else np.asarray(confidence, np.float64)
+    levels = heatmaps.shape[-1]
+    options = [_candidates(heatmaps[..., k], confidence[..., k], candidates)
+               for k in range(levels)]
+    eligible = [(xy[mass >= threshold], mass[mass >= threshold]) for xy, mass in options]
+    spacing = _typical_spacing([xy[0] if len(xy) else None for xy, _ in eligible])
+    # A missing level costs log(threshold); with threshold 0 a large finite cost instead, so
+    # that every level that fits the chain is found.
+    skip = float(np.log(max(threshold, 1e-300)))
+    low, high = spacing_range
+
+    def fits(k, a, level, b) -> bool:
+        step = eligible[level][0][b] - eligible[k][0][a]
+        if spacing is None:
+            return True
+        span = (level - k) * spacing
+        return step[1] > 0 and low * span <= float(np.linalg.norm(step)) <= high * span
+
+    # best[level][b]: the best chain whose lowest found level is `level`, at candidate b.
+    best, back = [], []
+    for level, (_, mass) in enumerate(eligible):
+        scores, links = [], []
+        for b in range(len(mass)):
+            score, link = level * skip, None
+            for k in range(level):
+                for a in range(len(eligible[k][1])):
+                    value = best[k][a] + (level - k - 1) * skip
+                    if value > score and fits(k, a, level, b):
+                        score, link = value, (k, a)
+            scores.append(score + float(np.log(max(mass[b], 1e-300))))
+            links.append(link)
+        best.append(scores)
+        back.append(links)
+    end, finish = levels * skip, None
+    for level in range(levels):
+        for b, score in enumerate(best[level]):
+            if score + (levels - level - 1) * skip > end:
+                end, finish = score + (levels - level - 1) * skip, (level, b)
+    chosen = {}
+    while finish is not None:
+        chosen[finish[0]] = finish[1]
+        finish = back[finish[0]][finish[1]]
+    findings = []
+    for level, (xy, mass) in enumerate(eligible):
+        if level in chosen:
+            findings.append(PeakFinding(xy[chosen[level]], float(mass[chosen[level]])))
+        else:
+            findings.append(PeakFinding(np.array([np.nan, np.nan]), float(options[level][1][0])))
     return findings

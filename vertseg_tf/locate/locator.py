@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vertseg_tf.errors import DataError
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, MISSING_THRESHOLD, decode_peaks, local_mass
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, MISSING_THRESHOLD, decode_chain, local_mass
 from vertseg_tf.locate.network import LocatorSpec, prepare_canvas
 
 __all__ = ["LocatedLevel", "Locator", "locate_from_heatmaps"]
@@ -31,10 +31,10 @@ class LocatedLevel:
 def locate_from_heatmaps(heatmaps, geometry, threshold: float = MISSING_THRESHOLD,
                          levels=LOCATED_LEVELS) -> list[LocatedLevel]:
     """Decode (h, w, L) spatial distributions into one `LocatedLevel` per level, centres in
-    image pixels; the confidence is the probability mass within 2 heatmap pixels of the
-    maximum (`local_mass`)."""
+    image pixels, the levels placed jointly in spine order (`decode_chain`); the confidence
+    is the probability mass within 2 heatmap pixels of the peak (`local_mass`)."""
     results = []
-    peaks = decode_peaks(heatmaps, threshold, confidence=local_mass(heatmaps))
+    peaks = decode_chain(heatmaps, threshold, confidence=local_mass(heatmaps))
     for label, peak in zip(levels, peaks):
         center = geometry.to_image(peak.xy[None])[0] if peak.found else None
         results.append(LocatedLevel(label, center, peak.confidence))

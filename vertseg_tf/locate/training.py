@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from vertseg_tf.errors import DataError
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, CanvasGeometry, render_heatmaps
+from vertseg_tf.locate.heatmaps import (
+    LOCATED_LEVELS,
+    CanvasGeometry,
+    level_centers,
+    render_heatmaps,
+)
 from vertseg_tf.locate.network import (
     LOCATOR_SPECS,
     LocatorSpec,
@@ -49,14 +54,6 @@ class LocatorData:
                 "levels": list(LOCATED_LEVELS)}
 
 
-def _level_centers(record) -> np.ndarray:
-    centers = np.full((len(LOCATED_LEVELS), 2), np.nan)
-    for vertebra in record.vertebrae:
-        if vertebra.label in LOCATED_LEVELS:
-            centers[LOCATED_LEVELS.index(vertebra.label)] = vertebra.center
-    return centers
-
-
 def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float) -> LocatorData:
     """Read and resize every training (and validation) film of a native dataset.
 
@@ -68,8 +65,8 @@ def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float
     from vertseg_tf.training.data import _held_out_ids
 
     dataset = load_dataset(dataset_dir)
-    train = [im for im in dataset.split("train") if np.isfinite(_level_centers(im)).any()]
-    val = [im for im in dataset.split("val") if np.isfinite(_level_centers(im)).any()]
+    train = [im for im in dataset.split("train") if np.isfinite(level_centers(im)).any()]
+    val = [im for im in dataset.split("val") if np.isfinite(level_centers(im)).any()]
     if not val:
         held = _held_out_ids([im.id for im in train], validation_fraction)
         val = [im for im in train if im.id in held]
@@ -85,7 +82,7 @@ def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float
             canvas, geometry = prepare_canvas(image, spec)
             height, width = geometry.resized_shape(image.shape)
             images.append(canvas[:height, :width].copy())
-            centers.append((_level_centers(record) + 0.5) * geometry.scale - 0.5)
+            centers.append((level_centers(record) + 0.5) * geometry.scale - 0.5)
         groups += [images, centers]
     return LocatorData(*groups)
 
@@ -150,9 +147,12 @@ def run_locator_training(config, data: LocatorData, folder, resume: bool):
         model = keras.saving.load_model(checkpoint, custom_objects={"heatmap_loss": heatmap_loss})
     else:
         keras.utils.set_random_seed(config.seed)
+        from vertseg_tf.training.optimizer import make_optimizer
+
         model = build_locator(spec)
-        model.compile(optimizer=keras.optimizers.RMSprop(config.effective_learning_rate),
-                      loss=heatmap_loss, jit_compile=config.jit_compile)
+        steps = int(np.ceil(len(data.train_images) / config.batch_size))
+        model.compile(optimizer=make_optimizer(config, steps), loss=heatmap_loss,
+                      jit_compile=config.jit_compile)
         history = []
     validation = _batch(data.val_images, data.val_centers, spec, None) if data.val_images else None
     rows = list(history)

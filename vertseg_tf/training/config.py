@@ -317,53 +317,49 @@ def load_config(path) -> TrainConfig:
     return TrainConfig.from_dict(values, source=str(path))
 
 
+def _cpu_preset(**fields) -> TrainConfig:
+    """A preset sized for a CPU: without XLA, which on the CPU makes this model's training step
+    2-3x slower (benchmarks/train_step.py); the presets meant for a GPU keep it."""
+    return TrainConfig(jit_compile=False, **fields)
+
+
+# The CPU presets keep the paper's batch of 25 and learning rate 0.001 unless they say otherwise.
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: UNet of section 3.1, RMSprop, batch 25, 30 epochs, 45 patches per vertebra.
     "paper": TrainConfig(),
     # Minutes on a 2-core CPU: base width 8 on 40 synthetic images (about 3,000 patches).
-    # No XLA: on the CPU it makes this model's training step 2-3x slower
-    # (benchmarks/train_step.py); the paper preset, meant for a GPU, keeps it.
-    "demo": TrainConfig(
+    "demo": _cpu_preset(
         model="demo",
         epochs=6,
-        batch_size=25,
-        learning_rate=0.001,
         checkpoint_every_steps=100,
         validation_fraction=0.2,
-        jit_compile=False,
         synthetic_images=40,
     ),
     # Between demo and paper, for the shape-term study on a CPU: base width 16 (four times the
     # demo's compute per patch), twice the demo's images, 12 epochs, the best validation epoch.
-    "study": TrainConfig(
+    "study": _cpu_preset(
         model="study",
         epochs=12,
-        batch_size=25,
-        learning_rate=0.001,
         model_selection="best",
         checkpoint_every_steps=200,
         validation_fraction=0.2,
-        jit_compile=False,
         synthetic_images=80,
     ),
     # The shipped pretrained model (vertseg_tf.pretrained): base width 12 on synthetic data,
     # half the patches mirrored (both facings), a seeded 13,500-patch subset of the 45-patch
     # grid per epoch budget; sized so UNet and UNet-S each train in about 20-25 minutes on a
     # shared 2-core CPU. Trained with --dataset on a generated set (training/README.md).
-    "pretrained": TrainConfig(
+    "pretrained": _cpu_preset(
         model="cpu",
         epochs=2,
-        batch_size=25,
-        learning_rate=0.001,
         checkpoint_every_steps=100,
         validation_fraction=0.1,
         augment_mirror=True,
         max_train_patches=13500,
-        jit_compile=False,
         synthetic_images=150,
     ),
     # Seconds: the smallest network on 100 patches, for tests and CI.
-    "smoke": TrainConfig(
+    "smoke": _cpu_preset(
         model="smoke",
         epochs=2,
         batch_size=10,
@@ -372,7 +368,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         keep_checkpoints=2,
         validation_fraction=0.25,
         max_train_patches=100,
-        jit_compile=False,
         synthetic_images=8,
     ),
 }
@@ -380,14 +375,16 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 LOCATOR_PRESETS: dict[str, TrainConfig] = {
     # Seconds: a 64-px canvas and width 4 on 8 synthetic films, for tests and CI.
-    "smoke": TrainConfig(
+    "smoke": _cpu_preset(
         method="locator", model="smoke", epochs=2, batch_size=4, learning_rate=0.003,
-        validation_fraction=0.25, jit_compile=False, synthetic_images=8,
+        validation_fraction=0.25, synthetic_images=8,
     ),
-    # Minutes on a shared 2-core CPU: a 256-px canvas, width 8 (training/locator_demo.toml).
-    "demo": TrainConfig(
-        method="locator", model="demo", epochs=15, batch_size=8, learning_rate=0.001,
-        validation_fraction=0.1, jit_compile=False, synthetic_images=240,
+    # About an hour on a shared 2-core CPU: a 256-px canvas, width 8, on 960 films (720 for
+    # training), the rate halved every 8 epochs (training/locator_demo.toml).
+    "demo": _cpu_preset(
+        method="locator", model="demo", epochs=24, batch_size=8, learning_rate=0.001,
+        lr_schedule="step", lr_step_epochs=8, lr_step_factor=0.5,
+        validation_fraction=0.1, synthetic_images=960,
     ),
     # A GPU: a 512-px canvas, width 16, on the full-size synthetic films.
     "paper": TrainConfig(

@@ -10,13 +10,13 @@ Checkpoints are written by `tf.train.CheckpointManager`: TensorFlow writes the c
 files under their final names and then replaces the `checkpoint` index file atomically
 (write to a temporary file + rename), so a run killed while saving still resumes from the
 previous complete checkpoint. A checkpoint that is listed but torn anyway (a full disk, a
-copy cut short) is skipped on resume with a warning: `restore_newest_readable`.
+copy cut short) is skipped on resume with a warning
+(`vertseg_tf.training.run_folder.restore_newest_readable`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import keras
@@ -25,7 +25,6 @@ import tensorflow as tf
 
 from vertseg_tf.channels import DISTANCE_CHANNEL, VERTEBRA, true_mask
 from vertseg_tf.data.pipeline import gather_batches
-from vertseg_tf.errors import DataError
 from vertseg_tf.losses import pixel_log_loss, shape_aware_loss, shape_error
 from vertseg_tf.metrics_keras import dice_coefficient, pixel_accuracy_fraction
 from vertseg_tf.model import build_unet
@@ -34,9 +33,9 @@ from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
 from vertseg_tf.training.optimizer import make_optimizer
-from vertseg_tf.training.run_folder import RunFolder
+from vertseg_tf.training.run_folder import RunFolder, restore_newest_readable
 
-__all__ = ["restore_newest_readable", "run_custom_loop"]
+__all__ = ["run_custom_loop"]
 
 _PREVIEW_PATCHES = 4
 _VALIDATION_BATCH = 256
@@ -145,7 +144,12 @@ def _build_state(
 
 def _restore(state: _LoopState, folder: RunFolder) -> list[dict]:
     """Restore the last checkpoint; the history rows of the epochs it has finished."""
-    restore_newest_readable(state.last_manager.checkpoint, state.last_manager)
+    manager = state.last_manager
+    restore_newest_readable(
+        list(reversed(manager.checkpoints)),
+        lambda path: manager.checkpoint.restore(path).assert_existing_objects_matched(),
+        manager.directory,
+    )
     # Rows of epochs the restored checkpoint has not finished are redone.
     return [row for row in folder.read_history() if row["epoch"] <= int(state.epoch.numpy())]
 
@@ -266,41 +270,6 @@ def _synchronize_batch_norm(model, synchronized: bool) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = synchronized
-
-
-def restore_newest_readable(
-    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
-) -> str | None:
-    """Restore the newest of `manager`'s checkpoints that reads back whole.
-
-    A checkpoint torn by a crash, a full disk or a copy cut short is skipped with a warning
-    naming it and the one restored instead. Every checkpoint holds every variable, so the
-    older one overwrites whatever the torn one had assigned before it failed.
-
-    Returns:
-        The restored checkpoint's path, or None when the manager has none (a fresh start).
-
-    Raises:
-        DataError: the manager has checkpoints and none of them is readable.
-    """
-    candidates = list(reversed(manager.checkpoints))
-    for index, path in enumerate(candidates):
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except Exception as error:  # noqa: BLE001 - TensorFlow raises many types for bad files
-            fallback = candidates[index + 1] if index + 1 < len(candidates) else None
-            reason = " ".join(str(error).split())[:120] or type(error).__name__
-            instead = f"resuming from {fallback} instead" if fallback else "no older one left"
-            print(f"warning: {path}: unreadable checkpoint ({reason}); {instead}",
-                  file=sys.stderr, flush=True)
-            continue
-        return path
-    if candidates:
-        raise DataError(
-            manager.directory,
-            "no readable checkpoint to resume from (all torn); start again with --overwrite",
-        )
-    return None
 
 
 def _train_epoch(

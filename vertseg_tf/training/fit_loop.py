@@ -10,9 +10,13 @@ TensorBoard callback) import TensorFlow when they are used.
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
+from pathlib import Path
 
 import keras
 
+from vertseg_tf.atomic import atomic_dir, write_json_atomic
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import PixelLogLoss, ShapeAwareLoss, ShapeWarmup
 from vertseg_tf.metrics_keras import DiceCoefficient, MeanShapeError, PixelAccuracy
@@ -22,7 +26,7 @@ from vertseg_tf.training.config import StepCallback, TrainConfig
 from vertseg_tf.training.data import TrainingData
 from vertseg_tf.training.distribute import check_strategy, make_strategy, seed_everything
 from vertseg_tf.training.optimizer import make_optimizer
-from vertseg_tf.training.run_folder import RunFolder
+from vertseg_tf.training.run_folder import RunFolder, restore_newest_readable
 
 __all__ = ["compile_unet", "run_fit_loop"]
 
@@ -86,6 +90,59 @@ class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
             super().on_epoch_end(epoch, logs)
 
 
+class _ResumableBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that resumes past a torn backup.
+
+    Keras writes its one backup in place, so a crash, a full disk or a copy cut short leaves
+    it torn and resuming fails. Here each backup is a new folder `state-N` in `backup_dir`,
+    renamed into place when complete (`atomic_dir`), of which the newest `keep` stay; resuming
+    restores the newest that reads back whole, with a warning for each torn one
+    (`restore_newest_readable`), and drops the history rows of the epochs it will redo.
+    The epoch and batch counts and the `_save_model` hook are `BackupAndRestore`'s own.
+    """
+
+    _PREFIX = "state-"
+    _WEIGHTS = "state.weights.h5"
+    _METADATA = "training_metadata.json"
+
+    def __init__(self, folder: RunFolder, save_freq, keep: int = 2):
+        super().__init__(str(folder.checkpoint_dir("backup")), save_freq=save_freq)
+        self.folder, self.keep = folder, keep
+
+    def _states(self) -> list[Path]:
+        """The complete backups, newest first."""
+        root = Path(self.backup_dir)
+        numbered = [
+            (int(path.name[len(self._PREFIX):]), path)
+            for path in (root.iterdir() if root.is_dir() else ())
+            if path.name.startswith(self._PREFIX) and path.name[len(self._PREFIX):].isdigit()
+        ]
+        return [path for _, path in sorted(numbered, reverse=True)]
+
+    def on_train_begin(self, logs=None):
+        restore_newest_readable([str(path) for path in self._states()], self._restore,
+                                self.backup_dir)
+
+    def _restore(self, state: str) -> None:
+        epoch = int(json.loads((Path(state) / self._METADATA).read_text())["epoch"])
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(Path(state) / self._WEIGHTS))
+        self.model._initial_epoch = epoch  # where `fit` starts: how Keras's own callback resumes
+        self.folder.keep_history(epoch)
+
+    def _save_model(self):
+        states = self._states()
+        number = int(states[0].name[len(self._PREFIX):]) + 1 if states else 1
+        with atomic_dir(Path(self.backup_dir) / f"{self._PREFIX}{number}") as building:
+            self.model.save_weights(str(building / self._WEIGHTS))
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            write_json_atomic(metadata, building / self._METADATA)
+        for old in states[self.keep - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class _StepCounter(keras.callbacks.Callback):
     """Calls `step_callback` with the global step: the optimizer's step count, which
     `BackupAndRestore` (earlier in the callback list) has restored when resuming."""
@@ -112,9 +169,9 @@ def run_fit_loop(
     """Train with `model.fit`; returns `(model, history rows)`.
 
     Callbacks: `BackupAndRestore` (every `checkpoint_every_steps` steps, else every epoch;
-    resumes an interrupted run), `ModelCheckpoint` of the last and the best weights,
-    `CSVLogger` (history.csv, epochs numbered from 1) and, on the TensorFlow backend with the
-    `tensorboard` package installed, `TensorBoard`.
+    resumes an interrupted run from its newest readable backup), `ModelCheckpoint` of the
+    last and the best weights, `CSVLogger` (history.csv, epochs numbered from 1) and, on the
+    TensorFlow backend with the `tensorboard` package installed, `TensorBoard`.
 
     Keras resumes from the start of the epoch of the last backup (its batch is not restored):
     a backup taken inside an epoch keeps that epoch's finished steps in the weights and the
@@ -141,9 +198,7 @@ def run_fit_loop(
     has_validation = len(data.val_x) > 0
     monitor = "val_loss" if has_validation else "loss"
     callbacks = [
-        keras.callbacks.BackupAndRestore(
-            str(folder.checkpoint_dir("backup")), save_freq=config.checkpoint_every_steps or "epoch"
-        ),
+        _ResumableBackup(folder, save_freq=config.checkpoint_every_steps or "epoch"),
         keras.callbacks.ModelCheckpoint(
             str(folder.checkpoints / "last.weights.h5"), save_weights_only=True
         ),

@@ -12,7 +12,8 @@ Run folder (RUN_DIR) contents, every file written to a temporary name and rename
                      custom loop: last/ (the last K) and best/ (lowest monitored loss after
                      the shape term's warm-up),
                      `tf.train.CheckpointManager` checkpoints; fit loop: last.weights.h5,
-                     best.weights.h5 and backup/ (the `BackupAndRestore` state)
+                     best.weights.h5 and backup/ (the `BackupAndRestore` state: a folder
+                     state-N per backup, the newest two)
     tensorboard/     TensorBoard scalars and predicted masks (TensorFlow backend)
     model.keras      the final UNet (when training ends; the last epoch's weights, or the best
                      epoch's with `model_selection = "best"`), or, for an ASM run,
@@ -29,13 +30,20 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 from vertseg_tf.atomic import atomic_path, write_json_atomic, write_text_atomic
 from vertseg_tf.errors import ConfigError, DataError
 from vertseg_tf.training.config import TrainConfig
 
-__all__ = ["HISTORY_COLUMNS", "RunFolder", "read_run_config", "recorded_dataset"]
+__all__ = [
+    "HISTORY_COLUMNS",
+    "RunFolder",
+    "read_run_config",
+    "recorded_dataset",
+    "restore_newest_readable",
+]
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -190,6 +198,15 @@ class RunFolder:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
         write_text_atomic(buffer.getvalue(), self.history_path)
 
+    def keep_history(self, epochs: int) -> None:
+        """Drop the rows of `history.csv` after epoch `epochs` (a resume from an older
+        checkpoint redoes them), keeping the other lines as they are written."""
+        if not self.history_path.is_file():
+            return
+        header, *rows = self.history_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [row for row in rows if int(row.split(",", 1)[0]) <= epochs]
+        write_text_atomic("".join([header, *kept]), self.history_path)
+
     def read_history(self) -> list[dict]:
         """The rows of `history.csv` (numbers as floats, the epoch as int); [] if absent."""
         if not self.history_path.is_file():
@@ -274,3 +291,40 @@ def read_run_config(run_dir) -> TrainConfig:
         ConfigError: the folder has no readable `config.json`.
     """
     return RunFolder(run_dir).read_config()
+
+
+def restore_newest_readable(candidates: list[str], restore, folder) -> str | None:
+    """Restore the newest of `candidates` (checkpoints, newest first) that reads back whole.
+
+    A checkpoint torn by a crash, a full disk or a copy cut short is skipped with a warning
+    naming it and the one restored instead. Every checkpoint holds every variable, so the
+    older one overwrites whatever the torn one had assigned before it failed. Both training
+    loops resume through here.
+
+    Args:
+        candidates: the checkpoints' paths, newest first.
+        restore: restores the checkpoint at a path; raises (anything) when it is unreadable.
+        folder: the checkpoint folder, named in the error.
+
+    Returns:
+        The restored checkpoint's path, or None when there is none (a fresh start).
+
+    Raises:
+        DataError: there are checkpoints and none of them is readable.
+    """
+    for index, path in enumerate(candidates):
+        try:
+            restore(path)
+        except Exception as error:  # noqa: BLE001 - TensorFlow, Keras and h5py raise many types
+            fallback = candidates[index + 1] if index + 1 < len(candidates) else None
+            reason = " ".join(str(error).split())[:120] or type(error).__name__
+            instead = f"resuming from {fallback} instead" if fallback else "no older one left"
+            print(f"warning: {path}: unreadable checkpoint ({reason}); {instead}",
+                  file=sys.stderr, flush=True)
+            continue
+        return path
+    if candidates:
+        raise DataError(
+            folder, "no readable checkpoint to resume from (all torn); start again with --overwrite"
+        )
+    return None

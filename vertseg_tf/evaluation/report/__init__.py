@@ -28,6 +28,7 @@ writes the folder.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vertseg_tf.atomic import atomic_dir, require_new_folder, write_text_atomic
@@ -72,6 +73,7 @@ __all__ = [
     "PAPER_TEST_VERTEBRAE",
     "PredictionSet",
     "QualitativeSamples",
+    "ReportSection",
     "Table",
     "build_tables",
     "ordering_statements",
@@ -79,6 +81,32 @@ __all__ = [
     "select_figure8_cases",
     "write_report",
 ]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """An extra section of report.md: a heading, Markdown lines, tables written beside the
+    report as `<name>.md` and `<name>.csv` (and shown in the section), and other files
+    (name -> text)."""
+
+    heading: str
+    lines: Sequence[str] = ()
+    tables: Sequence[Table] = ()
+    files: dict = field(default_factory=dict)
+
+    def markdown(self) -> list[str]:
+        out = ["", f"## {self.heading}", "", *self.lines]
+        for table in self.tables:
+            link = f"CSV: [{table.name}.csv]({table.name}.csv)"
+            out += ["", table.caption, "", table.markdown(), link]
+        return out
+
+    def write(self, folder: Path) -> None:
+        for table in self.tables:
+            write_text_atomic(table.markdown(), folder / f"{table.name}.md")
+            write_text_atomic(table.csv(), folder / f"{table.name}.csv")
+        for name, text in self.files.items():
+            write_text_atomic(text, folder / name)
 
 
 def write_report(
@@ -92,6 +120,7 @@ def write_report(
     threshold: float = FIT_FAILURE_THRESHOLD,
     overwrite: bool = False,
     notes: Sequence[str] = (),
+    sections: Sequence[ReportSection] = (),
 ) -> Path:
     """Write the full evaluation report folder (see the module docstring for its files).
 
@@ -110,6 +139,8 @@ def write_report(
         threshold: fit failure threshold in pixels.
         overwrite: replace an existing non-empty `out_dir`.
         notes: lines listed under the command (how the models were trained and chosen).
+        sections: extra sections after the tables (e.g. the automatic mode's figures), with
+            their files.
 
     Returns:
         The path of `report.md`.
@@ -149,6 +180,9 @@ def write_report(
             paper_reference=paper_reference,
             threshold=threshold,
             run_notes=notes,
+            sections=[line for section in sections for line in section.markdown()],
         )
+        for section in sections:
+            section.write(staging)
         write_text_atomic(markdown, staging / "report.md")
     return out_dir / "report.md"

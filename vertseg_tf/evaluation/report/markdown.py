@@ -127,14 +127,17 @@ def _hard_case_lines(records, threshold) -> list[str]:
 
 
 def compose_markdown(
-    records, tables, notes, *, title, command_line, paper_reference, threshold, run_notes=()
+    records, tables, notes, *, title, command_line, paper_reference, threshold, run_notes=(),
+    sections=(),
 ) -> str:
-    """The text of report.md: summary, the paper's ordering, tables, figures, conventions.
+    """The text of report.md: summary, the paper's ordering, tables, extra sections (Markdown
+    lines), figures, conventions.
 
     `notes` are the figures' notes; `run_notes` are listed under the command (how the models
     were trained and chosen)."""
     out = _summary_section(records, title, command_line, threshold, run_notes)
     out += _table_sections(tables, paper_reference)
+    out += list(sections)
     out += _figure_section(notes, threshold)
     out += _conventions_section(paper_reference, threshold)
     return "\n".join(out) + "\n"

@@ -1,0 +1,167 @@
+"""The SavedModel's `segment_radiograph` signature: a whole film in, one row per vertebra out.
+
+It is `Segmenter(model, locator=locator).segment_located(image, located, refine=0)` in one
+TensorFlow graph (the automatic segmentation without the centroid refinement that
+`Segmenter.segment(image)` adds by default): the `locate` graph
+(`locate_signature.locate_in_graph`), then for the levels found, top to bottom, the test
+patches cut in the graph (`graph_patches`), normalised, segmented by the UNet and thresholded
+with `channels.predicted_mask`. Input: `image` float32 (H, W), as for `locate`.
+
+Outputs, one row per found level (N rows). Where `Segmenter.segment` refuses the found centres
+(fewer than two, since a lone centre has no neighbour to set its patch scale; one off the
+image; two that coincide) there are no rows; the `locate` signature still shows what was
+found.
+    - `masks` uint8 (N, 64, 64): the patch mask (1 = vertebra), `VertebraSegmentation.patch_mask`.
+    - `affines` float32 (N, 2, 3): the image -> patch map of each patch.
+    - `labels` string (N,), `centers` float32 (N, 2) image xy, `confidences` float32 (N,).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vertseg_tf.channels import predicted_mask
+from vertseg_tf.data.patches import PATCH_SIZE, patch_to_image
+from vertseg_tf.deploy.graph_patches import (
+    cut_patches_in_graph,
+    normalise_patches,
+    patch_affines_in_graph,
+)
+from vertseg_tf.deploy.locate_signature import (
+    IMAGE_INPUT,
+    LOCATE_CENTER_TOLERANCE_PX,
+    checked_image,
+    level_labels,
+    locate_in_graph,
+)
+from vertseg_tf.errors import VertsegError
+
+__all__ = [
+    "SEGMENT_RADIOGRAPH_MIN_AGREEMENT",
+    "SEGMENT_RADIOGRAPH_SIGNATURE",
+    "add_segment_radiograph_endpoint",
+    "segment_radiograph_manifest",
+    "segment_radiograph_parity",
+]
+
+SEGMENT_RADIOGRAPH_SIGNATURE = "segment_radiograph"
+SEGMENT_RADIOGRAPH_MIN_AGREEMENT = 0.999
+"""Smallest allowed share of mask pixels equal to the Python path's, over all vertebrae."""
+_COINCIDENT_PX = 1e-6  # `vertebra_poses` refuses centres closer than this
+_CORNERS = np.array([[-0.5, -0.5], [PATCH_SIZE - 0.5, -0.5], [-0.5, PATCH_SIZE - 0.5],
+                     [PATCH_SIZE - 0.5, PATCH_SIZE - 0.5]])
+
+
+def _segmentable(centers, shape):
+    """Whether `Segmenter.segment` takes these (N, 2) centres on an image of `shape`: at least
+    two, all on the image (`geometry.inside_image`), no two closer than 1e-6 px."""
+    import tensorflow as tf
+
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    x, y = centers[:, 0], centers[:, 1]
+    inside = tf.reduce_all((x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5))
+    gaps = tf.norm(centers[:, None] - centers[None], axis=-1)
+    count = tf.shape(centers)[0]
+    apart = tf.reduce_all((gaps >= _COINCIDENT_PX) | tf.eye(count, dtype=tf.bool))
+    return (count >= 2) & inside & apart
+
+
+def add_segment_radiograph_endpoint(archive, model, locator) -> None:
+    """Add the `segment_radiograph` endpoint; both models must be tracked in `archive`."""
+    import tensorflow as tf
+
+    labels = tf.constant(level_labels(locator))
+
+    def segment_radiograph(image):
+        image = checked_image(image)
+        located = locate_in_graph(image, locator)
+        keep = tf.where(located["found"])[:, 0]
+        found = tf.gather(located["centers"], keep)
+        keep = keep[: tf.where(_segmentable(found, tf.shape(image)), tf.size(keep), 0)]
+        centers = tf.gather(located["centers"], keep)
+        affines = patch_affines_in_graph(centers, keep)  # a missing level counts
+        raw = cut_patches_in_graph(image, affines)
+        # Not the network on an empty batch: a Keras layer can fail on one.
+        probabilities = tf.cond(
+            tf.size(keep) > 0, lambda: model(normalise_patches(raw), training=False),
+            lambda: tf.zeros([0, PATCH_SIZE, PATCH_SIZE, 2]))
+        return {
+            "masks": tf.cast(predicted_mask(probabilities), tf.uint8),
+            "affines": tf.cast(affines, tf.float32),
+            "labels": tf.gather(labels, keep),
+            "centers": tf.cast(centers, tf.float32),
+            "confidences": tf.cast(tf.gather(located["confidences"], keep), tf.float32),
+        }
+
+    spec = tf.TensorSpec((None, None), tf.float32, name=IMAGE_INPUT)
+    archive.add_endpoint(SEGMENT_RADIOGRAPH_SIGNATURE, segment_radiograph, input_signature=[spec])
+
+
+def _python_path(segmenter, film):
+    """`Segmenter.segment(film)` without its centre refinement (the graph segments once from
+    the located centres), or the reason it refuses the film."""
+    try:
+        return segmenter.segment_located(film, segmenter.locate(film), refine=0), None
+    except VertsegError as error:
+        return [], str(error)
+
+
+def segment_radiograph_parity(served: list[dict[str, np.ndarray]], model, locator,
+                              films) -> dict[str, Any]:
+    """The served outputs of `films` against `Segmenter(model, locator=locator)`'s
+    `segment_located(film, locate(film), refine=0)`.
+
+    Returns:
+        The figures; "passed" is False, with the reason under "problem", when the vertebrae
+        or their labels differ, a centre or a patch corner (through the affine) is more than
+        `LOCATE_CENTER_TOLERANCE_PX` away, or under `SEGMENT_RADIOGRAPH_MIN_AGREEMENT` of the
+        mask pixels agree. A film the Python path refuses counts as agreeing when the graph
+        returns no vertebra for it.
+    """
+    from vertseg_tf.deploy.inference import Segmenter
+
+    segmenter = Segmenter(model, locator=locator)
+    corner_error, equal, pixels, problems, refused = 0.0, 0, 0, [], 0
+    for number, (outputs, film) in enumerate(zip(served, films)):
+        reference, refusal = _python_path(segmenter, film)
+        refused += refusal is not None
+        labels = [result.label for result in reference]
+        if list(outputs["labels"]) != labels:
+            problems.append(f"film {number}: vertebrae {list(outputs['labels'])}, Python "
+                            f"path {labels or refusal}")
+            continue
+        for k, result in enumerate(reference):
+            corners = [patch_to_image(_CORNERS, affine)
+                       for affine in (outputs["affines"][k], result.affine)]
+            corner_error = max(corner_error, float(np.abs(corners[0] - corners[1]).max()),
+                               float(np.abs(outputs["centers"][k] - result.center).max()))
+            equal += int((outputs["masks"][k] == result.patch_mask).sum())
+            pixels += PATCH_SIZE * PATCH_SIZE
+    agreement = equal / pixels if pixels else 1.0
+    if corner_error > LOCATE_CENTER_TOLERANCE_PX:
+        problems.append(f"patch placement differs by up to {corner_error:.3g} px")
+    if agreement < SEGMENT_RADIOGRAPH_MIN_AGREEMENT:
+        problems.append(f"only {agreement:.4%} of the mask pixels agree")
+    return {"films": len(films), "vertebrae": pixels // (PATCH_SIZE * PATCH_SIZE),
+            "films_refused_by_python": refused, "max_placement_diff_px": corner_error,
+            "placement_tolerance_px": LOCATE_CENTER_TOLERANCE_PX,
+            "mask_pixel_agreement": agreement,
+            "min_mask_pixel_agreement": SEGMENT_RADIOGRAPH_MIN_AGREEMENT,
+            "passed": not problems, "problem": "; ".join(problems) or None}
+
+
+def segment_radiograph_manifest() -> dict[str, Any]:
+    """The manifest's `segment_radiograph` signature entry."""
+    side = [None, PATCH_SIZE, PATCH_SIZE]
+    return {
+        "inputs": {IMAGE_INPUT: {"dtype": "float32", "shape": [None, None]}},
+        "outputs": {"masks": {"dtype": "uint8", "shape": side},
+                    "affines": {"dtype": "float32", "shape": [None, 2, 3],
+                                "maps": "image xy -> patch xy"},
+                    "labels": {"dtype": "string", "shape": [None]},
+                    "centers": {"dtype": "float32", "shape": [None, 2]},
+                    "confidences": {"dtype": "float32", "shape": [None]}},
+        "input_preprocessing": "raw whole radiograph (H, W); located, cut, normalised in graph",
+    }
