@@ -218,9 +218,8 @@ def test_whole_film_signatures_served_without_vertseg_tf(blob_export, tmp_path):
                                atol=1e-3)
     assert not reference[4].found
     cut = np.load(tmp_path / "cut.npz")
-    segmenter = Segmenter(unet, locator=locator)
-    # the graph segments once from the located centres: the Python path without refinement
-    segmented = segmenter.segment_located(film, segmenter.locate(film), refine=0)
+    # the graph segments once from the located centres: segment_located without refinement
+    segmented = Segmenter(unet, locator=locator).segment_located(film, reference, refine=0)
     assert served["segmented"] == [r.label for r in segmented] == ["C3", "C4", "C5", "C6"]
     assert cut["masks"].dtype == np.uint8 and cut["masks"].shape == (4, 64, 64)
     for k, result in enumerate(segmented):
