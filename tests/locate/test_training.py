@@ -37,5 +37,9 @@ def test_smoke_training_writes_the_run_folder_and_resumes(films, tmp_path):
     image = np.random.default_rng(0).uniform(0, 1, (120, 90))
     located = Locator(run, threshold=0.0).locate(image)
     assert [level.label for level in located] == ["C3", "C4", "C5", "C6", "C7"]
-    for level in located:
+    # the chain decoder may leave a level out even at threshold 0 (two levels never share a
+    # vertebra); every level it places lies on the image
+    placed = [level for level in located if level.found]
+    assert placed
+    for level in placed:
         assert 0 <= level.center[0] <= 89 and 0 <= level.center[1] <= 119

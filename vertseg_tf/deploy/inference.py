@@ -438,7 +438,7 @@ class Segmenter:
             DataError: no level was found.
         """
         from vertseg_tf.locate.evaluate import found_centers
-        from vertseg_tf.locate.heatmaps import located_scales, recentred
+        from vertseg_tf.locate.heatmaps import located_scales, refine_segmentation
 
         found = [level for level in located if level.found]
         if not found:
@@ -447,12 +447,15 @@ class Segmenter:
         centers = found_centers(located)
         present = np.flatnonzero(np.isfinite(centers[:, 0]))
         labels = [level.label for level in found]
-        for passes_left in range(refine, -1, -1):
-            scales = scale if scale is not None or len(found) < 2 else located_scales(centers)
-            results = self.segment(image, centers[present], labels, scale=scales)
-            if passes_left:
-                centers = recentred(centers, {level: result.contour for level, result
-                                              in zip(present, results)}, np.shape(image))
+
+        def segment_from(moved):
+            scales = scale if scale is not None or len(found) < 2 else located_scales(moved)
+            return self.segment(image, moved[present], labels, scale=scales)
+
+        results, _ = refine_segmentation(
+            centers, segment_from,
+            lambda made: {level: result.contour for level, result in zip(present, made)},
+            refine, np.shape(image))
         for result, level in zip(results, found):
             result.center_source = "locator"
             result.center_confidence = float(level.confidence)

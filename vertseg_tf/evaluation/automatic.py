@@ -169,22 +169,27 @@ def _located_patches(image, found, predict: Predictor, refine: int):
     from vertseg_tf.channels import predicted_mask
     from vertseg_tf.data.patches import extract_patches, patch_to_image
     from vertseg_tf.geometry import largest_outline
-    from vertseg_tf.locate.heatmaps import located_scales, recentred
+    from vertseg_tf.locate.heatmaps import located_scales, refine_segmentation
 
     present = np.flatnonzero(np.isfinite(found[:, 0]))
     if len(present) < 2:
         return None, None, np.zeros((0, 2))
-    for passes_left in range(refine, -1, -1):
-        cut = extract_patches(image, found[present], scale=located_scales(found))
-        probabilities = np.asarray(predict(cut.x()), np.float32)
-        if passes_left:
-            masks = predicted_mask(probabilities)
-            outlines = {}
-            for j, level in enumerate(present):
-                outline = largest_outline(masks[j])[0]
-                outlines[level] = (patch_to_image(outline, cut.affines[j]) if len(outline)
-                                   else outline)
-            found = recentred(found, outlines, np.shape(image))
+
+    def segment_from(centers):
+        cut = extract_patches(image, centers[present], scale=located_scales(centers))
+        return cut, np.asarray(predict(cut.x()), np.float32)
+
+    def outlines_of(segmentation):
+        cut, probabilities = segmentation
+        masks = predicted_mask(probabilities)
+        outlines = {}
+        for j, level in enumerate(present):
+            outline = largest_outline(masks[j])[0]
+            outlines[level] = patch_to_image(outline, cut.affines[j]) if len(outline) else outline
+        return outlines
+
+    (cut, probabilities), found = refine_segmentation(found, segment_from, outlines_of, refine,
+                                                      np.shape(image))
     return cut, probabilities, found[present]
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "local_mass",
     "located_scales",
     "recentred",
+    "refine_segmentation",
     "render_heatmaps",
 ]
 
@@ -89,6 +90,35 @@ def recentred(centers, outlines, shape=None) -> np.ndarray:
             moved[level] = centroid
     return moved
 
+
+
+def refine_segmentation(centers, segment_from, outlines_of, refine: int, shape=None):
+    """Segment from `centers`, then `refine` times move the centres to the area centroids of
+    the outlines segmented from them (`recentred`) and segment again.
+
+    Args:
+        centers: (L, 2) centres per level, NaN where missing.
+        segment_from: (L, 2) centres -> a segmentation.
+        outlines_of: a segmentation -> {level index: (K, 2) image-space outline}.
+        refine: how many times the centres are moved.
+        shape: the image's (H, W), as `recentred` takes it.
+
+    Returns:
+        (the last segmentation, the centres it was made from).
+
+    Example:
+        >>> square = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]])
+        >>> made, centers = refine_segmentation(
+        ...     [[1.0, 1.0]], lambda c: c.tolist(), lambda made: {0: square}, 1)
+        >>> made, centers.tolist()
+        ([[2.0, 2.0]], [[2.0, 2.0]])
+    """
+    centers = np.asarray(centers, np.float64)
+    segmentation = segment_from(centers)
+    for _ in range(refine):
+        centers = recentred(centers, outlines_of(segmentation), shape)
+        segmentation = segment_from(centers)
+    return segmentation, centers
 
 LOCATED_REFINEMENTS = 1
 """Times a segmentation from located centres moves each centre to its outline's centroid
