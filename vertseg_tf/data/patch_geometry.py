@@ -183,6 +183,9 @@ def patch_to_image(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
 def mask_to_image(mask: np.ndarray, affine: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
     """Paint a patch mask back onto the image grid (nearest neighbour, 0 outside the patch).
 
+    An image pixel exactly halfway between two patch pixels may take either: OpenCV builds
+    round such ties differently.
+
     Args:
         mask: (size, size) patch mask.
         affine: the patch's (2, 3) image -> patch map.
@@ -192,7 +195,7 @@ def mask_to_image(mask: np.ndarray, affine: np.ndarray, image_shape: tuple[int, 
         (H, W) uint8 mask: image pixel p takes the patch pixel nearest to affine(p).
 
     Example:
-        >>> a = patch_affine((10.0, 10.0), (0.0, 1.0), 8.0, 1.0, 0.0, size=8)
+        >>> a = patch_affine((10.25, 10.25), (0.0, 1.0), 8.0, 1.0, 0.0, size=8)
         >>> int(mask_to_image(np.ones((8, 8), np.uint8), a, (20, 20)).sum())
         64
     """
