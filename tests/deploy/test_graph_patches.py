@@ -8,6 +8,7 @@ from vertseg_tf.deploy.graph_patches import (
     cut_patches_in_graph,
     normalise_patches,
     patch_affines_in_graph,
+    typical_spacing_in_graph,
 )
 
 # a curved spine whose top vertebra lies 8 px from the image border
@@ -30,6 +31,29 @@ def test_a_missing_level_between_found_ones_counts_as_a_level():
     affines = patch_affines_in_graph(centers, levels).numpy()
     np.testing.assert_allclose(affines[:, :, :2], [64 / (1.5 * 40.0) * np.eye(2)] * 3,
                                atol=1e-12)
+
+
+def test_located_scales_are_kept_near_the_typical_spacing_in_the_graph_too():
+    # "C7" found where C6 is, C6 missing: scale 20 raised to 0.8 x 35 (tests/locate)
+    levels = np.array([0, 1, 2, 4])
+    centers = np.array([[50.0, 0.0], [50.0, 40.0], [50.0, 80.0], [50.0, 120.0]])
+    affines = patch_affines_in_graph(centers, levels).numpy()
+    zooms = [64 / (1.5 * scale) for scale in (40.0, 40.0, 30.0, 28.0)]
+    np.testing.assert_allclose(affines[:, :, :2], [z * np.eye(2) for z in zooms], atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_typical_spacing_in_the_graph_is_the_numpy_one(seed):
+    from vertseg_tf.locate.heatmaps import typical_spacing
+
+    rng = np.random.default_rng(seed)
+    levels = np.sort(rng.choice(5, size=2 + seed, replace=False))
+    points = rng.uniform(0, 300, (len(levels), 2))
+    per_level = np.full((5, 2), np.nan)
+    per_level[levels] = points
+    assert float(typical_spacing_in_graph(points, levels)) == pytest.approx(
+        typical_spacing(per_level), rel=1e-12)
+    assert np.isnan(float(typical_spacing_in_graph(points[:1], levels[:1])))
 
 
 def test_a_straight_spine_gives_upright_patches_of_known_zoom():

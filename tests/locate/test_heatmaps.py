@@ -11,7 +11,9 @@ from vertseg_tf.locate.heatmaps import (
     decode_chain,
     decode_peaks,
     local_mass,
+    located_scales,
     render_heatmaps,
+    typical_spacing,
 )
 from vertseg_tf.locate.locator import locate_from_heatmaps
 
@@ -154,3 +156,23 @@ def test_chain_never_finds_a_level_under_the_threshold():
     maps = _spine_maps([[((10, 6), 1.0)], [((10, 14), 1.0)]], sigma=1.0)
     maps[..., 1] = 1.0 / maps[..., 1].size
     assert [p.found for p in decode_chain(maps, 0.3, local_mass(maps))] == [True, False]
+
+
+def test_typical_spacing_is_the_median_step_per_level_over_every_pair():
+    # C3, C4, C5 and C7 found (C6 missing): steps per level 30, 30, 30 (C3-C4, C3-C5, C4-C5),
+    # 150 / 4, 120 / 3 and 90 / 2 (to C7); their median is (30 + 37.5) / 2
+    centers = [[0.0, 0.0], [0.0, 30.0], [0.0, 60.0], [np.nan, np.nan], [0.0, 150.0]]
+    assert typical_spacing(centers) == 33.75
+    assert typical_spacing([[5.0, 5.0], [np.nan, np.nan]]) is None
+
+
+def test_located_scales_count_missing_levels_and_stay_near_the_typical_spacing():
+    # C7 two levels below C5 at 1.5 spacings: its scale 90 / 2 = 45 is cut to 1.25 x 33.75
+    far = [[0.0, 0.0], [0.0, 30.0], [0.0, 60.0], [np.nan, np.nan], [0.0, 150.0]]
+    assert located_scales(far, scale_range=None).tolist() == [30.0, 30.0, 37.5, 45.0]
+    assert located_scales(far).tolist() == [30.0, 30.0, 37.5, 42.1875]
+    # "C7" found where C6 is, C6 missing: 40 / 2 = 20 is raised to 0.8 x 35 (median of the
+    # per-level steps 40, 40, 40, 30, 80 / 3, 20)
+    near = [[0.0, 0.0], [0.0, 40.0], [0.0, 80.0], [np.nan, np.nan], [0.0, 120.0]]
+    assert located_scales(near, scale_range=None).tolist() == [40.0, 40.0, 30.0, 20.0]
+    assert located_scales(near).tolist() == [40.0, 40.0, 30.0, 28.0]

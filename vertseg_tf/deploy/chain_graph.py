@@ -12,6 +12,7 @@ import inspect
 
 import numpy as np
 
+from vertseg_tf.deploy.graph_patches import typical_spacing_in_graph
 from vertseg_tf.locate.heatmaps import decode_chain
 
 __all__ = ["decode_chain_in_graph"]
@@ -69,21 +70,10 @@ def _typical_spacing(xy, eligible):
     NaN when no two levels have one."""
     import tensorflow as tf
 
-    levels = xy.shape[0]
     first = tf.argmax(tf.cast(eligible, tf.int32), axis=1, output_type=tf.int32)
     point = tf.gather(xy, first, axis=1, batch_dims=1)
-    has = tf.reduce_any(eligible, axis=1)
-    steps, valid = [], []
-    for i in range(levels):
-        for j in range(i + 1, levels):
-            steps.append(tf.norm(point[j] - point[i]) / (j - i))
-            valid.append(has[i] & has[j])
-    steps, valid = tf.stack(steps), tf.stack(valid)
-    ordered = tf.sort(tf.where(valid, steps, np.inf))
-    count = tf.reduce_sum(tf.cast(valid, tf.int32))
-    middle = (tf.gather(ordered, tf.maximum(count - 1, 0) // 2)
-              + tf.gather(ordered, count // 2)) / 2.0
-    return tf.where(count > 0, middle, np.nan)
+    has = tf.where(tf.reduce_any(eligible, axis=1))[:, 0]
+    return typical_spacing_in_graph(tf.gather(point, has), has)
 
 
 def decode_chain_in_graph(heatmaps, threshold: float):

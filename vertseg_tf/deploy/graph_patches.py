@@ -4,14 +4,40 @@
 `cut_patches_in_graph` the linear resampling with the border reflected (OpenCV's
 `warpAffine` with `BORDER_REFLECT`; TensorFlow's `ImageProjectiveTransformV3` with
 `fill_mode="REFLECT"` samples the same points with the same weights) and
-`normalise_patches` the per-patch normalisation.
+`normalise_patches` the per-patch normalisation; `typical_spacing_in_graph` is
+`vertseg_tf.locate.heatmaps.typical_spacing`, which bounds a located vertebra's scale.
 """
 
 from __future__ import annotations
 
-from vertseg_tf.data.patches import FLAT_RELATIVE_STD, PATCH_SIZE, TEST_ALPHA
+import numpy as np
 
-__all__ = ["cut_patches_in_graph", "normalise_patches", "patch_affines_in_graph"]
+from vertseg_tf.data.patches import FLAT_RELATIVE_STD, PATCH_SIZE, TEST_ALPHA
+from vertseg_tf.locate.heatmaps import LOCATED_SCALE_RANGE
+
+__all__ = [
+    "cut_patches_in_graph",
+    "normalise_patches",
+    "patch_affines_in_graph",
+    "typical_spacing_in_graph",
+]
+
+
+def typical_spacing_in_graph(points, levels):
+    """`typical_spacing` of (N, 2) float64 found centres at the (N,) increasing level numbers
+    `levels`: the median distance per level between every two of them; NaN under two."""
+    import tensorflow as tf
+
+    gaps = tf.norm(points[:, None] - points[None], axis=-1)
+    apart = tf.cast(levels[None, :] - levels[:, None], tf.float64)
+    pairs = apart > 0
+    steps = tf.boolean_mask(gaps / tf.where(pairs, apart, 1.0), pairs)
+    # an infinity after the steps, so that the gathers below are in range for no step too
+    ordered = tf.concat([tf.sort(steps), tf.constant([np.inf], tf.float64)], axis=0)
+    count = tf.size(steps)
+    middle = (tf.gather(ordered, tf.maximum(count - 1, 0) // 2)
+              + tf.gather(ordered, count // 2)) / 2.0
+    return tf.where(count > 0, middle, tf.constant(np.nan, tf.float64))
 
 
 def normalise_patches(raw):
@@ -36,9 +62,10 @@ def patch_affines_in_graph(centers, levels=None):
     centres in spine order, N >= 2: the spine axis `c[k+1] - c[k-1]` (one-sided at the ends),
     the scale the mean distance to the neighbouring centres, side `TEST_ALPHA` x the scale.
 
-    With `levels` (N,) the level number of each centre, a step between neighbours counts the
-    levels it spans, as `vertseg_tf.locate.heatmaps.located_scales` (two levels apart is
-    twice the spacing)."""
+    With `levels` (N,) the level number of each centre, the scales are
+    `vertseg_tf.locate.heatmaps.located_scales`': a step between neighbours counts the levels
+    it spans (two levels apart is twice the spacing), and each scale is kept within
+    `LOCATED_SCALE_RANGE` times the typical spacing."""
     import tensorflow as tf
 
     ahead = tf.concat([centers[1:], centers[-1:]], axis=0)
@@ -50,6 +77,10 @@ def patch_affines_in_graph(centers, levels=None):
     before = tf.concat([steps[:1], steps], axis=0)  # the first centre has only the step after
     after = tf.concat([steps, steps[-1:]], axis=0)  # the last only the step before
     scales = (before + after) / 2.0
+    if levels is not None:
+        spacing = typical_spacing_in_graph(centers, levels)
+        low, high = LOCATED_SCALE_RANGE
+        scales = tf.clip_by_value(scales, low * spacing, high * spacing)
     zoom = PATCH_SIZE / (TEST_ALPHA * scales)
     ax, ay = axes[:, 0], axes[:, 1]
     # `patch_affine`: the rotation that turns the axis to +y, then the zoom

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "LOCATED_LEVELS",
     "LOCATED_REFINEMENTS",
+    "LOCATED_SCALE_RANGE",
     "MISSING_THRESHOLD",
     "CanvasGeometry",
     "PeakFinding",
@@ -25,6 +26,7 @@ __all__ = [
     "recentred",
     "refine_segmentation",
     "render_heatmaps",
+    "typical_spacing",
 ]
 
 LOCATED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
@@ -40,13 +42,40 @@ def level_centers(record) -> np.ndarray:
     return centers
 
 
-def located_scales(centers) -> np.ndarray:
+LOCATED_SCALE_RANGE = (0.8, 1.25)
+"""A located vertebra's patch scale is kept within these factors of the film's typical
+spacing (`typical_spacing`): a level found one vertebra off, next to a missing one, would
+otherwise halve or double its patch (docs/automatic.md)."""
+
+
+def typical_spacing(centers) -> float | None:
+    """Median distance per level between every two found centres (two levels apart counts
+    half the distance), or None under two found.
+
+    Args:
+        centers: (L, 2) centres per level, top to bottom, NaN where a level is missing.
+
+    Example:
+        >>> typical_spacing([[0.0, 0.0], [0.0, 40.0], [np.nan, np.nan], [0.0, 90.0]])
+        30.0
+    """
+    centers = np.asarray(centers, np.float64)
+    levels = np.flatnonzero(np.isfinite(centers[:, 0]))
+    steps = [np.linalg.norm(centers[j] - centers[i]) / (j - i)
+             for n, i in enumerate(levels) for j in levels[n + 1:]]
+    return float(np.median(steps)) if steps else None
+
+
+def located_scales(centers, scale_range=LOCATED_SCALE_RANGE) -> np.ndarray:
     """The vertebra scale (mean distance to the neighbouring levels) of each found level,
-    with a missing level in between counted: two levels apart is twice the spacing.
+    with a missing level in between counted (two levels apart is twice the spacing), kept
+    within `scale_range` times the film's `typical_spacing`.
 
     Args:
         centers: (L, 2) centres per level, top to bottom, NaN where a level is missing; at
             least two found.
+        scale_range: (low, high) factors of the typical spacing; None leaves the scales as
+            the neighbours give them.
 
     Returns:
         (F,) scales of the F found levels, in order.
@@ -54,11 +83,18 @@ def located_scales(centers) -> np.ndarray:
     Example:
         >>> located_scales([[0.0, 0.0], [np.nan, np.nan], [0.0, 20.0], [0.0, 32.0]]).tolist()
         [10.0, 11.0, 12.0]
+        >>> located_scales([[0.0, 0.0], [0.0, 40.0], [0.0, 80.0], [np.nan, np.nan],
+        ...                 [0.0, 120.0]]).tolist()  # the last is one level off: 20 -> 28
+        [40.0, 40.0, 30.0, 28.0]
     """
     centers = np.asarray(centers, np.float64)
     levels = np.flatnonzero(np.isfinite(centers[:, 0]))
     steps = (np.linalg.norm(np.diff(centers[levels], axis=0), axis=1) / np.diff(levels))
-    return np.nanmean(np.stack([np.r_[np.nan, steps], np.r_[steps, np.nan]]), axis=0)
+    scales = np.nanmean(np.stack([np.r_[np.nan, steps], np.r_[steps, np.nan]]), axis=0)
+    if scale_range is None:
+        return scales
+    spacing = typical_spacing(centers)
+    return np.clip(scales, scale_range[0] * spacing, scale_range[1] * spacing)
 
 
 def recentred(centers, outlines, shape=None) -> np.ndarray:
@@ -120,9 +156,9 @@ def refine_segmentation(centers, segment_from, outlines_of, refine: int, shape=N
         segmentation = segment_from(centers)
     return segmentation, centers
 
-LOCATED_REFINEMENTS = 1
+LOCATED_REFINEMENTS = 2
 """Times a segmentation from located centres moves each centre to its outline's centroid
-(`recentred`) and segments again (chosen on the validation films: docs/automatic.md)."""
+(`recentred`) and segments again (chosen on validation films: docs/automatic.md)."""
 
 MISSING_THRESHOLD = 0.3
 """A level whose heatmap peak is below this is reported missing (its centre is not given)."""
@@ -284,14 +320,6 @@ def _candidates(channel: np.ndarray, mass: np.ndarray, count: int):
     return xy, mass[rows[order], cols[order]]
 
 
-def _typical_spacing(peaks: list[np.ndarray]) -> float | None:
-    """Median distance per level between the first candidates of every two levels."""
-    steps = [np.linalg.norm(peaks[j] - peaks[i]) / (j - i)
-             for i in range(len(peaks)) for j in range(i + 1, len(peaks))
-             if peaks[i] is not None and peaks[j] is not None]
-    return float(np.median(steps)) if steps else None
-
-
 def decode_chain(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
                  confidence: np.ndarray | None = None, candidates: int = 3,
                  spacing_range: tuple[float, float] = (0.6, 1.5)) -> list[PeakFinding]:
@@ -316,7 +344,7 @@ def decode_chain(heatmaps: np.ndarray, threshold: float = MISSING_THRESHOLD,
     options = [_candidates(heatmaps[..., k], confidence[..., k], candidates)
                for k in range(levels)]
     eligible = [(xy[mass >= threshold], mass[mass >= threshold]) for xy, mass in options]
-    spacing = _typical_spacing([xy[0] if len(xy) else None for xy, _ in eligible])
+    spacing = typical_spacing([xy[0] if len(xy) else (np.nan, np.nan) for xy, _ in eligible])
     # A missing level costs log(threshold); with threshold 0 a large finite cost instead, so
     # that every level that fits the chain is found.
     skip = float(np.log(max(threshold, 1e-300)))
