@@ -269,8 +269,9 @@ def export_run(
           `Locator.locate`: the same levels found, centres within `LOCATE_CENTER_TOLERANCE_PX`
           (0.05 px) and confidences within `LOCATE_CONFIDENCE_TOLERANCE` (2e-3), else
           `ParityError`; and `segment_radiograph` on the same films against
-          `Segmenter(model, locator=locator).segment_located(film, located, refine=0)`:
-          the same vertebrae, patches placed within 0.05 px, at least 99.9 % of the mask
+          `Segmenter(model, locator=locator).segment_located(film, located)`:
+          the same vertebrae, patches and refined centres placed within
+          `SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX` (0.25 px), at least 99.9 % of the mask
           pixels equal, else `ParityError`.
 
     Args:
@@ -356,7 +357,7 @@ def export_run(
                 serve(films, SEGMENT_RADIOGRAPH_SIGNATURE, IMAGE_INPUT), model, locator, films)
             if not parity[SEGMENT_RADIOGRAPH_SIGNATURE]["passed"]:
                 raise ParityError(f"{target}: `segment_radiograph` disagrees with "
-                                  "Segmenter.segment_located(refine=0): "
+                                  "Segmenter.segment_located: "
                                   f"{parity[SEGMENT_RADIOGRAPH_SIGNATURE]['problem']}")
             locate_entry = locate_manifest(locator, film_source)
         tflite_files = {}

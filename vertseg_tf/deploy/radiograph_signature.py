@@ -1,11 +1,12 @@
 """The SavedModel's `segment_radiograph` signature: a whole film in, one row per vertebra out.
 
-It is `Segmenter(model, locator=locator).segment_located(image, located, refine=0)` in one
-TensorFlow graph (the automatic segmentation without the centroid refinement that
-`Segmenter.segment(image)` adds by default): the `locate` graph
+It is `Segmenter(model, locator=locator).segment(image)` without clicks
+(`segment_located(image, located)`) in one TensorFlow graph: the `locate` graph
 (`locate_signature.locate_in_graph`), then for the levels found, top to bottom, the test
-patches cut in the graph (`graph_patches`), normalised, segmented by the UNet and thresholded
-with `channels.predicted_mask`. Input: `image` float32 (H, W), as for `locate`.
+patches cut in the graph (`graph_patches`, the located scales), normalised, segmented by the
+UNet and thresholded with `channels.predicted_mask`; then `LOCATED_REFINEMENTS` times each
+centre moved to its outline's area centroid (`refine_graph`) and the film segmented again.
+Input: `image` float32 (H, W), as for `locate`.
 
 Outputs, one row per found level (N rows). Where `Segmenter.segment` refuses the found centres
 (fewer than two, since a lone centre has no neighbour to set its patch scale; one off the
@@ -31,15 +32,17 @@ from vertseg_tf.deploy.graph_patches import (
 )
 from vertseg_tf.deploy.locate_signature import (
     IMAGE_INPUT,
-    LOCATE_CENTER_TOLERANCE_PX,
     checked_image,
     level_labels,
     locate_in_graph,
 )
+from vertseg_tf.deploy.refine_graph import outline_centroids_in_graph
 from vertseg_tf.errors import VertsegError
+from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS
 
 __all__ = [
     "SEGMENT_RADIOGRAPH_MIN_AGREEMENT",
+    "SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX",
     "SEGMENT_RADIOGRAPH_SIGNATURE",
     "add_segment_radiograph_endpoint",
     "segment_radiograph_manifest",
@@ -49,6 +52,11 @@ __all__ = [
 SEGMENT_RADIOGRAPH_SIGNATURE = "segment_radiograph"
 SEGMENT_RADIOGRAPH_MIN_AGREEMENT = 0.999
 """Smallest allowed share of mask pixels equal to the Python path's, over all vertebrae."""
+SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX = 0.25
+"""Largest allowed distance (image px) of a patch corner or refined centre from the Python
+path's. Wider than `locate`'s 0.05 px: each refinement takes a centre from a mask, and a mask
+pixel that the graph's float32 patch flips moves its outline centroid by about its distance
+from the centroid over the mask's area (a few hundredths of a pixel each)."""
 _COINCIDENT_PX = 1e-6  # `vertebra_poses` refuses centres closer than this
 _CORNERS = np.array([[-0.5, -0.5], [PATCH_SIZE - 0.5, -0.5], [-0.5, PATCH_SIZE - 0.5],
                      [PATCH_SIZE - 0.5, PATCH_SIZE - 0.5]])
@@ -68,6 +76,39 @@ def _segmentable(centers, shape):
     return (count >= 2) & inside & apart
 
 
+def _recentred_in_graph(centers, masks, affines, shape):
+    """`recentred`: each (N, 2) float64 centre moved to the image xy of its patch mask's
+    outline centroid, unless the mask is empty or the centroid lies off the image."""
+    import tensorflow as tf
+
+    patch_xy, found = outline_centroids_in_graph(masks)
+    linear, offset = affines[:, :, :2], affines[:, :, 2]
+    image_xy = tf.linalg.solve(linear, (patch_xy - offset)[..., None])[..., 0]
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    x, y = image_xy[:, 0], image_xy[:, 1]
+    inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    return tf.where((found & inside)[:, None], image_xy, centers)
+
+
+def _segmented_in_graph(image, centers, levels, model):
+    """`segment_located`'s segmentation of (N >= 2, 2) float64 centres at their level numbers:
+    segment, then `LOCATED_REFINEMENTS` times recentre and segment again. Returns (centres,
+    affines, probabilities) of the last segmentation."""
+    import tensorflow as tf
+
+    def segment(at):
+        affines = patch_affines_in_graph(at, levels)  # a missing level counts
+        return affines, model(normalise_patches(cut_patches_in_graph(image, affines)),
+                              training=False)
+
+    affines, probabilities = segment(centers)
+    for _ in range(LOCATED_REFINEMENTS):
+        centers = _recentred_in_graph(centers, predicted_mask(probabilities), affines,
+                                      tf.shape(image))
+        affines, probabilities = segment(centers)
+    return centers, affines, probabilities
+
+
 def add_segment_radiograph_endpoint(archive, model, locator) -> None:
     """Add the `segment_radiograph` endpoint; both models must be tracked in `archive`."""
     import tensorflow as tf
@@ -81,12 +122,11 @@ def add_segment_radiograph_endpoint(archive, model, locator) -> None:
         found = tf.gather(located["centers"], keep)
         keep = keep[: tf.where(_segmentable(found, tf.shape(image)), tf.size(keep), 0)]
         centers = tf.gather(located["centers"], keep)
-        affines = patch_affines_in_graph(centers, keep)  # a missing level counts
-        raw = cut_patches_in_graph(image, affines)
         # Not the network on an empty batch: a Keras layer can fail on one.
-        probabilities = tf.cond(
-            tf.size(keep) > 0, lambda: model(normalise_patches(raw), training=False),
-            lambda: tf.zeros([0, PATCH_SIZE, PATCH_SIZE, 2]))
+        centers, affines, probabilities = tf.cond(
+            tf.size(keep) > 0, lambda: _segmented_in_graph(image, centers, keep, model),
+            lambda: (centers, tf.zeros([0, 2, 3], tf.float64),
+                     tf.zeros([0, PATCH_SIZE, PATCH_SIZE, 2])))
         return {
             "masks": tf.cast(predicted_mask(probabilities), tf.uint8),
             "affines": tf.cast(affines, tf.float32),
@@ -100,10 +140,9 @@ def add_segment_radiograph_endpoint(archive, model, locator) -> None:
 
 
 def _python_path(segmenter, film):
-    """`Segmenter.segment(film)` without its centre refinement (the graph segments once from
-    the located centres), or the reason it refuses the film."""
+    """`Segmenter.segment(film)` without clicks, or the reason it refuses the film."""
     try:
-        return segmenter.segment_located(film, segmenter.locate(film), refine=0), None
+        return segmenter.segment_located(film, segmenter.locate(film)), None
     except VertsegError as error:
         return [], str(error)
 
@@ -111,14 +150,14 @@ def _python_path(segmenter, film):
 def segment_radiograph_parity(served: list[dict[str, np.ndarray]], model, locator,
                               films) -> dict[str, Any]:
     """The served outputs of `films` against `Segmenter(model, locator=locator)`'s
-    `segment_located(film, locate(film), refine=0)`.
+    `segment_located(film, locate(film))` (with its centre refinement).
 
     Returns:
         The figures; "passed" is False, with the reason under "problem", when the vertebrae
         or their labels differ, a centre or a patch corner (through the affine) is more than
-        `LOCATE_CENTER_TOLERANCE_PX` away, or under `SEGMENT_RADIOGRAPH_MIN_AGREEMENT` of the
-        mask pixels agree. A film the Python path refuses counts as agreeing when the graph
-        returns no vertebra for it.
+        `SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX` away, or under
+        `SEGMENT_RADIOGRAPH_MIN_AGREEMENT` of the mask pixels agree. A film the Python path
+        refuses counts as agreeing when the graph returns no vertebra for it.
     """
     from vertseg_tf.deploy.inference import Segmenter
 
@@ -140,13 +179,13 @@ def segment_radiograph_parity(served: list[dict[str, np.ndarray]], model, locato
             equal += int((outputs["masks"][k] == result.patch_mask).sum())
             pixels += PATCH_SIZE * PATCH_SIZE
     agreement = equal / pixels if pixels else 1.0
-    if corner_error > LOCATE_CENTER_TOLERANCE_PX:
+    if corner_error > SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX:
         problems.append(f"patch placement differs by up to {corner_error:.3g} px")
     if agreement < SEGMENT_RADIOGRAPH_MIN_AGREEMENT:
         problems.append(f"only {agreement:.4%} of the mask pixels agree")
     return {"films": len(films), "vertebrae": pixels // (PATCH_SIZE * PATCH_SIZE),
             "films_refused_by_python": refused, "max_placement_diff_px": corner_error,
-            "placement_tolerance_px": LOCATE_CENTER_TOLERANCE_PX,
+            "placement_tolerance_px": SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX,
             "mask_pixel_agreement": agreement,
             "min_mask_pixel_agreement": SEGMENT_RADIOGRAPH_MIN_AGREEMENT,
             "passed": not problems, "problem": "; ".join(problems) or None}
