@@ -1,14 +1,13 @@
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.child_process import BLOCK_TENSORFLOW, REPOSITORY, child_environment
 from vertseg_tf import build_unet
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.losses import (
@@ -21,7 +20,6 @@ from vertseg_tf.losses import (
 
 SIZE = 64
 EPSILON = 1e-7
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def to_numpy(tensor):
@@ -324,21 +322,6 @@ def test_compiled_model_save_load_keeps_the_loss(tmp_path):
     )
 
 
-BLOCK_TENSORFLOW = textwrap.dedent(
-    """
-    import importlib.abc
-    import sys
-
-    class BlockTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, BlockTensorFlow())
-    """
-)
-
 NUMPY_BACKEND_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     """
 
@@ -396,11 +379,10 @@ JAX_FIT_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
 
 
 def run_without_tensorflow(script, backend):
-    environment = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", script],
-        check=False, capture_output=True, text=True, env=environment, cwd=REPO_ROOT,
-        timeout=600,
+        check=False, capture_output=True, text=True, cwd=REPOSITORY, timeout=600,
+        env=child_environment(KERAS_BACKEND=backend),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")

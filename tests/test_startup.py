@@ -4,14 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
+from tests.child_process import REPOSITORY, child_environment
 from vertseg_tf import startup
 from vertseg_tf.startup import _QuietImportFinder, held_stderr, quiet_native_logs
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_held_stderr_drops_c_level_output_and_replays_it_on_failure(capfd):
@@ -46,8 +44,6 @@ def test_the_import_hook_holds_stderr_only_while_its_module_is_imported(
 
 @pytest.mark.slow
 def test_tensorflow_start_up_prints_nothing_after_quiet_start():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     code = textwrap.dedent(
         """
         import sys
@@ -62,8 +58,9 @@ def test_tensorflow_start_up_prints_nothing_after_quiet_start():
         print("last", file=sys.stderr, flush=True)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=300,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY, timeout=300,
+                            env=child_environment(keep_tf_logs=False), capture_output=True,
+                            text=True, check=True)
     assert result.stderr.splitlines() == ["first", "last"]
 
 

@@ -1,30 +1,21 @@
 """benchmarks/gpu_paper_protocol.py runs end to end where `import tensorflow` fails (JAX, CPU)."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.child_process import BLOCK_TENSORFLOW, REPOSITORY, child_environment
 from vertseg_tf.data.dataset import load_dataset
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPT = REPOSITORY / "benchmarks" / "gpu_paper_protocol.py"
 
-# Installs a finder that makes every `import tensorflow...` fail, then runs the script.
-WITHOUT_TENSORFLOW = """
-import importlib.abc, runpy, sys
+# Runs the script of argv[1] with `import tensorflow...` failing.
+WITHOUT_TENSORFLOW = BLOCK_TENSORFLOW + """
+import runpy
 
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError(f"{name} is blocked: this run must not use TensorFlow")
-        return None
-
-sys.meta_path.insert(0, NoTensorFlow())
 sys.argv = [sys.argv[1], *sys.argv[2:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -33,13 +24,12 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 @pytest.mark.slow
 def test_protocol_smoke_run_without_tensorflow(tmp_path):
     out, work = tmp_path / "protocol.json", tmp_path / "work"
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-                   "PYTHONPATH": str(REPOSITORY)}
     completed = subprocess.run(
         [sys.executable, "-c", WITHOUT_TENSORFLOW, str(SCRIPT), "--images", "6", "--epochs", "1",
          "--preset", "smoke", "--max-steps", "2", "--size", "small", "--workers", "2",
          "--work-dir", str(work), "--out", str(out)],
-        capture_output=True, text=True, env=environment, timeout=600, check=False,
+        capture_output=True, text=True, timeout=600, check=False,
+        env=child_environment(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu"),
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -1,7 +1,6 @@
 """The CLI's first impression: help without TensorFlow, docs links, global flags, --quiet."""
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -10,19 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.child_process import REPOSITORY, child_environment
 from vertseg_tf import cli, progress
 from vertseg_tf.cli.common import Command, echo
 from vertseg_tf.progress import Progress
 from vertseg_tf.startup import _QuietImportFinder
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout, check=True)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPOSITORY,
+                          env=child_environment(keep_tf_logs=False), capture_output=True,
+                          text=True, timeout=timeout, check=True)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -72,13 +69,13 @@ def test_lazy_packages_still_offer_every_public_name():
 
 
 def test_every_command_help_ends_with_a_link_to_its_docs_section():
-    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    text = (REPOSITORY / "docs" / "cli.md").read_text(encoding="utf-8")
     sections = set(re.findall(r"^## (\S+)$", text, re.MULTILINE))
     for name, parser in _subparsers(cli.build_parser()).items():
         last = parser.format_help().rstrip().splitlines()[-1]
         page, _, anchor = last.removeprefix("docs: ").partition("#")
         assert last.startswith("docs: ") and anchor == name, last
-        assert Path(page) == ROOT / "docs" / "cli.md" and name in sections
+        assert Path(page) == REPOSITORY / "docs" / "cli.md" and name in sections
 
 
 @pytest.mark.parametrize("flag", ["debug", "verbose", "quiet"])

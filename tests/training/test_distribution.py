@@ -1,17 +1,14 @@
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.child_process import child_environment
 from vertseg_tf.errors import ConfigError
 from vertseg_tf.training import TRAIN_PRESETS
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Trains the smoke preset, with the JSON overrides of argv[4], once per strategy of argv[5:]
 # in one process that has two logical CPUs (MirroredStrategy uses both: two replicas).
@@ -41,19 +38,13 @@ TWO_CPU_SCRIPT = textwrap.dedent(
 )
 
 
-def _environment():
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "CUDA_VISIBLE_DEVICES": "",
-                   "TF_CPP_MIN_LOG_LEVEL": "2"}
-    environment.pop("TF_CONFIG", None)
-    return environment
-
-
 def _train_on_two_cpus(dataset, out, cache, overrides, *strategies):
     """Run `TWO_CPU_SCRIPT`; its report: per strategy, the replicas and the final metrics."""
     completed = subprocess.run(
         [sys.executable, "-c", TWO_CPU_SCRIPT, str(dataset), str(out), str(cache),
          json.dumps(overrides), *strategies],
-        env=_environment(), capture_output=True, text=True, timeout=600, check=False,
+        env=child_environment(cpu_only=True, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True,
+        text=True, timeout=600, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -152,7 +143,8 @@ def test_two_workers_train_the_smoke_preset_like_one_process(
         processes.append(subprocess.Popen(
             _train_command(tiny_dataset, tmp_path / f"worker{index}", patch_cache,
                            "--strategy", "multiworker"),
-            env={**_environment(), "TF_CONFIG": json.dumps(tf_config)},
+            env=child_environment(cpu_only=True, TF_CPP_MIN_LOG_LEVEL="2",
+                                  TF_CONFIG=json.dumps(tf_config)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
     for process in processes:

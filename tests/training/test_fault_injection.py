@@ -10,7 +10,6 @@ Every process is a real child killed by the operating system: nothing is simulat
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.child_process import child_environment
+
 pytestmark = pytest.mark.slow
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 SEED = 20261202
 
 # Runs `train` on the smoke preset (40 patches in batches of 10: 4 steps per epoch, 8 in all,
@@ -68,10 +68,8 @@ TRAIN_SCRIPT = textwrap.dedent(
 
 
 def _environment(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "VERTSEG_TF_CACHE": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("TF_CONFIG", None)
-    return env
+    return child_environment(cpu_only=True, TF_CPP_MIN_LOG_LEVEL="2",
+                             VERTSEG_TF_CACHE=str(tmp_path / "cache"))
 
 
 def _train(tmp_path, kind, count, dataset, out, cache, resume):

@@ -1,18 +1,16 @@
 import csv
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from tests.child_process import BLOCK_TENSORFLOW, child_environment
 from vertseg_tf.model import build_unet
 from vertseg_tf.training import TRAIN_PRESETS, train
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 CONFIG = TRAIN_PRESETS["smoke"].replace(max_train_patches=40, deterministic=True)
 
 # Both loops start from the same weights (same seed) and see the same 40 patches twice, in a
@@ -39,20 +37,8 @@ def test_fit_and_custom_loop_reach_the_same_loss(tiny_dataset, patch_cache, tmp_
         assert (tmp_path / "fit" / name).is_file()
 
 
-JAX_SCRIPT = textwrap.dedent(
+JAX_SCRIPT = BLOCK_TENSORFLOW + textwrap.dedent(
     """
-    import importlib.abc
-    import sys
-
-
-    class NoTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                raise ImportError("TensorFlow is blocked in this test")
-            return None
-
-
-    sys.meta_path.insert(0, NoTensorFlow())
     import keras
     import numpy as np
 
@@ -76,14 +62,10 @@ def test_fit_path_runs_under_jax_without_tensorflow(tiny_dataset, patch_cache, t
     run_dir = tmp_path / "jax-run"
     x = np.random.default_rng(0).normal(size=(4, 64, 64, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(REPOSITORY), environment.get("PYTHONPATH", "")]
-    )
     completed = subprocess.run(
         [sys.executable, "-c", JAX_SCRIPT, str(tiny_dataset), str(run_dir), str(patch_cache),
          str(tmp_path)],
-        env=environment,
+        env=child_environment(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu"),
         capture_output=True,
         text=True,
         timeout=600,

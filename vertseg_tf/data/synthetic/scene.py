@@ -133,12 +133,35 @@ def _smooth(polygon: np.ndarray, iterations: int = 2, pieces: int = 4) -> np.nda
     return polygon
 
 
+def _spinous_process(label: str, root: np.ndarray, half_height: float, rng: np.random.Generator,
+                    length_factor: tuple[float, float], droop_deg: tuple[float, float]):
+    """The lamina and spinous process of level `label` from its `root` on the pillar (mm, body
+    frame): a tapering blade of the level's length times a factor drawn from `length_factor`,
+    drooping by an angle from `droop_deg` that grows down the spine. Unsmoothed polygon."""
+    length = {"C2": 24.0, "C3": 18.0, "C4": 19.0, "C5": 21.0, "C6": 25.0, "C7": 32.0,
+              "T1": 34.0}[label] * rng.uniform(*length_factor)
+    droop = np.deg2rad(rng.uniform(*droop_deg) + 4.0 * LEVELS.index(label))
+    direction = np.array([np.cos(droop), np.sin(droop)])
+    normal = np.array([-direction[1], direction[0]])
+    half_root = 0.45 * half_height + (3.0 if label == "C2" else 0.0)
+    half_tip = rng.uniform(1.8, 3.0) + (1.5 if label in ("C2", "C7", "T1") else 0.0)
+    tip = root + length * direction
+    return np.vstack([
+        root - half_root * normal,
+        root + 0.55 * length * direction - 0.7 * half_root * normal,
+        tip - half_tip * normal,
+        tip + 0.8 * half_tip * direction,
+        tip + half_tip * normal,
+        root + 0.5 * length * direction + 0.45 * half_root * normal,
+        root + half_root * normal,
+    ])
+
+
 def _posterior_elements(level: Level, rng: np.random.Generator, density: float) -> list[BonePart]:
     """Pedicle, articular pillar and lamina with spinous process of one level (mm)."""
     a = level.params.depth / 2.0
     b = level.params.standing_height / 2.0
     disc = level.disc_below if level.disc_below > 0 else 4.5
-    index = LEVELS.index(level.label)
     gap = 0.7
     pillar_depth = rng.uniform(10.0, 13.0)
     slope = rng.uniform(4.0, 7.0)
@@ -154,24 +177,8 @@ def _posterior_elements(level: Level, rng: np.random.Generator, density: float) 
         [a - overlap, bottom],
     ])
     pedicle = _rounded_box(a - 1.0, -0.7 * b, a + 4.0, 0.0, 24)
-    spinous_length = {"C2": 24.0, "C3": 18.0, "C4": 19.0, "C5": 21.0, "C6": 25.0, "C7": 32.0,
-                      "T1": 34.0}[level.label] * rng.uniform(0.85, 1.15)
-    droop = np.deg2rad(rng.uniform(15.0, 35.0) + 4.0 * index)
     root = np.array([a - overlap + pillar_depth - 1.0, 0.2 * b + slope / 2.0])
-    direction = np.array([np.cos(droop), np.sin(droop)])
-    normal = np.array([-direction[1], direction[0]])
-    half_root = 0.45 * b + (3.0 if level.label == "C2" else 0.0)
-    half_tip = rng.uniform(1.8, 3.0) + (1.5 if level.label in ("C2", "C7", "T1") else 0.0)
-    tip = root + spinous_length * direction
-    spinous = np.vstack([
-        root - half_root * normal,
-        root + 0.55 * spinous_length * direction - 0.7 * half_root * normal,
-        tip - half_tip * normal,
-        tip + 0.8 * half_tip * direction,
-        tip + half_tip * normal,
-        root + 0.5 * spinous_length * direction + 0.45 * half_root * normal,
-        root + half_root * normal,
-    ])
+    spinous = _spinous_process(level.label, root, b, rng, (0.85, 1.15), (15.0, 35.0))
     return [
         BonePart([level.to_world(_smooth(pillar))], 0.9, 1.05 * density, 0.72 * density),
         BonePart([level.to_world(pedicle)], 0.8, 0.4 * density, 0.3 * density),

@@ -42,6 +42,7 @@ from vertseg_tf.data.synthetic.scene import (
     _skull_and_atlas,
     _smooth,
     _soft_tissue,
+    _spinous_process,
 )
 
 __all__ = ["FilmScene", "Stroke", "build_film_scene"]
@@ -157,7 +158,6 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
     a = level.params.depth / 2.0
     b = level.params.standing_height / 2.0
     disc = level.disc_below if level.disc_below > 0 else 4.5
-    index = LEVELS.index(level.label)
     gap = rng.uniform(0.4, 1.0)
     pillar_depth = rng.uniform(9.0, 13.0)
     slope = rng.uniform(3.0, 8.0)
@@ -171,22 +171,8 @@ def _pillars(level: Level, rng, density: float, offset: np.ndarray) -> list[Bone
         [a - overlap + pillar_depth, bottom + slope], [a - overlap, bottom],
     ]))
     pedicle = _rounded_box(a - 1.5, -0.7 * b, a + 4.5, 0.1 * b, 24)
-    spinous_length = {"C2": 24.0, "C3": 18.0, "C4": 19.0, "C5": 21.0, "C6": 25.0, "C7": 32.0,
-                      "T1": 34.0}[level.label] * rng.uniform(0.8, 1.2)
-    droop = np.deg2rad(rng.uniform(10.0, 40.0) + 4.0 * index)
     root = np.array([a - overlap + pillar_depth - 1.0, 0.2 * b + slope / 2.0])
-    direction = np.array([np.cos(droop), np.sin(droop)])
-    normal = np.array([-direction[1], direction[0]])
-    half_root = 0.45 * b + (3.0 if level.label == "C2" else 0.0)
-    half_tip = rng.uniform(1.8, 3.0) + (1.5 if level.label in ("C2", "C7", "T1") else 0.0)
-    tip = root + spinous_length * direction
-    spinous = _smooth(np.vstack([
-        root - half_root * normal,
-        root + 0.55 * spinous_length * direction - 0.7 * half_root * normal,
-        tip - half_tip * normal, tip + 0.8 * half_tip * direction, tip + half_tip * normal,
-        root + 0.5 * spinous_length * direction + 0.45 * half_root * normal,
-        root + half_root * normal,
-    ]))
+    spinous = _smooth(_spinous_process(level.label, root, b, rng, (0.8, 1.2), (10.0, 40.0)))
     cortex = rng.uniform(0.5, 1.0)
     pillar_value = rng.uniform(0.45, 0.75) * density  # per side: the two sides overlap
     return [
