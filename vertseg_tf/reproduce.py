@@ -59,7 +59,7 @@ REPRODUCE_PRESETS = {
     "demo": ReproducePreset(
         "demo",
         False,
-        "about 15 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images; "
+        "about 5 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images; "
         "half the test vertebrae are hard cases (60 of 120, for Table 3)",
         hard_share=0.5,
     ),
