@@ -138,8 +138,10 @@ def run(mode: str, out, *, preset: str = "demo", seeds: int = 3, epochs=(8,), da
     results["dataset"] = str(dataset_dir)
     patches = PatchSet.from_dataset(load_dataset(dataset_dir), "test", False, cache_dir=cache_dir)
     # Variant by variant (every seed of one before the next), so that a study stopped early
-    # has complete rows; the readings the issue asks about first, then the rest of the w sweep.
-    names.sort(key=lambda name: RUN_ORDER.index(name))
+    # has complete rows: in the order given, else the readings the issue asks about first,
+    # then the rest of the w sweep.
+    if not variants:
+        names.sort(key=lambda name: RUN_ORDER.index(name))
     for name in names:
         for seed in results["seeds"]:
             config = base.replace(seed=seed, **VARIANTS[name])
@@ -237,7 +239,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds (3)")
     parser.add_argument("--epochs", default="8",
                         help="comma-separated epoch counts (curve) or one count (ablation)")
-    parser.add_argument("--variants", help="comma-separated subset of the ablation's variants")
+    parser.add_argument("--variants",
+                        help="comma-separated subset of the ablation's variants, run in this order")
     parser.add_argument("--max-train-patches", type=int,
                         help="train on a seeded subset of this many patches (default: preset's)")
     parser.add_argument("--hard-share", type=float,

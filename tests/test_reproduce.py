@@ -137,3 +137,17 @@ def test_the_demo_asks_for_half_hard_test_vertebrae_and_a_folder_records_it(tmp_
     (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
     with pytest.raises(ConfigError, match="'hard_share': 0.5"):
         reproduce("demo", out, log=lambda line: None)
+
+
+def test_the_demo_on_generator_v1_asks_for_no_hard_share(tmp_path):
+    """Version 1 has no hard-share option: the demo's 0.5 must not reach its generator."""
+    from vertseg_tf.reproduce import STATE_FILE
+
+    out = tmp_path / "demo-v1"
+    out.mkdir()
+    # A folder of other settings, so that the refusal shows what this call asks for.
+    recorded = {"preset": "demo", "dataset": None, "generator_version": 1, "hard_share": 0.5,
+                "model_selection": "best", "steps": {}}
+    (out / STATE_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"not \{.*'generator_version': 1, 'hard_share': None"):
+        reproduce("demo", out, generator_version=1, log=lambda line: None)

@@ -59,7 +59,7 @@ REPRODUCE_PRESETS = {
     "demo": ReproducePreset(
         "demo",
         False,
-        "about 15 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images; "
+        "about 5 minutes on 2 CPU cores: demo UNet (408,050 parameters) on 40 small images; "
         "half the test vertebrae are hard cases (60 of 120, for Table 3)",
         hard_share=0.5,
     ),
@@ -120,16 +120,20 @@ def _notes(config, seeds: list[int], settings: ReproducePreset) -> list[str]:
     return notes
 
 
+def _synthetic_version(generator_version: int | None) -> int:
+    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
+
+    return generator_version or GENERATOR_VERSION
+
+
 def _settings(preset: str, dataset, generator_version, hard_share, seeds: list[int],
               model_selection: str) -> dict:
     """What makes two reproductions the same: recorded in `reproduce.json`, checked on resume."""
-    from vertseg_tf.data.synthetic.generator import GENERATOR_VERSION
-
     synthetic = dataset is None
     return {
         "preset": preset,
         "dataset": None if synthetic else str(Path(dataset).resolve()),
-        "generator_version": (generator_version or GENERATOR_VERSION) if synthetic else None,
+        "generator_version": _synthetic_version(generator_version) if synthetic else None,
         "hard_share": hard_share if synthetic else None,
         "seeds": seeds,
         "model_selection": model_selection,
@@ -198,7 +202,7 @@ def reproduce(
             the current one, 2; 1 reproduces results made before generator v2).
         hard_share: synthetic data (v2): the exact share of hard vertebrae in the test split
             (e.g. 0.5 gives the demo 60 hard test vertebrae); None = the preset's (0.5 for
-            the demo, else the generator's usual draw).
+            the demo on generator v2, else the generator's usual draw).
         seeds: training seeds per network: the preset's seed and the next `seeds - 1`.
         model_selection: "last" or "best" (see `TrainConfig.model_selection`); None = the
             preset's.
@@ -231,7 +235,8 @@ def reproduce(
     seed_list = _seed_list(config, seeds)
     out = Path(out)
     state_path = out / STATE_FILE
-    hard_share = settings.hard_share if hard_share is None else hard_share
+    if hard_share is None and _synthetic_version(generator_version) >= 2:
+        hard_share = settings.hard_share  # version 1 has no hard-share option
     given = _settings(preset, dataset, generator_version, hard_share, seed_list,
                       config.model_selection)
     state = _checked_state(state_path, given)

@@ -133,3 +133,12 @@ def test_ablation_in_the_curves_folder_reuses_its_runs_at_that_count(fake_traini
     assert [line.split(" | ")[0] for line in rows] == [f"| {BASELINE}", "| w=1 (paper)", "| w=3"]
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0, 1] and results["ablation_epochs"] == [4]
+
+
+def test_ablation_runs_the_variants_in_the_order_given(fake_training, tmp_path):
+    from benchmarks.shape_study import run
+
+    run("ablation", tmp_path / "study", seeds=1, epochs=(2,),
+        variants=["w=3", BASELINE, "w=0.1"], log=lambda line: None)
+    assert [call[0] for call in fake_training.calls] == ["w-3-seed0", "w-0--unet-seed0",
+                                                         "w-0-1-seed0"]
