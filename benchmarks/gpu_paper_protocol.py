@@ -21,7 +21,7 @@ pure-Python dependencies, and no TensorFlow.
 
     KERAS_BACKEND=jax python -m benchmarks.gpu_paper_protocol --out runs/gpu_protocol.json
     python -m benchmarks.gpu_paper_protocol --mixed-precision bfloat16 --batch-size 250 \\
-        --scale-lr                      # the fast variant (DESIGN.md section 9)
+        --scale-lr                      # the fast variant: learning rate x batch / 25
     python -m benchmarks.gpu_paper_protocol --images 6 --epochs 1 --preset smoke \\
         --max-steps 2 --size small      # a smoke run on a CPU
 

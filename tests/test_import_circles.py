@@ -1,15 +1,18 @@
-"""No two vertseg_tf modules import each other, directly or through others (docs/architecture.md).
+"""No two vertseg_tf modules import each other, directly or through others, and none imports
+from a higher layer of docs/architecture.md's layering rule.
 
 Imports inside functions count too: they are how a module reaches a heavy or upper one lazily,
 and a circle through them is still a circle.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import vertseg_tf
 
 PACKAGE = Path(vertseg_tf.__file__).parent
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
 def _modules() -> dict[str, Path]:
@@ -85,3 +88,38 @@ def test_no_import_circles_in_vertseg_tf():
         "vertseg_tf.data.patch_build", "vertseg_tf.data.patch_cut"
     }
     assert _circles(graph) == []
+
+
+def _layers() -> dict[str, int]:
+    """Top-level module or subpackage name ("vertseg_tf" for the package itself) -> its layer,
+    from the numbered list under "The import layering rule" in docs/architecture.md."""
+    text = ARCHITECTURE.read_text(encoding="utf-8").split("## The import layering rule")[1]
+    layers, number = {}, None
+    for line in text.split("\n\n", 2)[2].splitlines():
+        item = re.match(r"(\d+)\. ", line)
+        if item:
+            number = int(item.group(1))
+        elif not line.startswith("   "):
+            break
+        for name in re.findall(r"`([a-z_]+)`", line):
+            layers[name] = number
+    return layers
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "vertseg_tf"
+
+
+def test_no_module_imports_from_a_higher_layer():
+    layers, modules = _layers(), _modules()
+    assert layers["errors"] == 1 and layers["cli"] == 10 and layers["vertseg_tf"] == 1
+    unplaced = sorted({_unit(name) for name in modules} - set(layers))
+    assert unplaced == [], "add these to docs/architecture.md's layers"
+    upward = sorted(
+        f"{name} -> {other}"
+        for name, path in modules.items()
+        for other in _imports(name, path, modules)
+        if layers[_unit(other)] > layers[_unit(name)]
+    )
+    assert upward == []
