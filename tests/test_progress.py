@@ -139,3 +139,19 @@ def test_a_status_line_goes_above_another_progress_bar():
     lines = stream.getvalue().split("\n")
     assert lines[0].endswith("[unet] running") and "\r" in lines[0]
     assert _frames(lines[1])[-1].startswith("train: 100%|")
+
+
+def test_a_terminal_that_reports_no_width_still_gets_a_readable_bar():
+    """`script` without a terminal, some CI runners: a pty whose size is 0 x 0."""
+    import os
+
+    leader, follower = os.openpty()  # a new pty has no window size set: 0 columns
+    assert os.get_terminal_size(follower).columns == 0
+    with open(follower, "w", encoding="utf-8", closefd=True) as terminal:
+        report = Progress("synth", unit="images", stream=terminal)
+        for done in range(1, 5):
+            report(done, 10)
+        report.close()
+    shown = os.read(leader, 65536).decode("utf-8")
+    os.close(leader)
+    assert "synth" in shown and "4/10" in shown

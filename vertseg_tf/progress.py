@@ -18,6 +18,7 @@ at most every `interval_s` seconds, always one for the last item:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import weakref
@@ -131,6 +132,15 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def _reports_no_width(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal whose size is 0 x 0 (a pty nobody sized: `script`
+    without a terminal, some CI runners), on which tqdm's own width would draw nothing."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns == 0
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class Progress:
     """A `progress(done, total, values)` callable: a tqdm bar on a terminal, lines otherwise.
 
@@ -214,6 +224,7 @@ class Progress:
         if self._bar is None:
             from tqdm import tqdm  # here, not at the top: `vertseg-tf --help` stays quick
 
+            no_width = _reports_no_width(self.stream)
             self._bar = tqdm(
                 total=total,
                 initial=self._first_done,
@@ -222,7 +233,8 @@ class Progress:
                 file=self.stream,
                 delay=self.quiet_under_s,
                 bar_format=_BAR_FORMAT,
-                dynamic_ncols=True,
+                dynamic_ncols=not no_width,
+                ncols=80 if no_width else None,
                 mininterval=0.2,
                 leave=True,
             )
