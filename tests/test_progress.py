@@ -144,6 +144,7 @@ def test_a_status_line_goes_above_another_progress_bar():
 def test_a_terminal_that_reports_no_width_still_gets_a_readable_bar():
     """`script` without a terminal, some CI runners: a pty whose size is 0 x 0."""
     import os
+    import select
 
     leader, follower = os.openpty()  # a new pty has no window size set: 0 columns
     assert os.get_terminal_size(follower).columns == 0
@@ -152,6 +153,15 @@ def test_a_terminal_that_reports_no_width_still_gets_a_readable_bar():
         for done in range(1, 5):
             report(done, 10)
         report.close()
-    shown = os.read(leader, 65536).decode("utf-8")
+    chunks = []  # the pty hands the output over in pieces: read until it has no more
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # Linux: EIO once the follower side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(leader)
+    shown = b"".join(chunks).decode("utf-8")
     assert "synth" in shown and "4/10" in shown
