@@ -179,12 +179,14 @@ def test_ctrl_c_while_the_saved_model_is_written_exits_130_with_nothing_written(
 def test_synth_killed_mid_way_leaves_no_dataset_and_a_rerun_succeeds(tmp_path):
     from vertseg_tf.data.dataset import validate_dataset
 
-    delay = float(np.random.default_rng(SEED + 2).uniform(0.0, 1.0))
+    delay = float(np.random.default_rng(SEED + 2).uniform(0.0, 0.2))
     out = tmp_path / "synthetic"
-    arguments = ("synth", "--out", str(out), "--images", "6", "--size", "small")
+    arguments = ("synth", "--out", str(out), "--images", "60", "--size", "small")
     process = _cli(tmp_path, *arguments)
-    while not list(tmp_path.glob(".synthetic.*.tmp")) and process.poll() is None:
-        time.sleep(0.05)  # the dataset is being built under its hidden name
+    # The kill comes once the first film is written under the dataset's hidden name, so it
+    # lands mid-way however fast the machine is (60 films take seconds, the delay < 0.2 s).
+    while not list(tmp_path.glob(".synthetic.*.tmp/**/*.png")) and process.poll() is None:
+        time.sleep(0.02)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     _, stderr = process.communicate(timeout=600)
@@ -194,7 +196,7 @@ def test_synth_killed_mid_way_leaves_no_dataset_and_a_rerun_succeeds(tmp_path):
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err[-2000:]
     assert not [p for p in validate_dataset(out) if p.is_error]
-    assert len(json.loads((out / "dataset.json").read_text())["images"]) == 6
+    assert len(json.loads((out / "dataset.json").read_text())["images"]) == 60
 
 
 def test_training_killed_before_its_first_checkpoint_resumes(runs, tiny_dataset, tmp_path):
