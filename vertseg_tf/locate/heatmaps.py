@@ -127,7 +127,6 @@ def recentred(centers, outlines, shape=None) -> np.ndarray:
     return moved
 
 
-
 def refine_segmentation(centers, segment_from, outlines_of, refine: int, shape=None):
     """Segment from `centers`, then `refine` times move the centres to the area centroids of
     the outlines segmented from them (`recentred`) and segment again.
@@ -155,6 +154,7 @@ def refine_segmentation(centers, segment_from, outlines_of, refine: int, shape=N
         centers = recentred(centers, outlines_of(segmentation), shape)
         segmentation = segment_from(centers)
     return segmentation, centers
+
 
 LOCATED_REFINEMENTS = 2
 """Times a segmentation from located centres moves each centre to its outline's centroid
