@@ -43,6 +43,17 @@ def test_round_trip_keeps_unknown_keys_and_exact_floats(tmp_path):
     assert json.loads((tmp_path / "copy" / "dataset.json").read_text()) == _dataset_json()
 
 
+def test_centres_without_an_outline_round_trip_and_are_read_per_level(tmp_path):
+    obj = _dataset_json()
+    obj["images"][0]["level_centers"] = {"C2": [410.25, 300.0], "T1": [0.1 + 0.2, 900.5]}
+    (tmp_path / "dataset.json").write_text(json.dumps(obj))
+    image = load_dataset(tmp_path).images[0]
+    assert sorted(image.level_centers) == ["C2", "T1"] and "level_centers" not in image.extra
+    np.testing.assert_array_equal(image.level_centers["T1"], [0.1 + 0.2, 900.5])
+    save_dataset(load_dataset(tmp_path), tmp_path / "copy")
+    assert json.loads((tmp_path / "copy" / "dataset.json").read_text()) == obj
+
+
 def test_fields_mirror_json(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps(_dataset_json()))
     image = load_dataset(tmp_path / "dataset.json").images[0]

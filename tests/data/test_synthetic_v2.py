@@ -284,3 +284,32 @@ def test_default_facing_is_left_or_right_and_the_preview_shows_both(tmp_path):
     v1 = [synthesize(0, i, size="small", version=1).record.extra["synthetic"]["facing"]
           for i in range(2)]
     assert v1 == ["left", "left"]
+
+
+def test_c2_and_t1_centres_lie_a_level_beyond_c3_and_c7_and_mirror_with_the_film():
+    left = synthesize(4, 1, size="small", facing="left")
+    right = synthesize(4, 1, size="small", facing="right")
+    cols = left.image.shape[1]
+    assert sorted(left.record.level_centers) == ["C2", "T1"]
+    for label in ("C2", "T1"):
+        a, b = left.record.level_centers[label], right.record.level_centers[label]
+        np.testing.assert_allclose(b, [(cols - 1) - a[0], a[1]], atol=1e-6)
+    centers = {v.label: v.center for v in left.record.vertebrae}
+    steps = [np.linalg.norm(centers[a] - centers[b]) for a, b in zip(ANNOTATED, ANNOTATED[1:])]
+    for end, neighbour in (("C2", "C3"), ("T1", "C7")):
+        gap = left.record.level_centers[end] - centers[neighbour]
+        assert (gap[1] < 0) == (end == "C2")
+        # C2's and T1's bodies are taller than C3-C7's: a step a little over the spacing
+        assert 0.9 < np.linalg.norm(gap) / np.median(steps) < 1.6
+
+
+def test_a_centre_off_the_film_is_left_out():
+    from types import SimpleNamespace
+
+    from vertseg_tf.data.synthetic.generator import _centers_on_film
+
+    scene = SimpleNamespace(shape=(100, 50), located_only={
+        "C2": np.array([10.0, -0.5]), "T1": np.array([10.0, 99.6])})
+    kept = _centers_on_film(scene, lambda points: points)
+    assert list(kept) == ["C2"]
+    np.testing.assert_array_equal(kept["C2"], [10.0, -0.5])

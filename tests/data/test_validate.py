@@ -222,6 +222,26 @@ RULES = {
         lambda d: _vertebra(d, 1, 0).update(center=[10**400, 8]),
         ("error", "images/b.png", "images[1].vertebrae[0].center", "must be JSON numbers"),
     ),
+    "centre without an outline of an unknown level": (
+        lambda d: d["images"][0].update(level_centers={"C2": [10, 2], "X9": [10, 30]}),
+        ("error", "images/a.png", "images[0].level_centers.X9", "unknown label 'X9'"),
+    ),
+    "centre without an outline of an outlined level": (
+        lambda d: d["images"][0].update(level_centers={"C4": [10, 20]}),
+        ("error", "images/a.png", "images[0].level_centers.C4", "also an outlined vertebra"),
+    ),
+    "centre without an outline off the image": (
+        lambda d: d["images"][1].update(level_centers={"C5": [10, HEIGHT - 0.4]}),
+        ("error", "images/b.png", "images[1].level_centers.C5", "lies outside the 40 x 32"),
+    ),
+    "centre without an outline not a pair": (
+        lambda d: d["images"][1].update(level_centers={"C2": [10]}),
+        ("error", "dataset.json", "images[1].level_centers.C2", "must be [x, y]"),
+    ),
+    "centres without an outline not an object": (
+        lambda d: d["images"][1].update(level_centers=[[10, 2]]),
+        ("error", "dataset.json", "images[1].level_centers", "must be an object"),
+    ),
     "contour point far outside the image": (
         lambda d: _vertebra(d, 1, 0)["contour"].__setitem__(1, [1e308, 5]),
         ("error", "images/b.png", "images[1].vertebrae[0].contour", "more than 1e+07 px"),

@@ -55,7 +55,7 @@ COORDINATE_MARGIN_PX = 1e7
 """How far outside the image a contour point may lie before it is an error, not a warning."""
 
 _VERTEBRA_KEYS = ("label", "center", "contour", "conditions")
-_IMAGE_KEYS = ("id", "file", "split", "pixel_spacing_mm", "vertebrae")
+_IMAGE_KEYS = ("id", "file", "split", "pixel_spacing_mm", "vertebrae", "level_centers")
 _DATASET_KEYS = ("format", "images")
 
 
@@ -93,6 +93,8 @@ class ImageRecord:
         pixel_spacing_mm: (row, column) spacing in mm, or None when unknown.
         vertebrae: the annotated vertebrae, top to bottom.
         extra: JSON keys this version does not know, kept on save.
+        level_centers: level -> (x, y) centre of a level annotated without an outline (the
+            synthetic generator's C2 and T1, which the locator learns to find).
     """
 
     id: str
@@ -101,6 +103,7 @@ class ImageRecord:
     pixel_spacing_mm: tuple[float, float] | None = None
     vertebrae: list[VertebraRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    level_centers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,7 +221,22 @@ def _image_header_from_json(obj, source, where: str) -> ImageRecord:
     if not isinstance(obj.get("vertebrae", []), list):
         raise DataError(source, "must be a list", field=f"{where}.vertebrae")
     extra = {k: v for k, v in obj.items() if k not in _IMAGE_KEYS}
-    return ImageRecord(obj["id"], obj["file"], split, spacing, [], extra)
+    return ImageRecord(obj["id"], obj["file"], split, spacing, [], extra,
+                       _level_centers_from_json(obj.get("level_centers", {}), source, where))
+
+
+def _level_centers_from_json(obj, source, where: str) -> dict[str, np.ndarray]:
+    if not isinstance(obj, dict):
+        raise DataError(source, "must be an object of level: [x, y]",
+                        field=f"{where}.level_centers")
+    centers = {}
+    for label, value in obj.items():
+        field_name = f"{where}.level_centers.{label}"
+        center = json_number_array(value, source, field_name, "center")
+        if center.shape != (2,):
+            raise DataError(source, "must be [x, y]", field=field_name)
+        centers[label] = center
+    return centers
 
 
 def _image_from_json(obj, source, where: str) -> ImageRecord:
@@ -267,6 +285,9 @@ def _image_to_json(im: ImageRecord) -> dict:
     if im.pixel_spacing_mm is not None:
         out["pixel_spacing_mm"] = [float(s) for s in im.pixel_spacing_mm]
     out["vertebrae"] = [_vertebra_to_json(v) for v in im.vertebrae]
+    if im.level_centers:
+        out["level_centers"] = {label: [float(c) for c in center]
+                                for label, center in im.level_centers.items()}
     out.update(im.extra)
     return out
 
@@ -568,10 +589,27 @@ def _validate_image(
             )
         index_of_label.setdefault(vertebra.label, vertebra_index)
         _validate_vertebra(vertebra, vertebra_where, image_file, shape, findings)
+    _validate_level_centers(record, where, image_file, shape, set(index_of_label), findings)
     levels = [SPINE_LEVELS.index(label) for label in index_of_label if label in SPINE_LEVELS]
     if levels != sorted(levels):
         order = ", ".join(label for label in index_of_label if label in SPINE_LEVELS)
         findings.warn(image_file, f"{where}.vertebrae", f"not listed top to bottom ({order})")
+
+
+def _validate_level_centers(record, where, image_file, shape, outlined, findings):
+    """A centre without an outline names a spine level not also outlined, finite, on the image."""
+    for label, center in record.level_centers.items():
+        field_name = f"{where}.level_centers.{label}"
+        if label not in SPINE_LEVELS:
+            findings.add(image_file, field_name, f"unknown label {label!r}; "
+                         "expected a spine level C1-C7, T1-T12, L1-L5 or S1")
+        elif label in outlined:
+            findings.add(image_file, field_name, f"{label} is also an outlined vertebra")
+        if not np.all(np.isfinite(center)):
+            findings.add(image_file, field_name, "must be finite")
+        elif shape is not None and not inside_image(center[None], shape)[0]:
+            findings.add(image_file, field_name, f"({center[0]:g}, {center[1]:g}) lies "
+                         f"outside the {shape[1]} x {shape[0]} image")
 
 
 def _decoded_shape(record, index, root, image_file, findings, shape_of_file, spacing):

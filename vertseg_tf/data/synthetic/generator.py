@@ -49,7 +49,7 @@ from vertseg_tf.data.synthetic.render_v2 import render_film
 from vertseg_tf.data.synthetic.scene import build_scene
 from vertseg_tf.data.synthetic.scene_v2 import build_film_scene
 from vertseg_tf.errors import ConfigError
-from vertseg_tf.geometry import polygon_centroid
+from vertseg_tf.geometry import inside_image, polygon_centroid
 from vertseg_tf.progress import progress_callback
 
 __all__ = [
@@ -239,6 +239,14 @@ def _truth(label: str, scene, plan, place) -> dict:
     }
 
 
+def _centers_on_film(scene, place) -> dict[str, np.ndarray]:
+    """The drawn but not outlined levels (C2, T1) whose centre lies on the film, shoulders or
+    not: a centre off the film is left out, so that the locator learns it as missing."""
+    centers = {label: place(center[None])[0] for label, center in scene.located_only.items()}
+    return {label: center for label, center in centers.items()
+            if inside_image(center[None], scene.shape)[0]}
+
+
 def synthesize_v2(seed: int, index: int, size: str, image_format: str, hard_fraction: float,
                   facing: str, split_ratio: tuple[int, int],
                   hard_share: float | None) -> SyntheticImage:
@@ -292,6 +300,7 @@ def synthesize_v2(seed: int, index: int, size: str, image_format: str, hard_frac
         pixel_spacing_mm=(scene.spacing_mm, scene.spacing_mm),
         vertebrae=vertebrae,
         extra={"facing": "right" if mirrored else "left", "synthetic": image_extra},
+        level_centers=_centers_on_film(scene, place),
     )
     photometric = "MONOCHROME1" if monochrome1 and image_format == "dicom" else "MONOCHROME2"
     return SyntheticImage(image, record, photometric)

@@ -44,6 +44,7 @@ from vertseg_tf.data.synthetic.scene import (
     _soft_tissue,
     _spinous_process,
 )
+from vertseg_tf.geometry import polygon_centroid
 
 __all__ = ["FilmScene", "Stroke", "build_film_scene"]
 
@@ -88,6 +89,8 @@ class FilmScene:
         spine: the placed spine (mm, image frame).
         texture_angle: direction of the trabecular grain (radians from the image's x axis).
         extra: scene parameters worth recording.
+        located_only: C2 and T1 -> body area centroid (px), drawn but not outlined: the
+            locator's extra levels.
     """
 
     shape: tuple[int, int]
@@ -103,6 +106,7 @@ class FilmScene:
     spine: Spine
     texture_angle: float
     extra: dict = field(default_factory=dict)
+    located_only: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _apply_listhesis(spine: Spine, listhesis: dict[str, float]) -> None:
@@ -373,6 +377,8 @@ def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -
         level = spine.level(label)
         truth[label] = {name: px(level.to_world(point))
                         for name, point in six_points(level.params).items()}
+    located_only = {label: polygon_centroid(px(spine.level(label).outline(CONTOUR_POINTS)))
+                    for label in ("C2", "T1")}
     c5 = spine.level("C5").tangent
     return FilmScene(
         shape=(rows, cols),
@@ -391,4 +397,5 @@ def build_film_scene(rng: np.random.Generator, plan: ConditionPlan, size: str) -
         extra={**spine.extra, **extra, **vertebra_extra, "mandible": placement,
                "rounded_blur_mm": float(rounded_blur_mm),
                "laryngeal_calcification": calcified, "shoulders_cover_c6_c7": shoulders_cover},
+        located_only=located_only,
     )
