@@ -1,6 +1,7 @@
 """Generator v2: mirrored facing, ground truth for morphometry, exact hard share, versions."""
 
 import math
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -295,7 +296,7 @@ def test_c2_and_t1_centres_lie_a_level_beyond_c3_and_c7_and_mirror_with_the_film
         a, b = left.record.level_centers[label], right.record.level_centers[label]
         np.testing.assert_allclose(b, [(cols - 1) - a[0], a[1]], atol=1e-6)
     centers = {v.label: v.center for v in left.record.vertebrae}
-    steps = [np.linalg.norm(centers[a] - centers[b]) for a, b in zip(ANNOTATED, ANNOTATED[1:])]
+    steps = [np.linalg.norm(centers[a] - centers[b]) for a, b in pairwise(ANNOTATED)]
     for end, neighbour in (("C2", "C3"), ("T1", "C7")):
         gap = left.record.level_centers[end] - centers[neighbour]
         assert (gap[1] < 0) == (end == "C2")
