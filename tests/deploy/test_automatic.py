@@ -36,6 +36,16 @@ class _HeatmapLocator:
         return locate_from_heatmaps(self.maps, self.geometry)
 
 
+class _SevenLevelLocator(_HeatmapLocator):
+    """`_HeatmapLocator` with sharp C2 and T1 channels around its C3-C7 ones (C7 flat)."""
+
+    def __init__(self, truth, shape, c2, t1):
+        super().__init__(truth, shape)
+        ends = render_heatmaps(self.geometry.to_heatmap(np.array([c2, t1])), (64, 64), 1.0)
+        ends /= ends.sum(axis=(0, 1))
+        self.maps = np.concatenate([ends[..., :1], self.maps, ends[..., 1:]], -1)
+
+
 @pytest.fixture(scope="module")
 def film(tmp_path_factory):
     folder = tmp_path_factory.mktemp("synthetic") / "data"
@@ -43,11 +53,32 @@ def film(tmp_path_factory):
     record = dataset.images[0]
     image, _ = read_image(dataset.image_path(record))
     truth = np.array([v.center for v in record.vertebrae])
-    return dataset.image_path(record), image, truth
+    return dataset.image_path(record), image, truth, record.level_centers
+
+
+def test_c2_and_t1_name_the_levels_but_only_c3_c7_are_segmented(film, tmp_path):
+    image_path, image, truth, ends = film
+    seven = _SevenLevelLocator(truth, image.shape, ends["C2"], ends["T1"])
+    assert [level.label for level in seven.locate(image)] == [
+        "C2", "C3", "C4", "C5", "C6", "C7", "T1"]
+    five = _HeatmapLocator(truth, image.shape)
+    with_ends = Segmenter(_shifted_disk_model, locator=seven).segment(image)
+    without = Segmenter(_shifted_disk_model, locator=five).segment(image)
+    assert [r.label for r in with_ends] == ["C3", "C4", "C5", "C6"]
+    # the same patches as from C3-C6 alone: C2 and T1 change no scale and no refinement
+    np.testing.assert_array_equal([r.affine for r in with_ends], [r.affine for r in without])
+    np.testing.assert_array_equal([r.center for r in with_ends], [r.center for r in without])
+    json_path, _ = segment_to_dataset(Segmenter(_disk_model, locator=seven), image_path, None,
+                                      tmp_path / "out")
+    levels = json.loads(json_path.read_text())["images"][0]["located_levels"]
+    assert [label for label, level in levels.items() if level["found"]] == [
+        "C2", "C3", "C4", "C5", "C6", "T1"]
+    np.testing.assert_allclose(levels["T1"]["center"], ends["T1"], atol=0.05)
+    assert "center" not in levels["C7"]
 
 
 def test_segment_without_centres_uses_the_found_levels_and_never_guesses_c7(film):
-    _, image, truth = film
+    _, image, truth, _ = film
     segmenter = Segmenter(_disk_model, locator=_HeatmapLocator(truth, image.shape))
     results = segmenter.segment(image)
     assert [r.label for r in results] == ["C3", "C4", "C5", "C6"]
@@ -56,7 +87,7 @@ def test_segment_without_centres_uses_the_found_levels_and_never_guesses_c7(film
 
 
 def test_segment_to_dataset_records_sources_confidences_and_the_missing_level(film, tmp_path):
-    image_path, image, truth = film
+    image_path, image, truth, _ = film
     segmenter = Segmenter(_disk_model, locator=_HeatmapLocator(truth, image.shape))
     json_path, _ = segment_to_dataset(segmenter, image_path, None, tmp_path / "out", review=True)
     stored = json.loads(json_path.read_text())["images"][0]
@@ -85,7 +116,7 @@ def test_each_refinement_moves_the_located_centres_to_their_outlines_centroids(f
     from vertseg_tf.data.patches import extract_patches, vertebra_poses
     from vertseg_tf.geometry import apply_affine, invert_affine
 
-    _, image, truth = film
+    _, image, truth, _ = film
     locator = _HeatmapLocator(truth, image.shape)
     segmenter = Segmenter(_shifted_disk_model, locator=locator)
     results = segmenter.segment_located(image, locator.locate(image), refine=refine)
@@ -101,7 +132,7 @@ def test_each_refinement_moves_the_located_centres_to_their_outlines_centroids(f
 
 
 def test_clicked_centres_keep_their_source(film, tmp_path):
-    _, image, truth = film
+    _, image, truth, _ = film
     results = Segmenter(_disk_model).segment(image, truth)
     assert {r.center_source for r in results} == {"clicked"}
     assert {r.center_confidence for r in results} == {None}

@@ -24,23 +24,27 @@ from vertseg_tf.locate.heatmaps import local_mass, render_heatmaps
 from vertseg_tf.locate.network import LocatorSpec, prepare_canvas
 
 CANVAS = 64
-SHIFTS = (-6, -2, 2, 6)
-"""Rows (heatmap pixels) from the film's brightest spot to C3, C4, C5, C6 of `_blob_locator`."""
+SHIFTS = (-10, -6, -2, 2, 6)
+"""Rows (heatmap pixels) from the film's brightest spot to C2, C3, C4, C5, C6 of
+`_blob_locator`."""
+LEVELS = 7
 
 
 def _blob_locator():
-    """A hand-built locator: the logits of C3-C6 are 8 x the 2 x 2-pooled canvas shifted by
-    `SHIFTS` rows, and zero for C7, so C3-C6 peak above and below the brightest spot of the
-    film and C7 spreads its mass evenly (a hidden level: reported missing)."""
+    """A hand-built locator of C2-T1: the logits of C2-C6 are 8 x the 2 x 2-pooled canvas
+    shifted by `SHIFTS` rows, and zero for C7 and T1, so C2-C6 peak above and below the
+    brightest spot of the film and C7 and T1 spread their mass evenly (hidden levels: reported
+    missing)."""
     inputs = keras.Input((CANVAS, CANVAS, 1))
     pooled = keras.layers.AveragePooling2D(2)(inputs)
     reach = max(abs(shift) for shift in SHIFTS)
-    logits = keras.layers.Conv2D(5, 2 * reach + 1, padding="same", use_bias=False)(pooled)
+    logits = keras.layers.Conv2D(LEVELS, 2 * reach + 1, padding="same", use_bias=False)(pooled)
     side = CANVAS // 2
-    flat = keras.layers.Reshape((side * side, 5))(logits)
+    flat = keras.layers.Reshape((side * side, LEVELS))(logits)
     spread = keras.layers.Softmax(axis=1)(flat)
-    model = keras.Model(inputs, keras.layers.Reshape((side, side, 5))(spread))
-    kernel = np.zeros((2 * reach + 1, 2 * reach + 1, 1, 5), np.float32)
+    model = keras.Model(inputs, keras.layers.Reshape((side, side, LEVELS))(spread),
+                        name="vertseg_locator_C2_T1")
+    kernel = np.zeros((2 * reach + 1, 2 * reach + 1, 1, LEVELS), np.float32)
     for level, shift in enumerate(SHIFTS):
         kernel[reach - shift, reach, 0, level] = 8.0  # output row r reads row r - shift
     model.layers[2].set_weights([kernel])
@@ -168,8 +172,11 @@ def test_export_records_locate_parity_and_the_locator(blob_export):
     parity = manifest["parity"]["locate"]
     assert parity["passed"] and parity["problem"] is None
     assert parity["max_center_diff_px"] <= 0.05 and parity["max_confidence_diff"] <= 2e-3
-    # C3-C6 are found on every parity film (they peak around its brightest spot), C7 never
-    assert parity["levels_found"] == 4 * parity["films"] == 12
+    # C2-C6 are found on every parity film (they peak around its brightest spot), C7 and T1
+    # never; C2 is located but not segmented
+    assert parity["levels_found"] == 5 * parity["films"] == 15
+    assert parity["levels"] == 7 * parity["films"]
+    assert manifest["locator"]["levels"] == ["C2", "C3", "C4", "C5", "C6", "C7", "T1"]
     cut = manifest["parity"]["segment_radiograph"]
     assert cut["passed"] and cut["vertebrae"] == 12 and cut["films_refused_by_python"] == 0
     assert cut["max_placement_diff_px"] <= cut["placement_tolerance_px"] == 0.25
@@ -201,23 +208,23 @@ def test_whole_film_signatures_served_without_vertseg_tf(blob_export, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     served = json.loads(completed.stdout.strip().splitlines()[-1])
     assert served["imported"] == []
-    assert served["labels"] == ["C3", "C4", "C5", "C6", "C7"]
-    assert served["found"] == [True, True, True, True, False] and served["missing_is_nan"]
+    assert served["labels"] == ["C2", "C3", "C4", "C5", "C6", "C7", "T1"]
+    assert served["found"] == [True] * 5 + [False] * 2 and served["missing_is_nan"]
     assert served["scale"] == pytest.approx(CANVAS / 300)
     # known by construction: SHIFTS heatmap rows (2 / scale image px each) from the blob,
     # within half a heatmap pixel
     pixel = 2.0 / served["scale"]
-    for xy, shift in zip(served["centers"][:4], SHIFTS):
+    for xy, shift in zip(served["centers"][:5], SHIFTS):
         assert np.linalg.norm(np.subtract(xy, (center[0], center[1] + shift * pixel))) <= (
             pixel / 2)
     # and the Python path's centres, confidences, patch affines and masks on the same film
     locator = _blob_locator()
     reference = locator.locate(film)
-    np.testing.assert_allclose(served["centers"][:4], [r.center for r in reference[:4]],
+    np.testing.assert_allclose(served["centers"][:5], [r.center for r in reference[:5]],
                                atol=0.01)
     np.testing.assert_allclose(served["confidences"], [r.confidence for r in reference],
                                atol=1e-3)
-    assert not reference[4].found
+    assert not reference[5].found and not reference[6].found
     cut = np.load(tmp_path / "cut.npz")
     # the graph segments from the located centres and refines them as segment_located does
     segmented = Segmenter(unet, locator=locator).segment_located(film, reference)

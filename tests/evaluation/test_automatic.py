@@ -73,14 +73,19 @@ def test_located_true_centres_reproduce_the_clicked_evaluation_exactly(dataset):
     assert [(r.key, r.dice, r.error) for r in located] == [(r.key, r.dice, r.error)
                                                            for r in clicked]
     assert evaluation.matched["Net"] == {r.key for r in clicked}
+    # C2 and T1 are located (and counted) but not segmented.
+    segmented = evaluation.figures["segmented"]
+    assert segmented["n"] == segmented["found"] == segmented["identified"] == len(patches)
     overall = evaluation.figures["all"]
-    assert overall["n"] == overall["found"] == overall["identified"] == len(patches)
+    annotated = sum(len(r.vertebrae) + len(r.level_centers) for r in dataset.split("test"))
+    assert annotated > len(patches)
+    assert overall["n"] == overall["found"] == overall["identified"] == annotated
     assert overall["median_mm"] == 0.0
 
 
 def test_a_missed_level_is_an_empty_mask_and_left_out_of_the_matched_vertebrae(dataset):
     def drop_c5(centers):
-        centers[2] = np.nan
+        centers[LOCATED_LEVELS.index("C5")] = np.nan
         return centers
 
     evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset, drop_c5)),
@@ -106,8 +111,7 @@ def test_a_missed_level_is_an_empty_mask_and_left_out_of_the_matched_vertebrae(d
 
 def test_a_lone_found_level_cannot_be_segmented_and_every_vertebra_counts_as_missed(dataset):
     def keep_c3(centers):
-        centers[1:] = np.nan
-        return centers
+        return np.where(np.array(LOCATED_LEVELS)[:, None] == "C3", centers, np.nan)
 
     evaluation = evaluate_automatic(dataset, _TableLocator(_answers(dataset, keep_c3)),
                                     {"Net": _predictor})
@@ -153,6 +157,9 @@ def test_locator_table_lists_every_level_and_the_total_in_percent():
     assert [r[0] for r in table.rows] == ["C3", "C4", "all"]
     assert table.rows[0][6] == 75.0 and table.rows[1][7] is None
     assert "| C4 | 4 | 0 | 4 | 0 | 0 | 0.0 | - | - | - |" in table.markdown()
+    with_ends = locator_table({"levels": {"C2": row, "C3": row}, "segmented": empty, "all": row})
+    assert [r[0] for r in with_ends.rows] == ["C2", "C3", "C3-C7", "all"]
+    assert with_ends.rows[2][2] == 0
 
 
 @pytest.mark.slow
@@ -165,7 +172,9 @@ def test_eval_locator_cli_prints_and_writes_the_figures(dataset, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "| all |" in printed and "| pretrained | located | all |" in printed
     figures = json.loads((out / "locator.json").read_text())
-    assert figures["all"]["n"] == 5 * len(dataset.split("test"))
+    assert figures["segmented"]["n"] == 5 * len(dataset.split("test"))
+    assert figures["all"]["n"] == sum(len(r.vertebrae) + len(r.level_centers)
+                                      for r in dataset.split("test"))
     assert figures["all"]["found"] + figures["all"]["missed"] == figures["all"]["n"]
     for name in ("report.md", "locator_centres.csv", "automatic_segmentation.csv",
                  "automatic_per_vertebra.csv"):

@@ -28,3 +28,21 @@ def test_figures_count_errors_identification_misses_and_false_detections():
     overall = figures["all"]
     assert (overall["n"], overall["found"], overall["missed"], overall["false"]) == (9, 8, 1, 1)
     assert overall["identified"] == 6 and overall["identification_rate"] == pytest.approx(6 / 9)
+
+
+def test_c3_to_c7_are_also_summed_apart_when_c2_and_t1_are_located():
+    from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
+
+    truth = np.array([[[10, y] for y in range(10, 150, 20)]], float)  # C2 at 10 ... T1 at 130
+    found = truth.copy()
+    found[0, 0] = NAN  # C2 missed
+    found[0, 3, 0] += 4  # C5 4 px off
+    truth[0, 6] = NAN  # T1 not annotated, found anyway: a false detection
+    figures = locator_figures(found, truth, spacing_mm=[1.0], levels=LOCATED_LEVELS)
+    assert list(figures["levels"]) == list(LOCATED_LEVELS)
+    segmented, overall = figures["segmented"], figures["all"]
+    assert (segmented["n"], segmented["found"], segmented["missed"], segmented["false"]) == (
+        5, 5, 0, 0)
+    assert segmented["identified"] == 5 and segmented["mean_mm"] == pytest.approx(4 / 5)
+    assert (overall["n"], overall["found"], overall["missed"], overall["false"]) == (6, 5, 1, 1)
+    assert "segmented" not in locator_figures(found[:, 1:6], truth[:, 1:6], [1.0])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vertseg_tf.data.synthetic import generate
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
 from vertseg_tf.locate.locator import Locator
 from vertseg_tf.training import train
 from vertseg_tf.training.config import LOCATOR_PRESETS
@@ -36,7 +37,8 @@ def test_smoke_training_writes_the_run_folder_and_resumes(films, tmp_path):
 
     image = np.random.default_rng(0).uniform(0, 1, (120, 90))
     located = Locator(run, threshold=0.0).locate(image)
-    assert [level.label for level in located] == ["C3", "C4", "C5", "C6", "C7"]
+    # the generator records C2 and T1 beside the outlined C3-C7: seven channels
+    assert [level.label for level in located] == list(LOCATED_LEVELS)
     # the chain decoder may leave a level out even at threshold 0 (two levels never share a
     # vertebra); every level it places lies on the image
     placed = [level for level in located if level.found]

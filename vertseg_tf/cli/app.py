@@ -56,11 +56,14 @@ def load_locator(model: str | None = None):
 
 
 def locator_finder(locator):
-    """`find(image)` for `create_app`: the centres, labels and confidences of the levels a
-    `vertseg_tf.locate.Locator` finds, top to bottom (missing levels left out)."""
+    """`find(image)` for `create_app`: the centres, labels and confidences of the levels of
+    C3-C7 a `vertseg_tf.locate.Locator` finds, top to bottom (missing levels, and C2 and T1,
+    which the page does not segment, left out)."""
+    from vertseg_tf.locate.heatmaps import SEGMENTED_LEVELS
 
     def find(image) -> dict:
-        found = [level for level in locator.locate(image) if level.found]
+        found = [level for level in locator.locate(image)
+                 if level.found and level.label in SEGMENTED_LEVELS]
         return {"centers": [level.center for level in found],
                 "labels": [level.label for level in found],
                 "confidences": [level.confidence for level in found]}

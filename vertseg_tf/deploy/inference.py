@@ -348,7 +348,8 @@ class Segmenter:
         return self._locator
 
     def locate(self, image: np.ndarray):
-        """The locator's `LocatedLevel`s (C3-C7, missing levels without a centre)."""
+        """The locator's `LocatedLevel`s (C2-T1 for the shipped locator; missing levels
+        without a centre)."""
         return self.locator.locate(image)
 
     def segment(
@@ -426,7 +427,8 @@ class Segmenter:
 
     def segment_located(self, image, located, *, scale=None,
                         refine: int = LOCATED_REFINEMENTS) -> list[VertebraSegmentation]:
-        """Segment the levels a locator found (`LocatedLevel`s); missing ones are skipped.
+        """Segment the levels of C3-C7 a locator found (`LocatedLevel`s); missing ones, and
+        the levels it finds only to name the others (C2, T1), are skipped.
 
         Unless `scale` is given, each vertebra's scale counts the levels between found
         neighbours (`located_scales`): a missing level does not double its neighbours' patches.
@@ -438,8 +440,13 @@ class Segmenter:
             DataError: no level was found.
         """
         from vertseg_tf.locate.evaluate import found_centers
-        from vertseg_tf.locate.heatmaps import located_scales, refine_segmentation
+        from vertseg_tf.locate.heatmaps import (
+            SEGMENTED_LEVELS,
+            located_scales,
+            refine_segmentation,
+        )
 
+        located = [level for level in located if level.label in SEGMENTED_LEVELS]
         found = [level for level in located if level.found]
         if not found:
             raise DataError("image", "the locator found no vertebra (every level under its "
@@ -684,8 +691,9 @@ def segment_to_dataset(
         image_path: the radiograph (DICOM, PNG, JPEG, TIFF).
         centers: (N, 2) clicked centres, image xy, top to bottom; None finds them with the
             segmenter's locator: the vertebrae get `center_source` "locator" and
-            `center_confidence`, the image `located_by` and `located_levels` (every level of
-            C3-C7, found or missing, with its confidence).
+            `center_confidence`, the image `located_by` and `located_levels` (every level the
+            locator looks for, C2-T1 for the shipped one, found or missing, with its
+            confidence and, when found, its centre; only C3-C7 are segmented).
         out: the output folder; must not exist or be empty unless `overwrite`.
         labels: N spine levels (each once); default C3, C4, ...
         scale: vertebra scale in pixels (required for a single centre), at most the
@@ -732,7 +740,8 @@ def segment_to_dataset(
     if located is not None:
         record.extra["located_by"] = segmenter.locator.source
         record.extra["located_levels"] = {
-            level.label: {"found": level.found, "confidence": float(level.confidence)}
+            level.label: {"found": level.found, "confidence": float(level.confidence),
+                          **({"center": level.center.tolist()} if level.found else {})}
             for level in located
         }
     with atomic_dir(out, replace=overwrite) as building:

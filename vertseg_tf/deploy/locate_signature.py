@@ -9,7 +9,8 @@ zero mean and unit standard deviation, places it at the canvas's top-left corner
 network, and places the levels jointly in spine order as `decode_chain` does (`chain_graph`),
 with the threshold fixed at export time.
 
-Outputs (one row per level of `LOCATED_LEVELS`, top to bottom):
+Outputs (one row per level of the locator, `Locator.levels`: C2-T1 for the shipped one, top
+to bottom):
     - `centers` float32 (L, 2): (x, y) in pixels of the input image; NaN for a missing level.
     - `found` bool (L,): False where the level's confidence is under the threshold.
     - `confidences` float32 (L,), `labels` string (L,), and `scale` float32 (): canvas pixels
@@ -23,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from vertseg_tf.deploy.chain_graph import decode_chain_in_graph
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
 
 __all__ = [
     "IMAGE_INPUT",
@@ -99,7 +99,7 @@ def locate_in_graph(image, locator) -> dict:
 
 def level_labels(locator) -> list[str]:
     """The level names of the locator's output channels, top to bottom."""
-    return list(LOCATED_LEVELS)[: int(locator.model.output_shape[-1])]
+    return list(locator.levels)
 
 
 def add_locate_endpoint(archive, locator) -> None:
@@ -167,7 +167,7 @@ def locate_parity(served: list[dict[str, np.ndarray]], locator, films) -> dict[s
     if confidence_error > LOCATE_CONFIDENCE_TOLERANCE:
         problems.append(f"confidences differ by up to {confidence_error:.3g}")
     return {"films": len(films), "levels_found": found_levels,
-            "levels": len(films) * len(LOCATED_LEVELS),
+            "levels": len(films) * len(locator.levels),
             "max_center_diff_px": center_error, "max_confidence_diff": confidence_error,
             "center_tolerance_px": LOCATE_CENTER_TOLERANCE_PX,
             "confidence_tolerance": LOCATE_CONFIDENCE_TOLERANCE,
@@ -176,7 +176,7 @@ def locate_parity(served: list[dict[str, np.ndarray]], locator, films) -> dict[s
 
 def locate_manifest(locator, film_source: str) -> dict[str, Any]:
     """The manifest's `locate` signature entry and locator description."""
-    levels = len(LOCATED_LEVELS)
+    levels = len(locator.levels)
     signature = {
         "inputs": {IMAGE_INPUT: {"dtype": "float32", "shape": [None, None]}},
         "outputs": {"centers": {"dtype": "float32", "shape": [levels, 2]},
@@ -189,7 +189,7 @@ def locate_manifest(locator, film_source: str) -> dict[str, Any]:
     # A Locator built on an in-memory model names it by its repr.
     source = "in-memory model" if locator.source.startswith("<") else locator.source
     locator_record = {
-        "source": source, "levels": list(LOCATED_LEVELS),
+        "source": source, "levels": level_labels(locator),
         "canvas": locator.spec.long_side, "stride": locator.spec.stride,
         "missing_threshold": locator.threshold,
         "parameters": int(locator.model.count_params()),

@@ -2,16 +2,17 @@
 
 It is `Segmenter(model, locator=locator).segment(image)` without clicks
 (`segment_located(image, located)`) in one TensorFlow graph: the `locate` graph
-(`locate_signature.locate_in_graph`), then for the levels found, top to bottom, the test
-patches cut in the graph (`graph_patches`, the located scales), normalised, segmented by the
-UNet and thresholded with `channels.predicted_mask`; then `LOCATED_REFINEMENTS` times each
-centre moved to its outline's area centroid (`refine_graph`) and the film segmented again.
-Input: `image` float32 (H, W), as for `locate`.
+(`locate_signature.locate_in_graph`), then for the levels of C3-C7 found (C2 and T1 only
+help to name them), top to bottom, the test patches cut in the graph (`graph_patches`, the
+located scales), normalised, segmented by the UNet and thresholded with
+`channels.predicted_mask`; then `LOCATED_REFINEMENTS` times each centre moved to its outline's
+area centroid (`refine_graph`) and the film segmented again. Input: `image` float32 (H, W), as
+for `locate`.
 
-Outputs, one row per found level (N rows). Where `Segmenter.segment` refuses the found centres
-(fewer than two, since a lone centre has no neighbour to set its patch scale; one off the
-image; two that coincide) there are no rows; the `locate` signature still shows what was
-found.
+Outputs, one row per found level of C3-C7 (N rows). Where `Segmenter.segment` refuses the
+found centres (fewer than two, since a lone centre has no neighbour to set its patch scale;
+one off the image; two that coincide) there are no rows; the `locate` signature still shows
+what was found.
     - `masks` uint8 (N, 64, 64): the patch mask (1 = vertebra), `VertebraSegmentation.patch_mask`.
     - `affines` float32 (N, 2, 3): the image -> patch map of each patch.
     - `labels` string (N,), `centers` float32 (N, 2) image xy, `confidences` float32 (N,).
@@ -38,7 +39,7 @@ from vertseg_tf.deploy.locate_signature import (
 )
 from vertseg_tf.deploy.refine_graph import outline_centroids_in_graph
 from vertseg_tf.errors import VertsegError
-from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS
+from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS, SEGMENTED_LEVELS
 
 __all__ = [
     "SEGMENT_RADIOGRAPH_MIN_AGREEMENT",
@@ -114,11 +115,12 @@ def add_segment_radiograph_endpoint(archive, model, locator) -> None:
     import tensorflow as tf
 
     labels = tf.constant(level_labels(locator))
+    segmented = tf.constant([label in SEGMENTED_LEVELS for label in level_labels(locator)])
 
     def segment_radiograph(image):
         image = checked_image(image)
         located = locate_in_graph(image, locator)
-        keep = tf.where(located["found"])[:, 0]
+        keep = tf.where(located["found"] & segmented)[:, 0]
         found = tf.gather(located["centers"], keep)
         keep = keep[: tf.where(_segmentable(found, tf.shape(image)), tf.size(keep), 0)]
         centers = tf.gather(located["centers"], keep)

@@ -50,9 +50,11 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def locator_table(figures: dict) -> Table:
-    """The locator's figures (`vertseg_tf.locate.evaluate.locator_figures`) per level."""
+    """The locator's figures (`vertseg_tf.locate.evaluate.locator_figures`) per level, over
+    C3-C7 (when the locator finds more levels) and over all."""
     rows = []
-    for label, row in [*figures["levels"].items(), ("all", figures["all"])]:
+    overall = [("C3-C7", figures["segmented"])] if "segmented" in figures else []
+    for label, row in [*figures["levels"].items(), *overall, ("all", figures["all"])]:
         rate = row["identification_rate"]
         rows.append((label, row["n"], row["found"], row["missed"], row["false"],
                      row["identified"], None if rate is None else 100.0 * rate,
@@ -200,7 +202,8 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
 
     Args:
         dataset: a loaded native dataset.
-        locator: anything with `locate(image)` returning `LocatedLevel`s (C3-C7 in order).
+        locator: anything with `locate(image)` returning `LocatedLevel`s in spine order
+            (C2-T1, or C3-C7); C3-C7 are segmented.
         networks: name -> predictor; none gives the locator's figures only.
         split: the split to evaluate.
         progress: called with a line per film.
@@ -210,23 +213,24 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
     from vertseg_tf.channels import predicted_mask
     from vertseg_tf.data.images import read_image
     from vertseg_tf.locate.evaluate import found_centers, locator_figures
-    from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS, level_centers
+    from vertseg_tf.locate.heatmaps import LOCATED_REFINEMENTS, SEGMENTED_LEVELS, level_centers
 
     networks = dict(networks or {})
     records = dataset.split(split)
     if not records:
         raise ConfigError(f"{dataset.root}: no images in split {split!r}")
-    found_all, truth_all, spacing, seconds = [], [], [], 0.0
+    found_all, truth_all, spacing, seconds, levels = [], [], [], 0.0, None
     refine = LOCATED_REFINEMENTS if refine is None else int(refine)
     evaluation = AutomaticEvaluation({}, matched={name: set() for name in networks},
                                      networks=list(networks))
     for position, record in enumerate(records):
         image, _ = read_image(dataset.image_path(record))
         started = time.monotonic()
-        found = found_centers(locator.locate(image))
+        located_levels = locator.locate(image)
         seconds += time.monotonic() - started
-        found_all.append(found)
-        truth_all.append(level_centers(record))
+        levels = [level.label for level in located_levels]
+        found_all.append(found_centers(located_levels))
+        truth_all.append(level_centers(record, levels))
         spacing.append((record.pixel_spacing_mm or (1.0, 1.0))[0])
         if progress:
             progress(f"{split} film {position + 1}/{len(records)}: {record.id}")
@@ -236,7 +240,8 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
         truth = np.array([v.center for v in record.vertebrae], np.float64)
         for name, predict in networks.items():
             reference = np.asarray(predict(clicked.x()), np.float32)
-            located, automatic, centers = _located_patches(image, found, predict, refine)
+            located, automatic, centers = _located_patches(
+                image, found_centers(located_levels, SEGMENTED_LEVELS), predict, refine)
             matched = match_located(centers, truth)
             evaluation.matched[name] |= {(record.id, clicked.labels[v])
                                          for v in np.flatnonzero(matched >= 0)}
@@ -251,7 +256,7 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
                     predicted_mask(probabilities).astype(np.uint8), clicked.image_ids,
                     clicked.labels, clicked.conditions)
     evaluation.figures = {
-        **locator_figures(np.array(found_all), np.array(truth_all), spacing),
+        **locator_figures(np.array(found_all), np.array(truth_all), spacing, levels),
         "films": len(records), "split": split,
         "seconds_per_film": seconds / len(records),
     }

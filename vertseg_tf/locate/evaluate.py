@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
+from vertseg_tf.locate.heatmaps import SEGMENTED_LEVELS, channel_levels
 
 __all__ = ["evaluate_locator", "found_centers", "locator_figures"]
 
@@ -23,17 +23,19 @@ def _identified(found_xy, label_index, truth_xy) -> bool:
     return bool(np.linalg.norm(found_xy - truth_xy[label_index]) < spacing / 2)
 
 
-def locator_figures(found, truth, spacing_mm) -> dict:
+def locator_figures(found, truth, spacing_mm, levels=None) -> dict:
     """Per-level and overall figures from found and true centres.
 
     Args:
         found: (F, L, 2) found centres in pixels per film, NaN where a level was missing.
         truth: (F, L, 2) annotated centres, NaN where a level is not annotated.
         spacing_mm: (F,) pixel spacing per film.
+        levels: the L level names (default `channel_levels`).
 
     Returns:
         {"levels": {label: {"n", "found", "missed", "false", "identified", "median_mm",
-        "mean_mm", "p95_mm"}}, "all": the same over every level}.
+        "mean_mm", "p95_mm"}}, "all": the same over every level}; when `levels` go beyond
+        `SEGMENTED_LEVELS`, also "segmented": the same over C3-C7 alone.
     """
     found, truth = np.asarray(found, float), np.asarray(truth, float)
     spacing = np.asarray(spacing_mm, float)[:, None]
@@ -59,14 +61,21 @@ def locator_figures(found, truth, spacing_mm) -> dict:
             "p95_mm": float(np.percentile(values, 95)) if len(values) else None,
         }
 
-    levels = list(LOCATED_LEVELS)[: truth.shape[1]]
-    return {"levels": {label: summary([k]) for k, label in enumerate(levels)},
-            "all": summary(list(range(len(levels))))}
+    levels = channel_levels(truth.shape[1]) if levels is None else levels
+    figures = {"levels": {label: summary([k]) for k, label in enumerate(levels)},
+               "all": summary(list(range(len(levels))))}
+    segmented = [k for k, label in enumerate(levels) if label in SEGMENTED_LEVELS]
+    if len(segmented) < len(levels):
+        figures["segmented"] = summary(segmented)
+    return figures
 
 
-def found_centers(located) -> np.ndarray:
-    """(L, 2) centres of a locator's `LocatedLevel`s, NaN where a level is missing."""
-    return np.array([level.center if level.found else [np.nan, np.nan] for level in located],
+def found_centers(located, levels=None) -> np.ndarray:
+    """(L, 2) centres of a locator's `LocatedLevel`s, NaN where a level is missing; with
+    `levels`, one row per level named there (NaN for one the locator does not report)."""
+    centers = {level.label: level.center for level in located if level.found}
+    labels = [level.label for level in located] if levels is None else levels
+    return np.array([centers.get(label, [np.nan, np.nan]) for label in labels],
                     dtype=np.float64).reshape(-1, 2)
 
 
@@ -79,15 +88,16 @@ def evaluate_locator(locator, dataset, split: str = "test", limit: int | None = 
     from vertseg_tf.locate.heatmaps import level_centers
 
     records = dataset.split(split)[:limit]
-    found, truth, spacing = [], [], []
+    found, truth, spacing, levels = [], [], [], None
     started = time.monotonic()
     for record in records:
         image, _ = read_image(dataset.image_path(record))
         located = locator.locate(image)
+        levels = [level.label for level in located]
         found.append(found_centers(located))
-        truth.append(level_centers(record))
+        truth.append(level_centers(record, levels))
         spacing.append((record.pixel_spacing_mm or (1.0, 1.0))[0])
     seconds = time.monotonic() - started
-    figures = locator_figures(np.array(found), np.array(truth), spacing)
+    figures = locator_figures(np.array(found), np.array(truth), spacing, levels)
     return {**figures, "films": len(records), "split": split,
             "seconds_per_film": seconds / max(1, len(records))}

@@ -16,8 +16,10 @@ __all__ = [
     "LOCATED_REFINEMENTS",
     "LOCATED_SCALE_RANGE",
     "MISSING_THRESHOLD",
+    "SEGMENTED_LEVELS",
     "CanvasGeometry",
     "PeakFinding",
+    "channel_levels",
     "decode_chain",
     "decode_peaks",
     "level_centers",
@@ -29,16 +31,31 @@ __all__ = [
     "typical_spacing",
 ]
 
-LOCATED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
-"""The levels the locator finds: the levels the native datasets (and synthetic v2) annotate."""
+LOCATED_LEVELS = ("C2", "C3", "C4", "C5", "C6", "C7", "T1")
+"""The levels a locator can find, top to bottom: C3-C7, and C2 and T1 around them, which
+help to name the levels (synthetic v2 records their centres in `ImageRecord.level_centers`)."""
+SEGMENTED_LEVELS = ("C3", "C4", "C5", "C6", "C7")
+"""The located levels that are segmented: those the paper and the native datasets outline."""
 
-def level_centers(record) -> np.ndarray:
-    """(L, 2) annotated centres of a dataset record per level of `LOCATED_LEVELS`, NaN for a
-    level it does not annotate."""
-    centers = np.full((len(LOCATED_LEVELS), 2), np.nan)
-    for vertebra in record.vertebrae:
-        if vertebra.label in LOCATED_LEVELS:
-            centers[LOCATED_LEVELS.index(vertebra.label)] = vertebra.center
+
+def channel_levels(channels: int) -> tuple[str, ...]:
+    """The levels of heatmap channels whose levels are not recorded: all of `LOCATED_LEVELS`
+    for 7 channels, `SEGMENTED_LEVELS` for 5 (a locator from before C2 and T1)."""
+    for levels in (LOCATED_LEVELS, SEGMENTED_LEVELS):
+        if channels == len(levels):
+            return levels
+    raise ValueError(f"{channels} heatmap channels do not say which levels they are; "
+                     "give the levels")
+
+
+def level_centers(record, levels=LOCATED_LEVELS) -> np.ndarray:
+    """(L, 2) annotated centres of a dataset record per level of `levels` (outlined vertebrae
+    and `level_centers`), NaN for a level it does not annotate."""
+    centers = np.full((len(levels), 2), np.nan)
+    known = {**record.level_centers, **{v.label: v.center for v in record.vertebrae}}
+    for k, label in enumerate(levels):
+        if label in known:
+            centers[k] = known[label]
     return centers
 
 

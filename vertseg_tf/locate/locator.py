@@ -1,4 +1,5 @@
-"""`Locator`: find the vertebra centres C3-C7 on a whole radiograph, without clicks."""
+"""`Locator`: find the vertebra centres (C2-T1, or C3-C7 for an earlier locator) on a whole
+radiograph, without clicks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from vertseg_tf.errors import DataError
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, MISSING_THRESHOLD, decode_chain, local_mass
-from vertseg_tf.locate.network import LocatorSpec, prepare_canvas
+from vertseg_tf.locate.heatmaps import MISSING_THRESHOLD, channel_levels, decode_chain, local_mass
+from vertseg_tf.locate.network import LocatorSpec, locator_levels, prepare_canvas
 
 __all__ = ["LocatedLevel", "Locator", "locate_from_heatmaps"]
 
@@ -29,10 +30,12 @@ class LocatedLevel:
 
 
 def locate_from_heatmaps(heatmaps, geometry, threshold: float = MISSING_THRESHOLD,
-                         levels=LOCATED_LEVELS) -> list[LocatedLevel]:
+                         levels=None) -> list[LocatedLevel]:
     """Decode (h, w, L) spatial distributions into one `LocatedLevel` per level, centres in
     image pixels, the levels placed jointly in spine order (`decode_chain`); the confidence
-    is the probability mass within 2 heatmap pixels of the peak (`local_mass`)."""
+    is the probability mass within 2 heatmap pixels of the peak (`local_mass`). `levels`
+    names the channels (default `channel_levels`)."""
+    levels = channel_levels(np.shape(heatmaps)[-1]) if levels is None else levels
     results = []
     peaks = decode_chain(heatmaps, threshold, confidence=local_mass(heatmaps))
     for label, peak in zip(levels, peaks):
@@ -53,7 +56,8 @@ class Locator:
     Example:
         >>> locator = Locator()  # doctest: +SKIP
         >>> [(level.label, level.found) for level in locator.locate(image)]  # doctest: +SKIP
-        [('C3', True), ('C4', True), ('C5', True), ('C6', True), ('C7', False)]
+        [('C2', True), ('C3', True), ('C4', True), ('C5', True), ('C6', True), ('C7', False),
+         ('T1', False)]
     """
 
     def __init__(self, model=None, threshold: float = MISSING_THRESHOLD):
@@ -66,6 +70,7 @@ class Locator:
         elif isinstance(model, (str, Path)):
             model = _load_locator_file(Path(model))
         self.model = model
+        self.levels = locator_levels(model)
         side = int(model.input_shape[1])
         self.spec = LocatorSpec(long_side=side, stride=side // int(model.output_shape[1]))
 
@@ -79,10 +84,10 @@ class Locator:
         return np.asarray(maps)[0], geometry
 
     def locate(self, image: np.ndarray) -> list[LocatedLevel]:
-        """One `LocatedLevel` per level of C3-C7, top to bottom; missing levels have no
-        centre."""
+        """One `LocatedLevel` per level of `levels` (C2-T1 for the shipped locator), top to
+        bottom; missing levels have no centre."""
         maps, geometry = self.heatmaps(image)
-        return locate_from_heatmaps(maps, geometry, self.threshold)
+        return locate_from_heatmaps(maps, geometry, self.threshold, self.levels)
 
 
 def _load_locator_file(path: Path):
@@ -92,6 +97,10 @@ def _load_locator_file(path: Path):
     if path.is_dir():
         path = RunFolder(path).model_path
     model = load_keras_model(path)
-    if model.output_shape[-1] != len(LOCATED_LEVELS) or len(model.input_shape) != 4:
+    if len(model.input_shape) != 4 or len(model.output_shape) != 4:
         raise DataError(path, f"not a locator model (output shape {model.output_shape})")
+    try:
+        locator_levels(model)
+    except ValueError as error:
+        raise DataError(path, f"not a locator model: {error}") from None
     return model

@@ -1,8 +1,9 @@
 """The locator network: a small Keras encoder-decoder from the whole radiograph to heatmaps.
 
 The canvas is the radiograph resized to a long side of `long_side` pixels on a square of that
-size; the heatmaps (one channel per level of `LOCATED_LEVELS`, sigmoid) have half its
-resolution. Presets size it for tests, a CPU and a GPU.
+size; the heatmaps (one channel per level, top to bottom, a spatial softmax each) have half
+its resolution. The model's name records its levels (`locator_levels`). Presets size it for
+tests, a CPU and a GPU.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vertseg_tf.locate.heatmaps import LOCATED_LEVELS
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, channel_levels
 
 __all__ = [
     "LOCATOR_SPECS",
     "LocatorSpec",
     "build_locator",
     "heatmap_loss",
+    "locator_levels",
     "normalise_canvas",
     "prepare_canvas",
 ]
@@ -96,17 +98,54 @@ def _block(x, filters: int, name: str):
     return x
 
 
+_NAME = "vertseg_locator"
+
+
+def locator_levels(model) -> tuple[str, ...]:
+    """The levels of a locator model's channels, top to bottom, from the name `build_locator`
+    gave it ("vertseg_locator_C2_T1": C2 to T1 of `LOCATED_LEVELS`); for a model named
+    otherwise, `channel_levels` (5 channels: an earlier locator of C3-C7).
+
+    Raises:
+        ValueError: the name gives no levels and the channels are not 5, or the name's span
+            does not match the channels.
+    """
+    channels = int(model.output_shape[-1])
+    parts = model.name.split("_")
+    if model.name.startswith(_NAME + "_") and len(parts) == 4 and set(parts[2:]) <= set(
+            LOCATED_LEVELS):
+        first, last = (LOCATED_LEVELS.index(part) for part in parts[2:])
+        levels = LOCATED_LEVELS[first:last + 1]
+    else:
+        levels = channel_levels(channels)
+    if len(levels) != channels:
+        raise ValueError(f"model {model.name!r} has {channels} channels, not one per level "
+                         f"of {'-'.join((levels[0], levels[-1]))}")
+    return levels
+
+
 def build_locator(spec: LocatorSpec = LocatorSpec(), levels=LOCATED_LEVELS):
     """A functional Keras model: (N, S, S, 1) canvases to (N, S/2, S/2, L) heatmaps, each
     channel a probability distribution over the positions (a spatial softmax), so that a
     level the film does not show spreads its mass instead of inventing a sharp peak.
 
+    Args:
+        spec: the architecture.
+        levels: consecutive levels of `LOCATED_LEVELS`, one channel each; the model's name
+            records the first and the last (`locator_levels`).
+
     Example:
         >>> model = build_locator(LOCATOR_SPECS["smoke"])  # doctest: +SKIP
-        >>> model.output_shape  # doctest: +SKIP
-        (None, 32, 32, 5)
+        >>> model.output_shape, locator_levels(model)  # doctest: +SKIP
+        ((None, 32, 32, 7), ('C2', 'C3', 'C4', 'C5', 'C6', 'C7', 'T1'))
     """
     import keras
+
+    levels = tuple(levels)
+    first = LOCATED_LEVELS.index(levels[0])
+    if levels != LOCATED_LEVELS[first:first + len(levels)]:
+        raise ValueError(f"locator levels must be consecutive levels of {LOCATED_LEVELS}, "
+                         f"got {levels}")
 
     side = spec.long_side
     inputs = keras.Input((side, side, 1), name="canvas")
@@ -127,7 +166,7 @@ def build_locator(spec: LocatorSpec = LocatorSpec(), levels=LOCATED_LEVELS):
     flat = keras.layers.Reshape((height * height, len(levels)), name="flatten")(logits)
     spread = keras.layers.Softmax(axis=1, name="spatial_softmax")(flat)
     outputs = keras.layers.Reshape((height, height, len(levels)), name="heatmaps")(spread)
-    return keras.Model(inputs, outputs, name="vertseg_locator")
+    return keras.Model(inputs, outputs, name=f"{_NAME}_{levels[0]}_{levels[-1]}")
 
 
 @_register

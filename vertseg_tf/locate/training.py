@@ -28,6 +28,7 @@ from vertseg_tf.locate.network import (
     LocatorSpec,
     build_locator,
     heatmap_loss,
+    locator_levels,
     prepare_canvas,
 )
 
@@ -40,25 +41,42 @@ CHECKPOINT_FILE = "last.keras"
 class LocatorData:
     """Resized training and validation films with their level centres in resized pixels.
 
-    `images[k]` is (h, w) float32 (normalised), `centers[k]` (L, 2), NaN for a level the image
-    does not annotate.
+    `images[k]` is (h, w) float32 (normalised), `centers[k]` (L, 2) per level of `levels`,
+    NaN for a level the image does not annotate.
     """
 
     train_images: list[np.ndarray]
     train_centers: list[np.ndarray]
     val_images: list[np.ndarray]
     val_centers: list[np.ndarray]
+    levels: tuple[str, ...] = LOCATED_LEVELS
 
     def describe(self) -> dict:
         return {"train_images": len(self.train_images), "val_images": len(self.val_images),
-                "levels": list(LOCATED_LEVELS)}
+                "levels": list(self.levels)}
+
+
+def annotated_span(records) -> tuple[str, ...]:
+    """The consecutive levels of `LOCATED_LEVELS` from the highest to the lowest that any
+    record annotates: a locator gets no channel for a level it never sees (an untrained
+    channel could report one), and a level inside the span that a film lacks adds no loss.
+
+    Example:
+        >>> from vertseg_tf.data.dataset import ImageRecord
+        >>> annotated_span([ImageRecord("a", "a.png", level_centers={"C4": [0, 0],
+        ...                                                          "C6": [0, 9]})])
+        ('C4', 'C5', 'C6')
+    """
+    seen = [k for k, label in enumerate(LOCATED_LEVELS)
+            if any(np.isfinite(level_centers(record, (label,))).all() for record in records)]
+    return LOCATED_LEVELS[seen[0]:seen[-1] + 1] if seen else ()
 
 
 def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float) -> LocatorData:
     """Read and resize every training (and validation) film of a native dataset.
 
     Raises:
-        DataError: no training image annotates any of C3-C7.
+        DataError: no training image annotates any of C2-T1.
     """
     from vertseg_tf.data.dataset import load_dataset
     from vertseg_tf.data.images import read_image
@@ -73,7 +91,8 @@ def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float
         train = [im for im in train if im.id not in held]
     if not train:
         raise DataError(Path(dataset_dir) / "dataset.json",
-                        "no training image has a centre of C3-C7", field="images")
+                        "no training image has a centre of C2-T1", field="images")
+    levels = annotated_span(train)
     groups = []
     for records in (train, val):
         images, centers = [], []
@@ -82,9 +101,9 @@ def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float
             canvas, geometry = prepare_canvas(image, spec)
             height, width = geometry.resized_shape(image.shape)
             images.append(canvas[:height, :width].copy())
-            centers.append((level_centers(record) + 0.5) * geometry.scale - 0.5)
+            centers.append((level_centers(record, levels) + 0.5) * geometry.scale - 0.5)
         groups += [images, centers]
-    return LocatorData(*groups)
+    return LocatorData(*groups, levels)
 
 
 def _batch(images, centers, spec: LocatorSpec, rng: np.random.Generator | None):
@@ -145,11 +164,14 @@ def run_locator_training(config, data: LocatorData, folder, resume: bool):
 
         register_keras_objects()
         model = keras.saving.load_model(checkpoint, custom_objects={"heatmap_loss": heatmap_loss})
+        if locator_levels(model) != data.levels:
+            raise DataError(checkpoint, f"the checkpoint finds {'-'.join(locator_levels(model))}"
+                            f" but the dataset annotates {'-'.join(data.levels)}")
     else:
         keras.utils.set_random_seed(config.seed)
         from vertseg_tf.training.optimizer import make_optimizer
 
-        model = build_locator(spec)
+        model = build_locator(spec, data.levels)
         steps = int(np.ceil(len(data.train_images) / config.batch_size))
         model.compile(optimizer=make_optimizer(config, steps), loss=heatmap_loss,
                       jit_compile=config.jit_compile)
