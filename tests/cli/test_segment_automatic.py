@@ -6,6 +6,7 @@ import pytest
 
 from vertseg_tf.cli import main
 from vertseg_tf.data.synthetic import generate
+from vertseg_tf.locate.heatmaps import LOCATED_LEVELS, SEGMENTED_LEVELS
 
 
 @pytest.mark.slow
@@ -15,9 +16,14 @@ def test_segment_without_centres_locates_records_and_reviews(tmp_path, capsys):
     assert main(["segment", str(image), "--out", str(tmp_path / "out"), "--review"]) == 0
     stored = json.loads((tmp_path / "out" / "dataset.json").read_text())["images"][0]
     levels = stored["located_levels"]
-    assert list(levels) == ["C3", "C4", "C5", "C6", "C7"]
+    assert list(levels) == list(LOCATED_LEVELS)
     found = [label for label, level in levels.items() if level["found"]]
-    assert {v["label"] for v in stored["vertebrae"]} <= set(found)
+    assert {v["label"] for v in stored["vertebrae"]} <= set(found) & set(SEGMENTED_LEVELS)
+    printed = capsys.readouterr().out
+    named = [label for label in ("C2", "T1") if label in found]
+    assert ("also found, not segmented: " + ", ".join(named) in printed) == bool(named)
+    missing = [label for label in LOCATED_LEVELS if label not in found]
+    assert ("missing, not guessed): " + ", ".join(missing) in printed) == bool(missing)
     for vertebra in stored["vertebrae"]:
         assert vertebra["center_source"] == "locator"
         assert vertebra["center_confidence"] >= 0.3

@@ -33,7 +33,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--locator", metavar="RUN_OR_FILE",
-        help="add the SavedModel's 'locate' signature (whole film in, C3-C7 centres out) with "
+        help="add the SavedModel's 'locate' signature (whole film in, C2-T1 centres out) with "
         "this locator run folder or .keras file, 'pretrained' for the shipped one, or 'none' "
         "to leave it out (default: the shipped locator when it is installed)",
     )
@@ -157,14 +157,26 @@ def _segment(args: argparse.Namespace) -> int:
         print(f"  {result.label}: {len(result.contour)} contour points, "
               f"area {result.area_px:.0f} px^2 ({flags}{found})")
     if centers is None:
-        found = {result.label for result in results}
-        missing = [level for level in ("C3", "C4", "C5", "C6", "C7") if level not in found]
-        if missing:
-            print(f"  not found (missing, not guessed): {', '.join(missing)}")
+        _print_located(json_path)
     print_stored_measurements(json_path)
     print(f"wrote {json_path}, {json_path.parent / 'measurements.csv'} and "
           f"{json_path.parent / 'overlay.png'}")
     return 0
+
+
+def _print_located(json_path) -> None:
+    """The located levels that are not segmented (C2, T1) and those not found."""
+    from vertseg_tf.data.dataset import load_dataset
+    from vertseg_tf.locate.heatmaps import SEGMENTED_LEVELS
+
+    located = load_dataset(json_path).images[0].extra["located_levels"]
+    named = [label for label, level in located.items()
+             if level["found"] and label not in SEGMENTED_LEVELS]
+    missing = [label for label, level in located.items() if not level["found"]]
+    if named:
+        print(f"  also found, not segmented: {', '.join(named)}")
+    if missing:
+        print(f"  not found (missing, not guessed): {', '.join(missing)}")
 
 
 EXPORT = Command(
