@@ -179,7 +179,7 @@ def test_export_records_locate_parity_and_the_locator(blob_export):
     assert manifest["locator"]["levels"] == ["C2", "C3", "C4", "C5", "C6", "C7", "T1"]
     cut = manifest["parity"]["segment_radiograph"]
     assert cut["passed"] and cut["vertebrae"] == 12 and cut["films_refused_by_python"] == 0
-    assert cut["max_placement_diff_px"] <= cut["placement_tolerance_px"] == 0.25
+    assert cut["max_placement_diff_px"] <= cut["placement_tolerance_px"] == 0.5
     assert cut["mask_pixel_agreement"] >= 0.999
     assert manifest["locator"]["canvas"] == CANVAS and manifest["locator"]["stride"] == 2
     assert manifest["locator"]["missing_threshold"] == 0.3

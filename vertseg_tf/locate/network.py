@@ -171,8 +171,10 @@ def build_locator(spec: LocatorSpec = LocatorSpec(), levels=LOCATED_LEVELS):
 
 @_register
 def heatmap_loss(y_true, y_pred):
-    """Cross-entropy between each level's target Gaussian, normalised to a distribution, and
-    the predicted spatial distribution; a level with an empty target (not annotated) adds 0."""
+    """Cross-entropy between each level's target, normalised to a distribution, and the
+    predicted spatial distribution: a Gaussian for a level on the film, a constant (uniform:
+    no place is that level) for one known to be off it, and an empty target (not annotated)
+    adds 0."""
     import keras
 
     ops = keras.ops

@@ -1,9 +1,11 @@
 """Training the locator (`train(config)` with `config.method == "locator"`).
 
 The whole radiographs of the dataset's training images (a held-out share for validation when
-it has no "val" split) are resized once to the canvas; every batch then places each at a
-random offset on the canvas and mirrors a random half left to right (a lateral film may face
-either way; mirroring moves no level up or down, so no label changes). The run folder is a
+it has no "val" split) are resized once to the canvas; every batch then cuts some of them
+across their rows above C3 or below C5-C7 (`cut_film`: a level cut off the film must be found
+missing), places each at a random offset on the canvas and mirrors a random half left to right
+(a lateral film may face either way; mirroring moves no level up or down, so no label
+changes). The run folder is a
 `RunFolder`: `config.json`, `history.csv`, `checkpoints/last.keras` (the model with its
 optimizer after every epoch, from which `resume` continues), `model.keras`, `summary.json`.
 """
@@ -29,6 +31,7 @@ from vertseg_tf.locate.network import (
     build_locator,
     heatmap_loss,
     locator_levels,
+    normalise_canvas,
     prepare_canvas,
 )
 
@@ -106,16 +109,73 @@ def load_locator_data(dataset_dir, spec: LocatorSpec, validation_fraction: float
     return LocatorData(*groups, levels)
 
 
-def _batch(images, centers, spec: LocatorSpec, rng: np.random.Generator | None):
+BOTTOM_CUT_PROBABILITY = 0.25
+TOP_CUT_PROBABILITY = 0.1
+"""Shares of training films cut across their rows between two levels of C5-T1 (the rows
+below go) and between two of C2-C4 (the rows above go). Real films often end above T1 or C7;
+the cut teaches the locator that a level whose centre is off the film is missing."""
+_BOTTOM_CUTS, _TOP_CUTS = ("C5", "C6", "C7"), ("C2", "C3")
+
+
+def _cut_row(xy, levels, uppers, rng) -> float | None:
+    """A row between two consecutive annotated levels whose upper one is in `uppers`."""
+    pairs = [k for k in range(len(levels) - 1) if levels[k] in uppers
+             and np.isfinite(xy[k, 1]) and np.isfinite(xy[k + 1, 1])]
+    if not pairs:
+        return None
+    k = pairs[int(rng.integers(len(pairs)))]
+    return float(xy[k, 1] + rng.uniform(0.25, 0.75) * (xy[k + 1, 1] - xy[k, 1]))
+
+
+def cut_film(image, xy, levels, rng, long_side: int):
+    """Maybe cut a resized film across its rows (`BOTTOM_CUT_PROBABILITY`,
+    `TOP_CUT_PROBABILITY`), then resize what is left to the canvas's long side and normalise
+    it, as the locator sees a film that was taken that way.
+
+    Args:
+        image: (h, w) resized film; xy: (L, 2) its centres per level of `levels` (NaN: not
+            annotated).
+        rng: the batch's random generator; long_side: the canvas side.
+
+    Returns:
+        (image, xy, absent): absent (L,) marks the annotated levels whose centre the cut
+        removed (their target is a uniform distribution: no place is that level).
+    """
+    import cv2
+
+    top, bottom = 0, image.shape[0]
+    if rng.uniform() < BOTTOM_CUT_PROBABILITY:
+        row = _cut_row(xy, levels, _BOTTOM_CUTS, rng)
+        bottom = bottom if row is None else round(row)
+    if rng.uniform() < TOP_CUT_PROBABILITY:
+        row = _cut_row(xy, levels, _TOP_CUTS, rng)
+        top = top if row is None else round(row)
+    absent = np.zeros(len(xy), bool)
+    if (top, bottom) == (0, image.shape[0]) or bottom - top < image.shape[0] // 4:
+        return image, xy, absent
+    absent = (xy[:, 1] < top - 0.5) | (xy[:, 1] > bottom - 0.5)
+    kept = image[top:bottom]
+    scale = long_side / max(kept.shape)
+    size = (min(long_side, round(kept.shape[1] * scale)),
+            min(long_side, round(kept.shape[0] * scale)))
+    resized = cv2.resize(kept, size, interpolation=cv2.INTER_LINEAR)
+    moved = (xy - [0.0, top] + 0.5) * scale - 0.5
+    moved[absent] = np.nan
+    return normalise_canvas(resized), moved, absent
+
+
+def _batch(images, centers, spec: LocatorSpec, rng: np.random.Generator | None, levels=()):
     """Canvases (N, S, S, 1) and target heatmaps (N, S/stride, S/stride, L); with `rng`, a
-    random offset and a random left-right mirror per film."""
+    random cut (`cut_film`), a random offset and a random left-right mirror per film."""
     side, stride = spec.long_side, spec.stride
     canvases = np.zeros((len(images), side, side, 1), np.float32)
     targets = []
     for k, (image, xy) in enumerate(zip(images, centers)):
+        xy, absent = xy.copy(), np.zeros(len(xy), bool)
+        if rng is not None:
+            image, xy, absent = cut_film(image, xy, levels, rng, side)
         height, width = image.shape
         x0 = y0 = 0
-        xy = xy.copy()
         if rng is not None:
             x0, y0 = int(rng.integers(0, side - width + 1)), int(rng.integers(0, side - height + 1))
             if rng.uniform() < 0.5:
@@ -123,8 +183,9 @@ def _batch(images, centers, spec: LocatorSpec, rng: np.random.Generator | None):
                 xy[:, 0] = width - 1 - xy[:, 0]
         canvases[k, y0:y0 + height, x0:x0 + width, 0] = image
         geometry = CanvasGeometry(1.0, (float(x0), float(y0)), stride)
-        targets.append(render_heatmaps(geometry.to_heatmap(xy), (side // stride,) * 2,
-                                       spec.sigma))
+        target = render_heatmaps(geometry.to_heatmap(xy), (side // stride,) * 2, spec.sigma)
+        target[..., absent] = 1.0
+        targets.append(target)
     return canvases, np.stack(targets)
 
 
@@ -147,7 +208,7 @@ def _sequence(data: LocatorData, spec: LocatorSpec, batch_size: int, seed: int, 
             order = np.random.default_rng([seed, self.epoch]).permutation(len(data.train_images))
             chosen = order[index * batch_size:(index + 1) * batch_size]
             return _batch([data.train_images[i] for i in chosen],
-                          [data.train_centers[i] for i in chosen], spec, rng)
+                          [data.train_centers[i] for i in chosen], spec, rng, data.levels)
 
     return Films()
 

@@ -379,11 +379,12 @@ LOCATOR_PRESETS: dict[str, TrainConfig] = {
         method="locator", model="smoke", epochs=2, batch_size=4, learning_rate=0.003,
         validation_fraction=0.25, synthetic_images=8,
     ),
-    # About an hour on a shared 2-core CPU: a 256-px canvas, width 8, on 960 films (720 for
-    # training), the rate halved every 8 epochs (training/locator_demo.toml).
+    # About 10 minutes on an idle 2-core CPU (an hour when it is shared): a 256-px canvas,
+    # width 8, on 960 films (720 for training), the rate halved every 12 epochs
+    # (training/locator_demo.toml).
     "demo": _cpu_preset(
-        method="locator", model="demo", epochs=24, batch_size=8, learning_rate=0.001,
-        lr_schedule="step", lr_step_epochs=8, lr_step_factor=0.5,
+        method="locator", model="demo", epochs=36, batch_size=8, learning_rate=0.001,
+        lr_schedule="step", lr_step_epochs=12, lr_step_factor=0.5,
         validation_fraction=0.1, synthetic_images=960,
     ),
     # A GPU: a 512-px canvas, width 16, on the full-size synthetic films.
