@@ -57,9 +57,7 @@ SEGMENT_RADIOGRAPH_PLACEMENT_TOLERANCE_PX = 0.5
 """Largest allowed distance (image px) of a patch corner or refined centre from the Python
 path's. Wider than `locate`'s 0.05 px: each refinement takes a centre from a mask, and the
 refined centre of one vertebra sets its neighbours' patch axes and scales, so a mask pixel
-that the graph's float32 patch flips carries down the spine. On the shipped C2-T1 locator's
-first parity film, one flipped pixel of C5 moved C7's centre by 0.13 px, its patch corners by
-0.25 px, and changed 67 of its 4,096 mask pixels (docs/deploy.md)."""
+that the graph's float32 patch flips carries down the spine (docs/deploy.md)."""
 _COINCIDENT_PX = 1e-6  # `vertebra_poses` refuses centres closer than this
 _CORNERS = np.array([[-0.5, -0.5], [PATCH_SIZE - 0.5, -0.5], [-0.5, PATCH_SIZE - 0.5],
                      [PATCH_SIZE - 0.5, PATCH_SIZE - 0.5]])

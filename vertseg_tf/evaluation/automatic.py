@@ -238,10 +238,10 @@ def evaluate_automatic(dataset, locator, networks: Mapping[str, Predictor] | Non
             continue
         clicked = _clicked_patches(image, record)
         truth = np.array([v.center for v in record.vertebrae], np.float64)
+        segmented = found_centers(located_levels, SEGMENTED_LEVELS)
         for name, predict in networks.items():
             reference = np.asarray(predict(clicked.x()), np.float32)
-            located, automatic, centers = _located_patches(
-                image, found_centers(located_levels, SEGMENTED_LEVELS), predict, refine)
+            located, automatic, centers = _located_patches(image, segmented, predict, refine)
             matched = match_located(centers, truth)
             evaluation.matched[name] |= {(record.id, clicked.labels[v])
                                          for v in np.flatnonzero(matched >= 0)}

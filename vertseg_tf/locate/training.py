@@ -5,9 +5,9 @@ it has no "val" split) are resized once to the canvas; every batch then cuts som
 across their rows above C3 or below C5-C7 (`cut_film`: a level cut off the film must be found
 missing), places each at a random offset on the canvas and mirrors a random half left to right
 (a lateral film may face either way; mirroring moves no level up or down, so no label
-changes). The run folder is a
-`RunFolder`: `config.json`, `history.csv`, `checkpoints/last.keras` (the model with its
-optimizer after every epoch, from which `resume` continues), `model.keras`, `summary.json`.
+changes). The run folder is a `RunFolder`: `config.json`, `history.csv`,
+`checkpoints/last.keras` (the model with its optimizer after every epoch, from which `resume`
+continues), `model.keras`, `summary.json`.
 """
 
 from __future__ import annotations
